@@ -1,0 +1,82 @@
+"""The wmbusmeters integration: wireless M-Bus meters through the real wmbusmeters program."""
+
+from __future__ import annotations
+
+import os
+
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.typing import ConfigType
+
+from .const import CONF_COMMAND, CONF_DEVICE, DOMAIN
+from .coordinator import WmbusConfigEntry, WmbusCoordinator
+from .services import async_setup_services
+from .wmbus import ProbeError, probe_version
+from .wmbus.config import DEVICE_KEYWORDS
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the service actions (once, whatever the number of receivers)."""
+    async_setup_services(hass)
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> bool:
+    """Check the command and the device, then start wmbusmeters."""
+    command: str = entry.data[CONF_COMMAND]
+    try:
+        version = await probe_version(command)
+    except ProbeError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key=err.translation_key,
+            translation_placeholders={"command": command},
+        ) from err
+    device: str = entry.data[CONF_DEVICE]
+    if device not in DEVICE_KEYWORDS and not await hass.async_add_executor_job(
+        os.path.exists, device
+    ):
+        # The dongle is unplugged: HA retries with backoff.
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="device_missing",
+            translation_placeholders={"device": device},
+        )
+
+    coordinator = WmbusCoordinator(hass, entry, version)
+    receiver = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, entry.entry_id)},
+        manufacturer="wmbusmeters",
+        model="Wireless M-Bus receiver",
+        name=entry.title,
+        sw_version=version,
+    )
+    coordinator.receiver_device_id = receiver.id
+    entry.runtime_data = coordinator
+    await coordinator.async_start()
+    entry.async_on_unload(coordinator.async_stop)
+
+    async def _on_hass_stop(_event: Event) -> None:
+        await coordinator.async_stop()
+
+    entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _on_hass_stop))
+    entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def _async_entry_updated(hass: HomeAssistant, entry: WmbusConfigEntry) -> None:
+    """Meters or options changed: restart wmbusmeters, never reload."""
+    entry.runtime_data.async_entry_updated()
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> bool:
+    """Unload platforms; async_on_unload stops wmbusmeters."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

@@ -1,0 +1,123 @@
+"""Binary sensors: a meter reports a problem; the receiver is running and hearing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.binary_sensor import (  # type: ignore[attr-defined]
+    BinarySensorDeviceClass,
+    BinarySensorEntity,
+    BinarySensorEntityDescription,
+)
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import DOMAIN
+from .coordinator import MeterState, WmbusConfigEntry, WmbusCoordinator
+from .entity import WmbusMeterEntity
+from .wmbus import RunnerState, Telegram
+
+PARALLEL_UPDATES = 0
+
+PROBLEM = BinarySensorEntityDescription(
+    key="problem",
+    translation_key="problem",
+    device_class=BinarySensorDeviceClass.PROBLEM,
+)
+CONNECTIVITY = BinarySensorEntityDescription(
+    key="running",
+    translation_key="running",
+    device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+#: What wmbusmeters prints in `status` when nothing is wrong.
+_OK_STATUS = frozenset({"OK", ""})
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: WmbusConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """A problem sensor per meter and a connectivity sensor for the receiver."""
+    coordinator = entry.runtime_data
+    async_add_entities([WmbusReceiverRunning(coordinator)])
+
+    @callback
+    def add_meter(meter: MeterState) -> None:
+        async_add_entities(
+            [WmbusMeterProblem(coordinator, meter)], config_subentry_id=meter.subentry_id
+        )
+
+    for meter in coordinator.meters.values():
+        add_meter(meter)
+    entry.async_on_unload(coordinator.async_add_meter_added_listener(add_meter))
+
+
+class WmbusMeterProblem(WmbusMeterEntity, BinarySensorEntity):
+    """On when the meter's own status is not OK (leak, dry, battery, tamper...)."""
+
+    entity_description = PROBLEM
+
+    def __init__(self, coordinator: WmbusCoordinator, meter: MeterState) -> None:
+        """Start from the last telegram, if any."""
+        super().__init__(coordinator, meter, PROBLEM.key)
+        self._status: str | None = None
+        if meter.last_telegram is not None:
+            self._take(meter.last_telegram)
+
+    def _take(self, telegram: Telegram) -> bool:
+        status = telegram.readings.get("status")
+        if not isinstance(status, str) or status == self._status:
+            return False
+        self._status = status
+        self._attr_is_on = status.strip() not in _OK_STATUS
+        return True
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """The status words, so automations can tell a leak from a low battery."""
+        return {"status": self._status} if self._status is not None else None
+
+    @callback
+    def _async_handle_telegram(self, telegram: Telegram | None) -> None:
+        if telegram is None or self._take(telegram):
+            self.async_write_ha_state()
+
+
+class WmbusReceiverEntity(Entity):
+    """An entity of the receiver's own device."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, coordinator: WmbusCoordinator, key: str) -> None:
+        """Bind to the receiver."""
+        self.coordinator = coordinator
+        self._attr_unique_id = f"{coordinator.entry.entry_id}_{key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, coordinator.entry.entry_id)})
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the runner's state."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.async_add_receiver_listener(self.async_write_ha_state)
+        )
+
+
+class WmbusReceiverRunning(WmbusReceiverEntity, BinarySensorEntity):
+    """On while wmbusmeters runs."""
+
+    entity_description = CONNECTIVITY
+
+    def __init__(self, coordinator: WmbusCoordinator) -> None:
+        """Bind to the receiver."""
+        super().__init__(coordinator, CONNECTIVITY.key)
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the wmbusmeters process is running."""
+        return self.coordinator.runner.status.state is RunnerState.RUNNING

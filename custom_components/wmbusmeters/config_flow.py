@@ -1,0 +1,347 @@
+"""Set up a receiver (config entry) and its meters (config subentries) in the UI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import glob
+import os
+import shutil
+from typing import Any
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    OptionsFlow,
+    SubentryFlowResult,
+)
+from homeassistant.core import callback
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+
+from .compat import vol
+from .const import (
+    CONF_COMMAND,
+    CONF_DEVICE,
+    CONF_DRIVER,
+    CONF_KEY,
+    CONF_LINK_MODES,
+    CONF_METER_ID,
+    CONF_NAME,
+    CONF_SILENCE_TIMEOUT,
+    DEFAULT_SILENCE_TIMEOUT,
+    DOMAIN,
+    SUBENTRY_METER,
+)
+from .wmbus import (
+    LINK_MODES,
+    DriverInfo,
+    ProbeError,
+    WmbusConfigError,
+    is_simulation,
+    list_meters,
+    normalize_key,
+    normalize_meter_id,
+    probe_version,
+)
+from .wmbus.config import DEVICE_KEYWORDS, validate_device, validate_driver
+from .wmbus.probe import check_command
+
+_SERIAL_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*")
+
+
+def _serial_devices() -> list[str]:
+    """Serial devices present, stable /dev/serial/by-id names first (blocking)."""
+    found: list[str] = []
+    for pattern in _SERIAL_GLOBS:
+        found.extend(sorted(glob.glob(pattern)))
+    return found
+
+
+def _check_receiver(command: str, device: str) -> dict[str, str]:
+    """Form errors for a command and a device that do not exist (blocking: stat)."""
+    errors: dict[str, str] = {}
+    try:
+        check_command(command)
+    except ProbeError as err:
+        errors[CONF_COMMAND] = err.translation_key
+    try:
+        validate_device(device)
+    except WmbusConfigError:
+        errors[CONF_DEVICE] = "invalid_device"
+    else:
+        if device not in DEVICE_KEYWORDS and not os.path.exists(device):
+            errors[CONF_DEVICE] = "device_not_found"
+    return errors
+
+
+async def _validate_receiver(flow: ConfigFlow, data: Mapping[str, Any]) -> dict[str, str]:
+    """Everything a receiver needs before it is saved; errors keyed by field."""
+    command, device = data[CONF_COMMAND], data[CONF_DEVICE]
+    errors = await flow.hass.async_add_executor_job(_check_receiver, command, device)
+    if CONF_COMMAND not in errors:
+        try:
+            await probe_version(command)
+        except ProbeError as err:
+            errors[CONF_COMMAND] = err.translation_key
+    if (
+        CONF_DEVICE not in errors
+        and not data.get(CONF_LINK_MODES)
+        and not is_simulation(device)
+        and device not in ("rtlwmbus", "rtl433")
+    ):
+        # 2.0.0 refuses a dongle without link modes ("You must supply which link modes").
+        errors[CONF_LINK_MODES] = "link_modes_required"
+    return errors
+
+
+def _receiver_schema(devices: list[str]) -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_COMMAND): TextSelector(),
+            vol.Required(CONF_DEVICE): SelectSelector(
+                SelectSelectorConfig(
+                    options=["auto", *devices, "rtlwmbus", "rtl433"],
+                    custom_value=True,
+                    mode=SelectSelectorMode.DROPDOWN,
+                    translation_key=CONF_DEVICE,
+                )
+            ),
+            vol.Optional(CONF_LINK_MODES, default=[]): SelectSelector(
+                SelectSelectorConfig(
+                    options=list(LINK_MODES),
+                    multiple=True,
+                    mode=SelectSelectorMode.LIST,
+                    translation_key=CONF_LINK_MODES,
+                )
+            ),
+        }
+    )
+
+
+class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
+    """A receiver: the wmbusmeters command, the radio device, the link modes."""
+
+    VERSION = 1
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> WmbusOptionsFlow:
+        """The silence timeout."""
+        return WmbusOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Meters are subentries of their receiver."""
+        return {SUBENTRY_METER: MeterSubentryFlow}
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the command, device and link modes, and test them."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            self._async_abort_entries_match({CONF_DEVICE: user_input[CONF_DEVICE]})
+            errors = await _validate_receiver(self, user_input)
+            if not errors:
+                await self.async_set_unique_id(user_input[CONF_DEVICE])
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(
+                    title=f"wmbusmeters {os.path.basename(user_input[CONF_DEVICE])}",
+                    data={**user_input, CONF_LINK_MODES: list(user_input.get(CONF_LINK_MODES, []))},
+                )
+        suggested = user_input or {
+            CONF_COMMAND: await self.hass.async_add_executor_job(shutil.which, "wmbusmeters") or "",
+            CONF_DEVICE: "auto",
+            CONF_LINK_MODES: ["c1", "t1"],
+        }
+        devices = await self.hass.async_add_executor_job(_serial_devices)
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(_receiver_schema(devices), suggested),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change command, device or link modes; wmbusmeters restarts with them."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = await _validate_receiver(self, user_input)
+            if not errors:
+                return self.async_update_reload_and_abort(
+                    entry,
+                    unique_id=user_input[CONF_DEVICE],
+                    data_updates={
+                        **user_input,
+                        CONF_LINK_MODES: list(user_input.get(CONF_LINK_MODES, [])),
+                    },
+                )
+        devices = await self.hass.async_add_executor_job(_serial_devices)
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                _receiver_schema(devices), user_input or dict(entry.data)
+            ),
+            errors=errors,
+        )
+
+
+class WmbusOptionsFlow(OptionsFlow):
+    """Receiver options."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The silence timeout (minutes without any telegram before a restart)."""
+        if user_input is not None:
+            return self.async_create_entry(
+                data={CONF_SILENCE_TIMEOUT: int(user_input[CONF_SILENCE_TIMEOUT])}
+            )
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_SILENCE_TIMEOUT): NumberSelector(
+                    NumberSelectorConfig(
+                        min=0,
+                        max=1440,
+                        step=1,
+                        mode=NumberSelectorMode.BOX,
+                        unit_of_measurement="min",
+                    )
+                )
+            }
+        )
+        current = {
+            CONF_SILENCE_TIMEOUT: self.config_entry.options.get(
+                CONF_SILENCE_TIMEOUT, DEFAULT_SILENCE_TIMEOUT
+            )
+        }
+        return self.async_show_form(
+            step_id="init", data_schema=self.add_suggested_values_to_schema(schema, current)
+        )
+
+
+class MeterSubentryFlow(ConfigSubentryFlow):
+    """A meter: name, driver, id and optional AES key."""
+
+    _drivers: list[DriverInfo] | None = None
+
+    async def _async_drivers(self) -> list[DriverInfo]:
+        if self._drivers is None:
+            try:
+                self._drivers = await list_meters(self._get_entry().data[CONF_COMMAND])
+            except ProbeError:
+                self._drivers = []
+        return self._drivers
+
+    async def _driver_selector(self) -> SelectSelector:
+        drivers = await self._async_drivers()
+        options = [SelectOptionDict(value="auto", label="auto")]
+        options.extend(
+            SelectOptionDict(value=d.name, label=f"{d.name} ({d.meter_type})")
+            for d in drivers
+            if d.name != "auto"
+        )
+        return SelectSelector(
+            SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN, sort=False)
+        )
+
+    async def _validate(self, user_input: dict[str, Any], errors: dict[str, str]) -> dict[str, str]:
+        """Normalised meter data, with errors keyed by field."""
+        data: dict[str, str] = {}
+        known = {d.name for d in await self._async_drivers()} or None
+        try:
+            data[CONF_DRIVER] = validate_driver(user_input[CONF_DRIVER], known)
+        except WmbusConfigError:
+            errors[CONF_DRIVER] = "unknown_driver"
+        try:
+            data[CONF_KEY] = normalize_key(user_input.get(CONF_KEY, ""))
+        except WmbusConfigError:
+            errors[CONF_KEY] = "invalid_key"
+        return data
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Add a meter."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = await self._validate(user_input, errors)
+            try:
+                meter_id = normalize_meter_id(user_input[CONF_METER_ID])
+            except WmbusConfigError:
+                errors[CONF_METER_ID] = "invalid_meter_id"
+            else:
+                if any(sub.unique_id == meter_id for sub in self._get_entry().subentries.values()):
+                    return self.async_abort(reason="already_configured")
+            if not errors:
+                name = user_input[CONF_NAME].strip() or meter_id
+                return self.async_create_entry(
+                    title=name,
+                    data={CONF_NAME: name, **data, CONF_METER_ID: meter_id},
+                    unique_id=meter_id,
+                )
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_NAME): TextSelector(),
+                vol.Required(CONF_METER_ID): TextSelector(),
+                vol.Required(CONF_DRIVER, default="auto"): await self._driver_selector(),
+                vol.Optional(CONF_KEY, default=""): TextSelector(
+                    TextSelectorConfig(type=TextSelectorType.PASSWORD)
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change a meter's name, driver or key (its id is what it is)."""
+        entry = self._get_entry()
+        subentry = self._get_reconfigure_subentry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = await self._validate(user_input, errors)
+            if not errors:
+                name = user_input[CONF_NAME].strip() or subentry.data[CONF_METER_ID]
+                return self.async_update_and_abort(
+                    entry,
+                    subentry,
+                    title=name,
+                    data_updates={CONF_NAME: name, **data},
+                )
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_NAME): TextSelector(),
+                vol.Required(CONF_DRIVER): await self._driver_selector(),
+                vol.Optional(CONF_KEY, default=""): TextSelector(
+                    TextSelectorConfig(type=TextSelectorType.PASSWORD)
+                ),
+            }
+        )
+        # The key is prefilled (masked): an empty field means "no key", not "unchanged".
+        suggested = user_input or {
+            CONF_NAME: subentry.data[CONF_NAME],
+            CONF_DRIVER: subentry.data[CONF_DRIVER],
+            CONF_KEY: subentry.data.get(CONF_KEY, ""),
+        }
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
+            errors=errors,
+            description_placeholders={CONF_METER_ID: subentry.data[CONF_METER_ID]},
+        )

@@ -1,0 +1,32 @@
+"""Constants of the wmbusmeters integration. Keys are fixed by CONTRACT.md."""
+
+from typing import Final
+
+DOMAIN: Final = "wmbusmeters"
+
+# Receiver (config entry data)
+CONF_COMMAND: Final = "command"
+CONF_DEVICE: Final = "device"
+CONF_LINK_MODES: Final = "link_modes"
+
+# Receiver options
+CONF_SILENCE_TIMEOUT: Final = "silence_timeout"
+DEFAULT_SILENCE_TIMEOUT: Final = 60  # minutes; 0 = off
+
+# Meters (config subentries)
+SUBENTRY_METER: Final = "meter"
+CONF_NAME: Final = "name"
+CONF_DRIVER: Final = "driver"
+CONF_METER_ID: Final = "meter_id"
+CONF_KEY: Final = "key"
+
+EVENT_TELEGRAM: Final = "wmbusmeters_telegram"
+
+SERVICE_RESTART: Final = "restart"
+ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
+
+#: Where each receiver's rendered wmbusmeters configuration lives, under HA's config dir.
+CONFIG_SUBDIR: Final = ".wmbusmeters"
+
+#: A battery meter may stay quiet for hours (nights, weekends): never call it lost sooner.
+MIN_SILENCE_BEFORE_UNAVAILABLE: Final = 2 * 3600.0

@@ -1,0 +1,411 @@
+"""The receiver's coordinator: runs wmbusmeters and pushes each telegram to its meter's entities.
+
+Push, not poll: a telegram reaches only the listeners of its own meter, so one meter's reading
+never wakes another meter's entities.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+import logging
+from pathlib import Path
+import statistics
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.util import dt as dt_util
+
+from .const import (
+    CONF_COMMAND,
+    CONF_DEVICE,
+    CONF_DRIVER,
+    CONF_KEY,
+    CONF_LINK_MODES,
+    CONF_METER_ID,
+    CONF_SILENCE_TIMEOUT,
+    CONFIG_SUBDIR,
+    DEFAULT_SILENCE_TIMEOUT,
+    DOMAIN,
+    EVENT_TELEGRAM,
+    MIN_SILENCE_BEFORE_UNAVAILABLE,
+    SUBENTRY_METER,
+)
+from .manufacturers import manufacturer_for_codes
+from .wmbus import (
+    DecryptionFailed,
+    DeviceNotFound,
+    Message,
+    MeterConfig,
+    ReceiverConfig,
+    RunnerEvent,
+    RunnerState,
+    RunnerStatus,
+    Telegram,
+    WmbusRunner,
+    list_fields,
+    list_meters,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Fields of --listfields that describe the telegram, not a reading (CONTRACT.md), and
+#: timestamp variants wmbusmeters does not print in its default JSON.
+_NOT_READINGS = frozenset(
+    {
+        "id",
+        "name",
+        "media",
+        "meter",
+        "driver",
+        "device",
+        "timestamp_ut",
+        "timestamp_lt",
+        "timestamp_utc",
+    }
+)
+#: Quick successive meter changes (add three meters) restart wmbusmeters once.
+RESTART_COOLDOWN = 2.0
+SILENCE_CHECK_INTERVAL = timedelta(minutes=1)
+
+type WmbusConfigEntry = ConfigEntry[WmbusCoordinator]
+type MeterListener = Callable[[Telegram | None], None]
+
+
+@dataclass(slots=True)
+class MeterState:
+    """One configured meter and what has been heard from it."""
+
+    subentry_id: str
+    name: str
+    config: MeterConfig
+    #: Fields wmbusmeters documents for the driver (entities exist from setup).
+    documented_fields: list[str] = field(default_factory=list)
+    last_telegram: Telegram | None = None
+    last_seen: datetime | None = None
+    intervals: deque[float] = field(default_factory=lambda: deque(maxlen=16))
+    lost: bool = False
+    #: The driver wmbusmeters reports (differs from the configured one for `auto`).
+    driver: str = ""
+
+    @property
+    def meter_id(self) -> str:
+        """The meter's 8-hex-digit id."""
+        return self.config.meter_id
+
+    def expected_silence(self) -> float:
+        """Seconds of silence after which the meter counts as lost.
+
+        Three times its usual spacing, never less than the floor (battery meters sleep).
+        """
+        if not self.intervals:
+            return MIN_SILENCE_BEFORE_UNAVAILABLE
+        return max(MIN_SILENCE_BEFORE_UNAVAILABLE, 3 * statistics.median(self.intervals))
+
+
+def meter_config(subentry: ConfigSubentry) -> MeterConfig:
+    """The wmbusmeters view of a meter subentry."""
+    return MeterConfig(
+        meter_id=subentry.data[CONF_METER_ID],
+        driver=subentry.data[CONF_DRIVER],
+        key=subentry.data.get(CONF_KEY, ""),
+    )
+
+
+def receiver_config(entry: ConfigEntry) -> ReceiverConfig:
+    """The wmbusmeters view of a receiver entry and its meter subentries."""
+    return ReceiverConfig(
+        device=entry.data[CONF_DEVICE],
+        link_modes=tuple(entry.data.get(CONF_LINK_MODES, ())),
+        meters=tuple(
+            meter_config(subentry)
+            for subentry in entry.subentries.values()
+            if subentry.subentry_type == SUBENTRY_METER
+        ),
+    )
+
+
+def silence_timeout(entry: ConfigEntry) -> float | None:
+    """The runner's silence timeout in seconds (None: off)."""
+    minutes = entry.options.get(CONF_SILENCE_TIMEOUT, DEFAULT_SILENCE_TIMEOUT)
+    return float(minutes) * 60 if minutes else None
+
+
+class WmbusCoordinator:
+    """Owns the runner of one receiver and the state of its meters."""
+
+    def __init__(self, hass: HomeAssistant, entry: WmbusConfigEntry, version: str) -> None:
+        """Prepare; start() runs wmbusmeters."""
+        self.hass = hass
+        self.entry = entry
+        self.version = version
+        self.meters: dict[str, MeterState] = {}
+        self.receiver_device_id: str | None = None
+        self._meter_listeners: dict[str, list[MeterListener]] = {}
+        self._receiver_listeners: list[CALLBACK_TYPE] = []
+        self._meter_added_listeners: list[Callable[[MeterState], None]] = []
+        self._fields_cache: dict[str, list[str]] = {}
+        #: Driver name -> manufacturer flag ids, from --listmeters.
+        self._driver_codes: dict[str, tuple[str, ...]] = {}
+        #: Driver name -> the kind of meter it reads (WaterMeter, HeatMeter, ...).
+        self._driver_kinds: dict[str, str] = {}
+        self._unsub_silence: CALLBACK_TYPE | None = None
+        self._started_at = dt_util.utcnow()
+        self.runner = WmbusRunner(
+            entry.data[CONF_COMMAND],
+            receiver_config(entry),
+            Path(hass.config.path(CONFIG_SUBDIR, entry.entry_id)),
+            on_telegram=self._on_telegram,
+            on_event=self._on_event,
+            on_status=self._on_status,
+            silence_timeout=silence_timeout(entry),
+        )
+        self._restart_debouncer = Debouncer(
+            hass,
+            _LOGGER,
+            cooldown=RESTART_COOLDOWN,
+            immediate=False,
+            function=self._async_apply_config,
+        )
+        self._sync_meters()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def async_start(self) -> None:
+        """Learn the drivers and the meters' fields, then start wmbusmeters."""
+        try:
+            drivers = await list_meters(self.runner.command)
+        except Exception:
+            _LOGGER.debug("could not list wmbusmeters' drivers", exc_info=True)
+        else:
+            self._driver_codes = {driver.name: driver.manufacturers for driver in drivers}
+            self._driver_kinds = {driver.name: driver.meter_type for driver in drivers}
+        for meter in self.meters.values():
+            meter.documented_fields = await self._documented_fields(meter.config.driver)
+        self._started_at = dt_util.utcnow()
+        self.runner.start()
+        self._unsub_silence = async_track_time_interval(
+            self.hass, self._check_silence, SILENCE_CHECK_INTERVAL, name="wmbusmeters silence"
+        )
+
+    async def async_stop(self) -> None:
+        """Stop wmbusmeters; nothing is left running."""
+        self._restart_debouncer.async_cancel()
+        if self._unsub_silence:
+            self._unsub_silence()
+            self._unsub_silence = None
+        await self.runner.stop()
+
+    async def _documented_fields(self, driver: str) -> list[str]:
+        if driver not in self._fields_cache:
+            try:
+                fields = await list_fields(self.runner.command, driver)
+            except Exception:
+                _LOGGER.debug("could not list the fields of driver %s", driver, exc_info=True)
+                return []
+            self._fields_cache[driver] = [f.name for f in fields if f.name not in _NOT_READINGS]
+        return self._fields_cache[driver]
+
+    @callback
+    def async_entry_updated(self) -> None:
+        """Meters were added, changed or removed: restart wmbusmeters once, soon."""
+        added = self._sync_meters()
+        for meter in added:
+            self.hass.async_create_task(self._async_meter_added(meter), eager_start=True)
+        self.runner.silence_timeout = silence_timeout(self.entry)
+        if receiver_config(self.entry) != self.runner.config:
+            self._restart_debouncer.async_schedule_call()
+
+    async def _async_meter_added(self, meter: MeterState) -> None:
+        meter.documented_fields = await self._documented_fields(meter.config.driver)
+        for listener in self._meter_added_listeners:
+            listener(meter)
+
+    async def _async_apply_config(self) -> None:
+        self.runner.restart(receiver_config(self.entry))
+
+    def _sync_meters(self) -> list[MeterState]:
+        """Bring self.meters in line with the subentries; return the new ones."""
+        current: dict[str, MeterState] = {}
+        added = []
+        for subentry in self.entry.subentries.values():
+            if subentry.subentry_type != SUBENTRY_METER:
+                continue
+            config = meter_config(subentry)
+            meter = self.meters.get(config.meter_id)
+            if meter is None or meter.subentry_id != subentry.subentry_id:
+                meter = MeterState(
+                    subentry.subentry_id, subentry.title, config, driver=config.driver
+                )
+                added.append(meter)
+            meter.name = subentry.title
+            if meter.config != config:
+                meter.config = config
+                meter.driver = config.driver
+            current[config.meter_id] = meter
+        self.meters = current
+        return added
+
+    # -- listeners --------------------------------------------------------------------------
+
+    @callback
+    def async_add_meter_listener(self, meter_id: str, listener: MeterListener) -> CALLBACK_TYPE:
+        """Call `listener(telegram)` for each telegram of the meter, `listener(None)` when
+        only its availability may have changed."""
+        listeners = self._meter_listeners.setdefault(meter_id, [])
+        listeners.append(listener)
+        return lambda: listeners.remove(listener)
+
+    @callback
+    def async_add_receiver_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `listener()` when the runner's state or counters change."""
+        self._receiver_listeners.append(listener)
+        return lambda: self._receiver_listeners.remove(listener)
+
+    @callback
+    def async_add_meter_added_listener(
+        self, listener: Callable[[MeterState], None]
+    ) -> CALLBACK_TYPE:
+        """Call `listener(meter)` when a meter subentry is added."""
+        self._meter_added_listeners.append(listener)
+        return lambda: self._meter_added_listeners.remove(listener)
+
+    def _notify_meter(self, meter_id: str, telegram: Telegram | None) -> None:
+        for listener in list(self._meter_listeners.get(meter_id, ())):
+            listener(telegram)
+
+    def _notify_receiver(self) -> None:
+        for listener in list(self._receiver_listeners):
+            listener()
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def runner_up(self) -> bool:
+        """Whether wmbusmeters is running or about to be (a simulation replay)."""
+        status = self.runner.status
+        if status.state in (RunnerState.RUNNING, RunnerState.STARTING):
+            return True
+        return status.state is RunnerState.BACKOFF and status.returncode == 0
+
+    def meter_available(self, meter_id: str) -> bool:
+        """Whether a meter's entities show values: the runner is up and the meter not lost."""
+        meter = self.meters.get(meter_id)
+        return meter is not None and not meter.lost and self.runner_up
+
+    # -- runner callbacks -------------------------------------------------------------------
+
+    @callback
+    def _on_telegram(self, telegram: Telegram) -> None:
+        meter = self.meters.get(telegram.meter_id)
+        if meter is None:
+            return  # a meter nobody configured (discovery handles those)
+        now = dt_util.utcnow()
+        if meter.last_seen is not None:
+            meter.intervals.append((now - meter.last_seen).total_seconds())
+        meter.last_seen = now
+        meter.last_telegram = telegram
+        if meter.lost:
+            meter.lost = False
+            _LOGGER.info("Meter %s (%s) is heard again", meter.name, meter.meter_id)
+        if telegram.driver and telegram.driver != meter.driver:
+            meter.driver = telegram.driver
+            self._update_model(meter)
+        self.hass.bus.async_fire(
+            EVENT_TELEGRAM,
+            {
+                "meter_id": meter.meter_id,
+                "name": meter.name,
+                "driver": telegram.driver,
+                "media": telegram.media,
+                "fields": telegram.readings,
+            },
+        )
+        self._notify_meter(meter.meter_id, telegram)
+
+    @callback
+    def _on_event(self, event: RunnerEvent) -> None:
+        if isinstance(event, DecryptionFailed):
+            meter = self.meters.get(event.meter_id)
+            if meter is not None:
+                _LOGGER.warning(
+                    "wmbusmeters cannot read meter %s (%s): %s",
+                    meter.name,
+                    meter.meter_id,
+                    event.problem.value.replace("_", " "),
+                )
+        elif isinstance(event, DeviceNotFound):
+            _LOGGER.warning("wmbusmeters: %s", event.line)
+        elif isinstance(event, Message) and event.level == "error":
+            _LOGGER.error("wmbusmeters: %s", event.line)
+        else:
+            _LOGGER.debug("wmbusmeters: %s", event.line)
+
+    @callback
+    def _on_status(self, status: RunnerStatus) -> None:
+        if status.state is RunnerState.BACKOFF and status.returncode != 0:
+            _LOGGER.warning("wmbusmeters stopped (%s); restarting it", status.reason)
+        elif status.state is RunnerState.FAILED:
+            _LOGGER.error("%s", status.reason)
+        for meter_id in self.meters:
+            self._notify_meter(meter_id, None)
+        self._notify_receiver()
+
+    @callback
+    def _check_silence(self, now: datetime) -> None:
+        for meter in self.meters.values():
+            last = meter.last_seen or self._started_at
+            silent = (now - last).total_seconds()
+            if not meter.lost and silent > meter.expected_silence():
+                meter.lost = True
+                _LOGGER.info(
+                    "Meter %s (%s) not heard for %d minutes",
+                    meter.name,
+                    meter.meter_id,
+                    silent // 60,
+                )
+                self._notify_meter(meter.meter_id, None)
+
+    # -- devices ----------------------------------------------------------------------------
+
+    def driver_kind(self, driver: str) -> str | None:
+        """The kind of meter a driver reads (`WaterMeter`), from --listmeters."""
+        return self._driver_kinds.get(driver)
+
+    def manufacturer(self, driver: str) -> str | None:
+        """The manufacturer of the meters a driver reads, where one is known."""
+        return manufacturer_for_codes(self._driver_codes.get(driver, ()))
+
+    def _update_model(self, meter: MeterState) -> None:
+        registry = dr.async_get(self.hass)
+        device = registry.async_get_device(identifiers={(DOMAIN, meter.meter_id)})
+        if device is not None and device.model != meter.driver:
+            registry.async_update_device(
+                device.id, model=meter.driver, manufacturer=self.manufacturer(meter.driver)
+            )
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Runner state and counters (no keys: the argv has none by construction)."""
+        runner = self.runner
+        return {
+            "version": self.version,
+            "argv": runner.argv,
+            "status": {
+                "state": runner.status.state.value,
+                "reason": runner.status.reason,
+                "returncode": runner.status.returncode,
+            },
+            "counters": {
+                "telegrams": runner.counters.telegrams,
+                "restarts": runner.counters.restarts,
+                "skipped_lines": runner.counters.skipped_lines,
+                "stderr_lines": runner.counters.stderr_lines,
+            },
+            "stderr_tail": list(runner.stderr_tail),
+        }

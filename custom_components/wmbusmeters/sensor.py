@@ -1,0 +1,193 @@
+"""A sensor per reading field of each meter, pushed when its telegram arrives."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+import logging
+from typing import Any
+
+from homeassistant.components.sensor import RestoreSensor, SensorEntityDescription
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
+
+from .coordinator import MeterState, WmbusConfigEntry, WmbusCoordinator
+from .entity import WmbusMeterEntity
+from .units import FieldKind, field_kind, field_title, unit_suffix
+from .wmbus import Telegram
+
+_LOGGER = logging.getLogger(__name__)
+
+PARALLEL_UPDATES = 0
+
+# Field base name (without the unit suffix) -> translation key, for the fields most meters have.
+_TRANSLATED = {
+    "total": "total",
+    "target": "target",
+    "flow": "flow",
+    "max_flow": "max_flow",
+    "flow_temperature": "flow_temperature",
+    "return_temperature": "return_temperature",
+    "external_temperature": "external_temperature",
+    "current_temperature": "temperature",
+    "temperature": "temperature",
+    "power": "power",
+    "current_power_consumption": "power_consumption",
+    "current_power_production": "power_production",
+    "total_energy_consumption": "energy_consumption",
+    "total_energy_production": "energy_production",
+    "total_energy": "energy",
+    "total_volume": "volume",
+    "current_consumption": "current_consumption",
+    "status": "status",
+    "current_status": "current_status",
+    "battery": "battery",
+    "battery_level": "battery",
+    "battery_voltage": "battery",
+    "rssi": "rssi",
+    "timestamp": "last_telegram",
+    "humidity": "humidity",
+    "relative_humidity": "humidity",
+}
+
+
+def translation_key(field: str) -> str | None:
+    """The translation key of a field's name, if it is a common one."""
+    suffix = unit_suffix(field)
+    return _TRANSLATED.get(field.removesuffix(f"_{suffix}") if suffix else field)
+
+
+def describe(field: str, media: str) -> tuple[SensorEntityDescription, FieldKind]:
+    """The entity description of a field of a meter of this media."""
+    kind = field_kind(field, media)
+    key = translation_key(field)
+    description = SensorEntityDescription(
+        key=field,
+        translation_key=key,
+        name=None if key else field_title(field),
+        native_unit_of_measurement=kind.unit,
+        device_class=kind.device_class,
+        state_class=kind.state_class,
+        entity_category=kind.entity_category,
+        entity_registry_enabled_default=kind.enabled_default,
+    )
+    return description, kind
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: WmbusConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add each meter's sensors now, and more as meters and fields appear."""
+    coordinator = entry.runtime_data
+    registry = er.async_get(hass)
+    known: dict[str, set[str]] = {}
+
+    @callback
+    def add_fields(meter: MeterState, fields: list[str], media: str) -> None:
+        have = known.setdefault(meter.meter_id, set())
+        new = [field for field in dict.fromkeys(fields) if field not in have]
+        if not new:
+            return
+        have.update(new)
+        async_add_entities(
+            [WmbusFieldSensor(coordinator, meter, field, media) for field in new],
+            config_subentry_id=meter.subentry_id,
+        )
+
+    @callback
+    def add_meter(meter: MeterState) -> None:
+        # The driver's documented fields, plus those an earlier run met in telegrams.
+        prefix = f"{meter.meter_id}_"
+        remembered = [
+            reg.unique_id.removeprefix(prefix)
+            for reg in er.async_entries_for_config_entry(registry, entry.entry_id)
+            if reg.domain == Platform.SENSOR and reg.unique_id.startswith(prefix)
+        ]
+        media = _guess_media(coordinator, meter)
+        add_fields(meter, ["timestamp", *meter.documented_fields, *remembered], media)
+
+        @callback
+        def on_telegram(telegram: Telegram | None) -> None:
+            if telegram is not None and not known[meter.meter_id].issuperset(telegram.readings):
+                add_fields(meter, list(telegram.readings), telegram.media)
+
+        entry.async_on_unload(coordinator.async_add_meter_listener(meter.meter_id, on_telegram))
+
+    for meter in coordinator.meters.values():
+        add_meter(meter)
+    entry.async_on_unload(coordinator.async_add_meter_added_listener(add_meter))
+
+
+def _guess_media(coordinator: WmbusCoordinator, meter: MeterState) -> str:
+    """The media before the first telegram, from the driver's kind (volume: water or gas)."""
+    kind = coordinator.driver_kind(meter.driver)
+    if kind == "WaterMeter":
+        return "water"
+    if kind == "GasMeter":
+        return "gas"
+    return ""
+
+
+class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
+    """One reading field of one meter."""
+
+    def __init__(
+        self, coordinator: WmbusCoordinator, meter: MeterState, field: str, media: str
+    ) -> None:
+        """Describe the field from its unit suffix and the meter's media."""
+        super().__init__(coordinator, meter, field)
+        self.field = field
+        self.entity_description, self._kind = describe(field, media)
+        self._attr_native_value = None
+
+    async def async_added_to_hass(self) -> None:
+        """Restore the last reading (a meter may not send again for hours)."""
+        await super().async_added_to_hass()
+        meter = self.coordinator.meters.get(self.meter_id)
+        if meter is not None and meter.last_telegram is not None:
+            self._apply(meter.last_telegram.readings.get(self.field))
+        elif (last := await self.async_get_last_sensor_data()) is not None:
+            self._attr_native_value = last.native_value
+
+    @callback
+    def _async_handle_telegram(self, telegram: Telegram | None) -> None:
+        if telegram is None:
+            self.async_write_ha_state()  # availability
+            return
+        if self.field not in telegram.readings:
+            return  # a short telegram: keep the last reading
+        old = self._attr_native_value
+        if self._apply(telegram.readings[self.field]) or self.field == "timestamp" or old is None:
+            self.async_write_ha_state()
+
+    def _apply(self, value: Any) -> bool:
+        """Take a reading; whether the state changed."""
+        new = self._convert(value)
+        old = self._attr_native_value
+        if self._kind.cumulative and not new and isinstance(old, int | float | Decimal) and old:
+            # A 0 or empty total (restart, short telegram) would spoil long-term statistics.
+            _LOGGER.debug("%s: ignoring %r over %r", self.entity_id, value, old)
+            return False
+        if new == old:
+            return False
+        self._attr_native_value = new
+        return True
+
+    def _convert(self, value: Any) -> str | int | float | datetime | date | None:
+        if value is None or value == "":
+            return None if not self._kind.text else value
+        if self.device_class == "timestamp":
+            return dt_util.parse_datetime(str(value))
+        if self._kind.text:
+            return str(value)[:255]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                return None
+        return value

@@ -1,0 +1,73 @@
+"""The `wmbusmeters.restart` service action."""
+
+from __future__ import annotations
+
+import asyncio
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant, ServiceCall, callback
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+
+from .compat import vol
+from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN, SERVICE_RESTART
+from .coordinator import WmbusCoordinator
+
+RESTART_TIMEOUT = 30.0
+
+RESTART_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+
+
+def _coordinators(hass: HomeAssistant, entry_id: str | None) -> list[WmbusCoordinator]:
+    """The loaded receivers the call names (all of them without an id).
+
+    HA 2026.10 has service.async_get_config_entry; 2026.2 does not, so look it up here.
+    """
+    if entry_id is None:
+        loaded = [
+            entry.runtime_data
+            for entry in hass.config_entries.async_entries(DOMAIN)
+            if entry.state is ConfigEntryState.LOADED
+        ]
+        if not loaded:
+            raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_receiver")
+        return loaded
+    entry = hass.config_entries.async_get_entry(entry_id)
+    if entry is None or entry.domain != DOMAIN:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="unknown_receiver",
+            translation_placeholders={"entry_id": entry_id},
+        )
+    if entry.state is not ConfigEntryState.LOADED:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="receiver_not_loaded",
+            translation_placeholders={"title": entry.title},
+        )
+    coordinator: WmbusCoordinator = entry.runtime_data
+    return [coordinator]
+
+
+async def _async_restart(call: ServiceCall) -> None:
+    """Restart wmbusmeters; return once the new process runs."""
+    coordinators = _coordinators(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
+    waiters = []
+    for coordinator in coordinators:
+        waiters.append(asyncio.ensure_future(coordinator.runner.wait_running()))
+        coordinator.runner.restart()
+    try:
+        async with asyncio.timeout(RESTART_TIMEOUT):
+            await asyncio.gather(*waiters)
+    except (TimeoutError, RuntimeError) as err:
+        for waiter in waiters:
+            waiter.cancel()
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="restart_failed"
+        ) from err
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register the service actions (from async_setup: the action-setup rule)."""
+    hass.services.async_register(DOMAIN, SERVICE_RESTART, _async_restart, schema=RESTART_SCHEMA)

@@ -1,0 +1,233 @@
+"""Validate receiver and meter settings and render them into a --useconfig directory.
+
+wmbusmeters' config format is `key=value` lines with no quoting or escaping, and 2.0.0 executes
+`shell=` lines. So every value is checked against a strict pattern before it is written: nothing
+a user types can add a line. User-chosen meter names never reach wmbusmeters at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+import os
+from pathlib import Path
+import re
+import tempfile
+
+from .events import CATCH_ALL_NAME
+
+LINK_MODES = ("c1", "t1", "s1", "s1m", "n1a", "n1b", "n1c", "n1d", "n1e", "n1f")
+DEVICE_KEYWORDS = ("auto", "rtlwmbus", "rtl433")
+
+CONF_FILE = "wmbusmeters.conf"
+METERS_DIR = "wmbusmeters.d"
+
+_METER_ID = re.compile(r"[0-9A-Fa-f]{8}")
+_KEY = re.compile(r"[0-9A-F]{32}")
+_KEY_SEPARATORS = re.compile(r"[\s\-:]")
+_DRIVER = re.compile(r"[a-z0-9_\-]{1,40}")
+# A path is written verbatim after `device=`; ':' would start wmbusmeters' own device syntax.
+_DEVICE_PATH = re.compile(r"/[A-Za-z0-9._/+\-]+")
+
+
+class WmbusConfigError(ValueError):
+    """A setting that must not be written to wmbusmeters' configuration."""
+
+    #: Stable name for translations (config flow errors, exceptions).
+    translation_key = "invalid_config"
+
+
+class InvalidMeterIdError(WmbusConfigError):
+    """A meter id is not exactly 8 hex digits."""
+
+    translation_key = "invalid_meter_id"
+
+
+class InvalidKeyError(WmbusConfigError):
+    """An AES key is not 32 hex digits."""
+
+    translation_key = "invalid_key"
+
+
+class InvalidDriverError(WmbusConfigError):
+    """A driver name is not `auto` nor one wmbusmeters knows."""
+
+    translation_key = "unknown_driver"
+
+
+class InvalidLinkModeError(WmbusConfigError):
+    """A link mode wmbusmeters does not know."""
+
+    translation_key = "invalid_link_mode"
+
+
+class InvalidDeviceError(WmbusConfigError):
+    """A device that is not a keyword nor a safe, existing path."""
+
+    translation_key = "invalid_device"
+
+
+def normalize_meter_id(raw: str) -> str:
+    """Return the 8-hex-digit meter id, upper case (as wmbusmeters prints ids of hex meters)."""
+    value = raw.strip()
+    if not _METER_ID.fullmatch(value):
+        raise InvalidMeterIdError("a meter id is exactly 8 hex digits")
+    return value.upper()
+
+
+def normalize_key(raw: str) -> str:
+    """Return the key as 32 upper-case hex digits, or "" for no key.
+
+    Users copy keys from supplier letters with spaces, dashes and lower case; accept those.
+    """
+    value = _KEY_SEPARATORS.sub("", raw).upper()
+    if value in ("", "NOKEY"):
+        return ""
+    if not _KEY.fullmatch(value):
+        # Never echo the value: it is (almost) a secret.
+        raise InvalidKeyError("an AES key is 32 hex digits")
+    return value
+
+
+def validate_driver(driver: str, known: Collection[str] | None = None) -> str:
+    """Return the driver name if it is `auto` or known (when a list of known drivers is given)."""
+    if not _DRIVER.fullmatch(driver) or (
+        known is not None and driver != "auto" and driver not in known
+    ):
+        raise InvalidDriverError(f"unknown driver {driver[:40]!r}")
+    return driver
+
+
+def validate_link_modes(modes: Iterable[str]) -> tuple[str, ...]:
+    """Return the link modes in wmbusmeters' order, each known, no duplicates."""
+    chosen = set(modes)
+    unknown = chosen.difference(LINK_MODES)
+    if unknown:
+        raise InvalidLinkModeError(f"unknown link mode(s): {', '.join(sorted(unknown))[:80]}")
+    return tuple(mode for mode in LINK_MODES if mode in chosen)
+
+
+def validate_device(device: str) -> str:
+    """Return the device if it is a keyword or a safe path (existence is checked separately)."""
+    if device in DEVICE_KEYWORDS or _DEVICE_PATH.fullmatch(device):
+        return device
+    raise InvalidDeviceError(
+        "a device is auto, rtlwmbus, rtl433 or an absolute path of letters, digits and ._/+-"
+    )
+
+
+def is_simulation(device: str) -> bool:
+    """Whether wmbusmeters replays this device as a simulation file (it checks the base name)."""
+    return device.startswith("/") and os.path.basename(device).startswith("simulation")
+
+
+@dataclass(frozen=True, slots=True)
+class MeterConfig:
+    """One meter as wmbusmeters is told about it. Validated on creation."""
+
+    meter_id: str
+    driver: str = "auto"
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        """Refuse anything that could not be written safely."""
+        object.__setattr__(self, "meter_id", normalize_meter_id(self.meter_id))
+        object.__setattr__(self, "key", normalize_key(self.key))
+        validate_driver(self.driver)
+
+    @property
+    def safe_name(self) -> str:
+        """The name wmbusmeters gets: generated, never the user's (see module docstring)."""
+        return f"m{self.meter_id.lower()}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverConfig:
+    """One radio and its meters. Validated on creation."""
+
+    device: str
+    link_modes: tuple[str, ...] = ()
+    meters: tuple[MeterConfig, ...] = field(default=())
+    #: Add a catch-all meter (driver auto, id *) so meters nobody configured are still heard.
+    listen_all: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse anything that could not be written safely."""
+        validate_device(self.device)
+        object.__setattr__(self, "link_modes", validate_link_modes(self.link_modes))
+        ids = [meter.meter_id for meter in self.meters]
+        if len(ids) != len(set(ids)):
+            raise InvalidMeterIdError("a meter id is configured twice")
+
+    @property
+    def device_spec(self) -> str:
+        """The `device=` value: the device, then the link modes (not for a simulation file)."""
+        if is_simulation(self.device) or not self.link_modes:
+            return self.device
+        return f"{self.device}:{','.join(self.link_modes)}"
+
+
+def render_lines(config: ReceiverConfig) -> dict[str, list[str]]:
+    """The files of a --useconfig directory, relative path -> lines."""
+    files = {
+        CONF_FILE: [
+            "loglevel=normal",
+            f"device={config.device_spec}",
+            "format=json",
+            "logtelegrams=false",
+        ]
+    }
+    for meter in config.meters:
+        files[f"{METERS_DIR}/{meter.safe_name}"] = [
+            f"name={meter.safe_name}",
+            f"driver={meter.driver}",
+            f"id={meter.meter_id}",
+            f"key={meter.key or 'NOKEY'}",
+        ]
+    if config.listen_all:
+        # Sorted after the m* files: a configured meter matches first.
+        # 2.0.0 prints such a meter's telegrams twice: once per matching meter.
+        files[f"{METERS_DIR}/zz_any"] = [
+            f"name={CATCH_ALL_NAME}",
+            "driver=auto",
+            "id=*",
+            "key=NOKEY",
+        ]
+    return files
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file readable only by us, atomically (readers never see half a file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_config(config: ReceiverConfig, directory: Path) -> list[str]:
+    """Write the configuration into `directory` and return the arguments for wmbusmeters.
+
+    Blocking file I/O: call it from an executor. Meter files of meters no longer configured
+    are removed, so wmbusmeters never sees a stale key.
+    """
+    meters_dir = directory / METERS_DIR
+    for folder in (directory, meters_dir):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    files = render_lines(config)
+    for relative, lines in files.items():
+        for line in lines:
+            # Belt and braces: the validators above make this impossible.
+            if "\n" in line or "\r" in line or not line.isascii():
+                raise WmbusConfigError("refusing to write an unsafe configuration line")
+        _write_private(directory / relative, "\n".join(lines) + "\n")
+    wanted = {Path(relative).name for relative in files if relative.startswith(METERS_DIR)}
+    for stale in meters_dir.iterdir():
+        if stale.name not in wanted:
+            stale.unlink()
+    return [f"--useconfig={directory}"]

@@ -1,0 +1,128 @@
+"""Ask the wmbusmeters executable about itself: version, drivers, fields (10 s timeout each)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+import os
+import re
+
+PROBE_TIMEOUT = 10.0
+
+_VERSION = re.compile(r"^wmbusmeters:\s*(\S+)", re.MULTILINE)
+_DRIVER_LINE = re.compile(r"^([a-z0-9_\-]+)\s+(\w+)")
+_DETECT_CODE = re.compile(r"\b([A-Z@]{3}),[0-9a-f]{2},[0-9a-f]{2}\b")
+_FIELD_LINE = re.compile(r"^\s*([A-Za-z0-9_]+)\s+(.*)$")
+
+
+class ProbeError(Exception):
+    """The wmbusmeters command cannot be used."""
+
+    translation_key = "probe_failed"
+
+
+class CommandNotFoundError(ProbeError):
+    """No such file."""
+
+    translation_key = "command_not_found"
+
+
+class NotExecutableError(ProbeError):
+    """The file exists but cannot be executed."""
+
+    translation_key = "command_not_executable"
+
+
+class NotWmbusmetersError(ProbeError):
+    """It ran, but it is not wmbusmeters (or it failed)."""
+
+    translation_key = "not_wmbusmeters"
+
+
+class ProbeTimeoutError(ProbeError):
+    """It did not answer in time."""
+
+    translation_key = "command_timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class DriverInfo:
+    """A driver from --listmeters, with the kind of meter it reads (e.g. WaterMeter)."""
+
+    name: str
+    meter_type: str
+    #: Manufacturer flag ids of the telegrams it detects (`KAM` of `KAM,1b,16`).
+    manufacturers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FieldInfo:
+    """A field from --listfields=DRIVER."""
+
+    name: str
+    description: str
+
+
+def check_command(command: str) -> None:
+    """Raise if the command is not an executable file (blocking: stat)."""
+    if not os.path.isabs(command) or not os.path.isfile(command):
+        raise CommandNotFoundError(command)
+    if not os.access(command, os.X_OK):
+        raise NotExecutableError(command)
+
+
+async def run(command: str, *args: str, timeout: float = PROBE_TIMEOUT) -> str:
+    """Run the command with these arguments; its stdout, if it exits 0 in time."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            command,
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+    except FileNotFoundError as err:
+        raise CommandNotFoundError(command) from err
+    except PermissionError as err:
+        raise NotExecutableError(command) from err
+    except OSError as err:  # e.g. ENOEXEC: not a program
+        raise NotWmbusmetersError(f"{command}: {err.strerror}") from err
+    try:
+        stdout, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError as err:
+        proc.kill()
+        await proc.wait()
+        raise ProbeTimeoutError(f"{command} {' '.join(args)}") from err
+    if proc.returncode != 0:
+        raise NotWmbusmetersError(f"{command} {' '.join(args)} exited with {proc.returncode}")
+    return stdout.decode("utf-8", "replace")
+
+
+async def probe_version(command: str, timeout: float = PROBE_TIMEOUT) -> str:
+    """The version wmbusmeters reports (e.g. `2.0.0-2`); raises ProbeError if it is not it."""
+    match = _VERSION.search(await run(command, "--version", timeout=timeout))
+    if match is None:
+        raise NotWmbusmetersError(f"{command} --version did not answer like wmbusmeters")
+    return match.group(1)
+
+
+async def list_meters(command: str, timeout: float = PROBE_TIMEOUT) -> list[DriverInfo]:
+    """Every driver the binary has (`auto` included), in its order."""
+    drivers = []
+    for line in (await run(command, "--listmeters", timeout=timeout)).splitlines():
+        if match := _DRIVER_LINE.match(line):
+            codes = tuple(dict.fromkeys(_DETECT_CODE.findall(line)))
+            drivers.append(DriverInfo(match.group(1), match.group(2), codes))
+    if not drivers:
+        raise NotWmbusmetersError(f"{command} --listmeters listed no driver")
+    return drivers
+
+
+async def list_fields(command: str, driver: str, timeout: float = PROBE_TIMEOUT) -> list[FieldInfo]:
+    """The fields a driver documents. The driver name must be validated by the caller."""
+    output = await run(command, f"--listfields={driver}", timeout=timeout)
+    return [
+        FieldInfo(match.group(1), match.group(2).strip())
+        for line in output.splitlines()
+        if (match := _FIELD_LINE.match(line))
+    ]

@@ -1,0 +1,359 @@
+"""Own one wmbusmeters process: start it, stream its output, restart it, stop it.
+
+Supervision follows what the real 2.0.0 does: a simulation file ends with exit code 0 (replay),
+a missing dongle keeps it waiting (reported, not fatal), a decryption failure is printed once per
+run. It is never sent SIGHUP: in --useconfig mode 2.0.0 then never exits again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from dataclasses import dataclass
+import logging
+from pathlib import Path
+import signal
+import time
+
+from .config import ReceiverConfig, is_simulation, render_config
+from .events import Message, RunnerEvent, RunnerState, RunnerStatus, Telegram
+from .parse import parse_stderr, parse_stdout, redact
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_LINE = 64 * 1024
+STDERR_TAIL = 200
+_READ_CHUNK = 256 * 1024
+
+
+@dataclass(slots=True)
+class RunnerCounters:
+    """What diagnostics and the receiver's sensors show."""
+
+    telegrams: int = 0
+    restarts: int = 0
+    skipped_lines: int = 0
+    stderr_lines: int = 0
+
+
+async def read_lines(
+    stream: asyncio.StreamReader, on_oversize: Callable[[], None]
+) -> AsyncIterator[bytes]:
+    """Yield lines (without the newline); a line over MAX_LINE bytes is dropped whole.
+
+    Reads large chunks and splits them: far cheaper than readline() per line at high rates.
+    """
+    pending = b""
+    skipping = False  # inside an oversized line, dropping bytes until its newline
+    while chunk := await stream.read(_READ_CHUNK):
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if skipping:
+                skipping = False
+            elif len(line) > MAX_LINE:
+                on_oversize()
+            else:
+                yield line
+        if len(pending) > MAX_LINE:
+            if not skipping:
+                on_oversize()
+            skipping = True
+            pending = b""
+    if pending and not skipping:
+        yield pending
+
+
+class WmbusRunner:
+    """Supervise wmbusmeters for one receiver.
+
+    Callbacks are plain functions called in the event loop; they must not block.
+    `clock` and `sleep` are injectable so that tests can drive time.
+    """
+
+    def __init__(
+        self,
+        command: str,
+        config: ReceiverConfig,
+        config_dir: Path,
+        *,
+        on_telegram: Callable[[Telegram], None],
+        on_event: Callable[[RunnerEvent], None] | None = None,
+        on_status: Callable[[RunnerStatus], None] | None = None,
+        silence_timeout: float | None = None,
+        backoff_initial: float = 5.0,
+        backoff_max: float = 300.0,
+        stable_after: float = 600.0,
+        term_timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        """Prepare; nothing runs until start()."""
+        self.command = command
+        self.config = config
+        self.config_dir = config_dir
+        self._on_telegram = on_telegram
+        self._on_event = on_event or (lambda _event: None)
+        self._on_status = on_status or (lambda _status: None)
+        self.silence_timeout = silence_timeout
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._stable_after = stable_after
+        self._term_timeout = term_timeout
+        self._clock = clock
+        self._sleep = sleep
+
+        self.counters = RunnerCounters()
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
+        self.status = RunnerStatus(RunnerState.STOPPED)
+        self.argv: list[str] = []
+        self.pid: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._restart_requested = False
+        self._stopping = False
+        self._last_telegram = 0.0
+        self._last_error: str | None = None
+        self._configured_ids: frozenset[str] = frozenset()
+        self._running_waiters: list[asyncio.Future[None]] = []
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def last_error(self) -> str | None:
+        """The last error or warning line of the current or last process run."""
+        return self._last_error
+
+    @property
+    def running(self) -> bool:
+        """Whether the supervisor is active (the process may be backing off)."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start supervising (returns at once)."""
+        if self.running:
+            return
+        self._stopping = False
+        self._wake.clear()
+        self._task = asyncio.create_task(self._supervise(), name="wmbusmeters runner")
+
+    async def stop(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL) and the supervisor; always reaps."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._fail_waiters(RuntimeError("wmbusmeters runner stopped"))
+
+    def restart(self, config: ReceiverConfig | None = None) -> None:
+        """Restart now (no backoff), with a new configuration if given."""
+        if config is not None:
+            self.config = config
+        self._restart_requested = True
+        self._wake.set()
+        if not self.running:
+            self.start()
+
+    async def wait_running(self) -> None:
+        """Return once a process has started (after a restart, the new one)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._running_waiters.append(future)
+        await future
+
+    # -- supervision ------------------------------------------------------------------------
+
+    def _set_status(self, status: RunnerStatus) -> None:
+        self.status = status
+        if status.state is RunnerState.RUNNING:
+            waiters, self._running_waiters = self._running_waiters, []
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
+        self._on_status(status)
+
+    def _fail_waiters(self, err: Exception) -> None:
+        waiters, self._running_waiters = self._running_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_exception(err)
+
+    async def _supervise(self) -> None:
+        failures = 0
+        first = True
+        try:
+            while not self._stopping:
+                if not first:
+                    self.counters.restarts += 1
+                first = False
+                self._restart_requested = False
+                self._wake.clear()
+                self._set_status(RunnerStatus(RunnerState.STARTING))
+                started = self._clock()
+                reason, returncode, failed_to_start = await self._run_once()
+                # (Attributes re-read after an await: stop() or restart() may have run.)
+                if self._stop_requested():
+                    break
+                if self._restart_requested:
+                    failures = 0
+                    continue
+                if self._clock() - started >= self._stable_after:
+                    failures = 0
+                # A simulation file that played to its end is replayed without growing backoff.
+                replay = returncode == 0 and is_simulation(self.config.device)
+                delay = min(
+                    self._backoff_initial * 2 ** (0 if replay else failures), self._backoff_max
+                )
+                if not replay:
+                    failures += 1
+                retry_at = self._clock() + delay
+                state = RunnerState.FAILED if failed_to_start else RunnerState.BACKOFF
+                self._set_status(RunnerStatus(state, reason, retry_at, returncode))
+                await self._pause(delay)  # cut short by stop() or restart()
+        finally:
+            self.pid = None
+            self._set_status(RunnerStatus(RunnerState.STOPPED))
+
+    def _stop_requested(self) -> bool:
+        return self._stopping
+
+    async def _pause(self, delay: float) -> None:
+        """Sleep `delay`, or less if stop() or restart() wakes us."""
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+
+    async def _run_once(self) -> tuple[str | None, int | None, bool]:
+        """Run one process to its end. Returns (reason, returncode, failed_to_start)."""
+        try:
+            self.argv = [
+                self.command,
+                *await asyncio.to_thread(render_config, self.config, self.config_dir),
+            ]
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                # Its own session: a Ctrl-C in HA's terminal is for HA, which then stops us.
+                start_new_session=True,
+            )
+        except (OSError, ValueError) as err:
+            message = f"cannot start {self.command}: {getattr(err, 'strerror', None) or err}"
+            _LOGGER.warning("%s", message)
+            return message, None, True
+
+        self.pid = proc.pid
+        self._configured_ids = frozenset(meter.meter_id for meter in self.config.meters)
+        self._last_error = None
+        self._last_telegram = self._clock()
+        if proc.stdout is None or proc.stderr is None:  # pragma: no cover - PIPE was asked for
+            raise RuntimeError("wmbusmeters started without pipes")
+        readers = [
+            asyncio.create_task(self._read_stdout(proc.stdout)),
+            asyncio.create_task(self._read_stderr(proc.stderr)),
+        ]
+        exited = asyncio.create_task(proc.wait())
+        woken = asyncio.create_task(self._wake.wait())
+        watchdog = asyncio.create_task(self._watch_silence())
+        reason: str | None = None
+        self._set_status(RunnerStatus(RunnerState.RUNNING))
+        try:
+            done, _ = await asyncio.wait(
+                (exited, woken, watchdog), return_when=asyncio.FIRST_COMPLETED
+            )
+            if watchdog in done and exited not in done:
+                reason = f"no telegram for {self.silence_timeout:g} s"
+                _LOGGER.info(
+                    "wmbusmeters heard nothing for %s s, restarting it", self.silence_timeout
+                )
+        finally:
+            for task in (woken, watchdog):
+                task.cancel()
+            await self._terminate(proc)
+            exited.cancel()
+            # The pipes close with the process; give the readers a moment to drain them.
+            _, pending = await asyncio.wait(readers, timeout=2)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            self.pid = None
+        if reason is None:
+            reason = f"exited with code {proc.returncode}"
+            if last_error := self.last_error:
+                reason += f": {last_error}"
+        return reason, proc.returncode, False
+
+    async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
+        """SIGTERM, wait, SIGKILL; always reap (no zombie)."""
+        if proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), self._term_timeout)
+        except TimeoutError:
+            _LOGGER.warning("wmbusmeters ignored SIGTERM for %s s, killing it", self._term_timeout)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        await asyncio.shield(proc.wait())
+
+    async def _watch_silence(self) -> None:
+        """Return once no telegram has arrived for silence_timeout (never, if it is None)."""
+        if not self.silence_timeout:
+            await asyncio.Event().wait()
+            return
+        while (remaining := self._last_telegram + self.silence_timeout - self._clock()) > 0:
+            await self._sleep(remaining)
+
+    # -- output -----------------------------------------------------------------------------
+
+    def _skip(self) -> None:
+        self.counters.skipped_lines += 1
+
+    async def _read_stdout(self, stream: asyncio.StreamReader) -> None:
+        async for line in read_lines(stream, self._skip):
+            try:
+                item = parse_stdout(line)
+            except ValueError:
+                self._skip()
+                _LOGGER.debug("skipping unreadable stdout line of %d bytes", len(line))
+                continue
+            if isinstance(item, Telegram):
+                if item.discovered and item.meter_id in self._configured_ids:
+                    continue  # the configured meter's own copy of this telegram comes too
+                self.counters.telegrams += 1
+                self._last_telegram = self._clock()
+                self._on_telegram(item)
+            elif isinstance(item, Message):
+                self._note_message(item)
+
+    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
+        async for raw in read_lines(stream, self._skip):
+            line = redact(raw.decode("utf-8", "replace").rstrip())
+            if not line:
+                continue
+            self.counters.stderr_lines += 1
+            event = parse_stderr(line)
+            if isinstance(event, Message):
+                self._note_message(event)
+            else:
+                self.stderr_tail.append(line)
+                self._on_event(event)
+
+    def _note_message(self, message: Message) -> None:
+        line = redact(message.line)
+        if message.stream == "stderr" or message.level != "info":
+            self.stderr_tail.append(line if message.stream == "stderr" else f"[stdout] {line}")
+        if message.level != "info":
+            self._last_error = line
+        self._on_event(
+            message if line == message.line else Message(message.stream, message.level, line)
+        )

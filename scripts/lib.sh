@@ -1,0 +1,78 @@
+# Shared by scripts/setup, scripts/test and scripts/develop. Sourced, not run.
+# shellcheck shell=bash
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Everything provisioned lives outside the work tree, so clones on the same machine
+# (and CI's fresh clone) reuse it.
+CACHE=${WMBUS_DEV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wmbusmeters-ha-dev}
+ROOT=$CACHE/sid-root
+
+# The environments: name -> python, requirements file.
+ENVS=(ha-2026.10 ha-2026.2)
+declare -A ENV_PYTHON=([ha-2026.10]=python3.14 [ha-2026.2]=python3.13)
+
+log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Native mode: a machine that already has both Pythons and wmbusmeters (the normal laptop case)
+# needs no root. WMBUS_DEV_MODE=root|native forces a choice.
+dev_mode() {
+    if [[ -n ${WMBUS_DEV_MODE:-} ]]; then
+        echo "$WMBUS_DEV_MODE"
+    elif command -v python3.14 >/dev/null && command -v python3.13 >/dev/null \
+        && command -v wmbusmeters >/dev/null; then
+        echo native
+    else
+        echo root
+    fi
+}
+
+# Where an environment's venv lives, as seen by the commands that run in it.
+venv_dir() {
+    if [[ $(dev_mode) == native ]]; then echo "$CACHE/venvs/$1"; else echo "/opt/venvs/$1"; fi
+}
+
+# Run a command in the dev environment: in the sid root (private mount namespace, so every
+# mount disappears with the command, even when it is killed) or natively.
+# The repo and the shared material beside it keep their absolute paths inside the root.
+in_env() {
+    if [[ $(dev_mode) == native ]]; then
+        (cd "$PWD" && "$@")
+        return
+    fi
+    local shared
+    shared=$(cd "$REPO/.." && pwd)/shared
+    unshare --mount --propagation private -- /bin/bash -c "$_IN_ROOT" in-root "$ROOT" "$REPO" "$shared" "$PWD" "$@"
+}
+
+# Runs inside the private mount namespace; keeps stdin (a terminal for scripts/develop).
+# shellcheck disable=SC2016
+_IN_ROOT='
+set -e
+root=$1 repo=$2 shared=$3 cwd=$4; shift 4
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+mount --rbind /sys "$root/sys"
+mkdir -p "$root$repo"
+mount --bind "$repo" "$root$repo"
+if [[ -d $shared ]]; then mkdir -p "$root$shared"; mount --bind "$shared" "$root$shared"; fi
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+# Start from a clean environment: the host PIP_* variables name host paths.
+exec chroot "$root" /usr/bin/env -i \
+    HOME=/root LANG=C.UTF-8 TZ=UTC TERM="${TERM:-dumb}" CI="${CI:-}" \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    PYTHONDONTWRITEBYTECODE=1 \
+    /bin/bash -c "cd \"\$0\" && exec \"\$@\"" "$cwd" "$@"
+'
+
+# Run a command from an environment's venv, e.g. `in_venv ha-2026.10 pytest -q`.
+in_venv() {
+    local name=$1; shift
+    local dir
+    dir=$(venv_dir "$name")
+    in_env /usr/bin/env VIRTUAL_ENV="$dir" PATH="$dir/bin:/usr/local/bin:/usr/bin:/bin" "$@"
+}
+
+# Up to date? Each stage writes a stamp holding the hash of what it was built from.
+stamp_ok() { [[ -f $1 && $(cat "$1") == "$2" ]]; }

@@ -1,0 +1,46 @@
+"""Helpers to build receivers and meters as the config flow stores them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.wmbusmeters.const import DOMAIN
+
+
+def meter(name: str, driver: str, meter_id: str, key: str = "") -> ConfigSubentryData:
+    """A meter subentry, as the subentry flow creates it."""
+    return ConfigSubentryData(
+        data={"name": name, "driver": driver, "meter_id": meter_id, "key": key},
+        subentry_type="meter",
+        title=name,
+        unique_id=meter_id,
+    )
+
+
+def receiver_entry(
+    command: str,
+    device: Path | str,
+    meters: list[ConfigSubentryData] | None = None,
+    options: dict[str, Any] | None = None,
+) -> MockConfigEntry:
+    """A receiver config entry on a device (a simulation file in most tests)."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="wmbusmeters test",
+        data={"command": command, "device": str(device), "link_modes": []},
+        options=options or {},
+        unique_id=str(device),
+        subentries_data=meters or [],
+    )
+
+
+async def setup_receiver(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Add and set up a receiver entry."""
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
