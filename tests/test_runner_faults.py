@@ -1,0 +1,256 @@
+"""Faults the real wmbusmeters cannot be made to show on demand, with a FAKE executable.
+
+tests/fake_wmbusmeters.py plays crashes, hangs, silence, floods and garbage. Time is a fake
+clock: backoff and silence are asserted without real sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+import os
+from pathlib import Path
+import sys
+
+import pytest
+
+from custom_components.wmbusmeters.wmbus import (
+    Message,
+    MeterConfig,
+    ReceiverConfig,
+    RunnerEvent,
+    RunnerState,
+    RunnerStatus,
+    Telegram,
+    WmbusRunner,
+)
+from custom_components.wmbusmeters.wmbus.parse import redact
+
+FAKE = Path(__file__).parent / "fake_wmbusmeters.py"
+
+
+class FakeClock:
+    """Monotonic time that only moves when a sleeper (or the test) moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.sleeps.append(delay)
+        self.now += delay
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def fake_command(tmp_path: Path) -> str:
+    """The fake as an executable, run by this test's Python."""
+    path = tmp_path / "wmbusmeters"
+    path.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
+    path.chmod(0o755)
+    return str(path)
+
+
+class Harness:
+    """A runner on the fake, recording everything."""
+
+    def __init__(self, command: str, tmp_path: Path, **kw: object) -> None:
+        self.clock = FakeClock()
+        self.telegrams: list[Telegram] = []
+        self.events: list[RunnerEvent] = []
+        self.statuses: list[RunnerStatus] = []
+        self.pids: list[int] = []
+        self.reported_at: dict[int, float] = {}
+        self.runner = WmbusRunner(
+            command,
+            ReceiverConfig("auto", ("c1",), (MeterConfig("76348799", "multical21"),)),
+            tmp_path / "conf",
+            on_telegram=self.telegrams.append,
+            on_event=self.events.append,
+            on_status=self._status,
+            clock=self.clock,
+            sleep=self.clock.sleep,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def _status(self, status: RunnerStatus) -> None:
+        self.statuses.append(status)
+        self.reported_at[id(status)] = self.clock.now
+        if status.state is RunnerState.RUNNING and self.runner.pid:
+            self.pids.append(self.runner.pid)
+
+    async def until(self, check: Callable[[], bool], timeout: float = 20) -> None:
+        async with asyncio.timeout(timeout):
+            while not check():
+                await asyncio.sleep(0.005)
+
+    def states(self, state: RunnerState) -> list[RunnerStatus]:
+        return [s for s in self.statuses if s.state is state]
+
+    def assert_reaped(self) -> None:
+        for pid in self.pids:
+            assert not os.path.exists(f"/proc/{pid}"), f"process {pid} left behind"
+
+
+@pytest.fixture
+def mode(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    return lambda value: monkeypatch.setenv("FAKE_WMBUSMETERS_MODE", value)
+
+
+async def test_crash_on_start_backs_off_exponentially(
+    fake_command: str, tmp_path: Path, mode: Callable[[str], None]
+) -> None:
+    """Each crash doubles the wait, from 5 s to the 5-minute cap; the reason names the error."""
+    mode("crash_on_start")
+    h = Harness(fake_command, tmp_path)
+    h.runner.start()
+    await h.until(lambda: len(h.states(RunnerState.BACKOFF)) >= 9)
+    await h.runner.stop()
+    backoffs = h.states(RunnerState.BACKOFF)[:9]
+    expected = [5, 10, 20, 40, 80, 160, 300, 300, 300]
+    # Announced (retry_at, as of the moment it was reported) and actually waited.
+    assert [round(s.retry_at - h.reported_at[id(s)]) for s in backoffs] == expected  # type: ignore[operator]
+    assert h.clock.sleeps[:9] == expected
+    assert backoffs[0].returncode == 3
+    assert "cannot open device" in str(backoffs[0].reason)
+    assert h.runner.counters.restarts >= 8
+    assert h.statuses[-1].state is RunnerState.STOPPED
+    h.assert_reaped()
+
+
+async def test_backoff_resets_after_stable_running(
+    fake_command: str, tmp_path: Path, mode: Callable[[str], None]
+) -> None:
+    """A crash after 10 minutes of good running starts the backoff from 5 s again."""
+    mode("crash_on_start")
+    h = Harness(fake_command, tmp_path)
+    h.runner.start()
+    await h.until(lambda: len(h.clock.sleeps) >= 3)  # 5, 10, 20
+    # From now on every run lasts 11 minutes before it crashes.
+    original = h._status
+
+    def stable(status: RunnerStatus) -> None:
+        if status.state is RunnerState.RUNNING:
+            h.clock.now += 660
+        original(status)
+
+    h.runner._on_status = stable
+    await h.until(lambda: len(h.clock.sleeps) >= 6)
+    await h.runner.stop()
+    assert h.clock.sleeps[:3] == [5, 10, 20]
+    assert set(h.clock.sleeps[3:6]) == {5}
+
+
+async def test_crash_mid_stream_keeps_telegrams(
+    fake_command: str, tmp_path: Path, mode: Callable[[str], None]
+) -> None:
+    """Telegrams printed before a crash are delivered; the crash is reported and restarted."""
+    mode("crash_mid_stream")
+    h = Harness(fake_command, tmp_path)
+    h.runner.start()
+    await h.until(lambda: len(h.states(RunnerState.BACKOFF)) >= 2)
+    await h.runner.stop()
+    assert [t.readings["total_m3"] for t in h.telegrams[:2]] == [6.408, 6.409]
+    assert h.states(RunnerState.BACKOFF)[0].returncode == 139
+    assert "segmentation fault" in str(h.states(RunnerState.BACKOFF)[0].reason)
+    h.assert_reaped()
+
+
+async def test_stop_kills_a_process_that_ignores_sigterm(
+    fake_command: str, tmp_path: Path, mode: Callable[[str], None]
+) -> None:
+    """SIGTERM, a grace period, then SIGKILL; reaped either way."""
+    mode("hang_on_sigterm")
+    h = Harness(fake_command, tmp_path, term_timeout=0.3)
+    h.runner.start()
+    await h.until(lambda: len(h.telegrams) == 1)
+    pid = h.runner.pid
+    await h.runner.stop()
+    assert pid is not None
+    assert not os.path.exists(f"/proc/{pid}")
+    assert h.runner.status.state is RunnerState.STOPPED
+
+
+async def test_silence_restarts(
+    fake_command: str, tmp_path: Path, mode: Callable[[str], None]
+) -> None:
+    """No telegram for silence_timeout: wmbusmeters is restarted, with the reason."""
+    mode("silent")
+    h = Harness(fake_command, tmp_path, silence_timeout=3600)
+    h.runner.start()
+    await h.until(lambda: len(h.pids) >= 2)
+    await h.runner.stop()
+    first = h.states(RunnerState.BACKOFF)[0]
+    assert first.reason == "no telegram for 3600 s"
+    assert 3600 in h.clock.sleeps
+    assert h.pids[0] != h.pids[1]
+    h.assert_reaped()
+
+
+async def test_restart_is_immediate(
+    fake_command: str, tmp_path: Path, mode: Callable[[str], None]
+) -> None:
+    """restart() replaces a running process at once: no backoff sleep."""
+    mode("silent")
+    h = Harness(fake_command, tmp_path)
+    h.runner.start()
+    await h.until(lambda: len(h.pids) == 1)
+    waiter = asyncio.ensure_future(h.runner.wait_running())
+    h.runner.restart()
+    await asyncio.wait_for(waiter, 10)
+    await h.runner.stop()
+    assert len(h.pids) == 2
+    assert h.clock.sleeps == []
+    assert h.runner.counters.restarts == 1
+    h.assert_reaped()
+
+
+@pytest.mark.parametrize("fault", ["huge_line", "garbage"])
+async def test_unreadable_stdout_is_skipped(
+    fake_command: str, tmp_path: Path, mode: Callable[[str], None], fault: str
+) -> None:
+    """A 1 MB line or binary garbage is counted and skipped; the next telegram still arrives."""
+    mode(fault)
+    h = Harness(fake_command, tmp_path)
+    h.runner.start()
+    await h.until(lambda: len(h.telegrams) == 1)
+    await h.runner.stop()
+    assert h.telegrams[0].readings["total_m3"] == 6.408
+    assert h.runner.counters.skipped_lines >= 1
+    assert h.states(RunnerState.BACKOFF) == []  # the reader never died
+
+
+async def test_stderr_flood(fake_command: str, tmp_path: Path, mode: Callable[[str], None]) -> None:
+    """100,000 stderr lines in a burst: all counted, 200 kept, stdout still read."""
+    mode("stderr_flood")
+    h = Harness(fake_command, tmp_path)
+    h.runner.start()
+    await h.until(lambda: h.telegrams != [] and h.runner.counters.stderr_lines >= 100_000)
+    await h.runner.stop()
+    assert h.runner.counters.stderr_lines == 100_000
+    assert len(h.runner.stderr_tail) == 200
+    assert all(isinstance(e, Message) for e in h.events)
+
+
+async def test_simulation_end_is_replayed_without_growing_backoff(
+    fake_command: str, tmp_path: Path, mode: Callable[[str], None]
+) -> None:
+    """A simulation file that ends (exit 0) is replayed after the shortest wait, every time."""
+    mode("exit_clean")
+    sim = tmp_path / "simulation_demo.txt"
+    sim.write_text("")
+    h = Harness(fake_command, tmp_path)
+    h.runner.config = ReceiverConfig(str(sim))
+    h.runner.start()
+    await h.until(lambda: len(h.clock.sleeps) >= 4)
+    await h.runner.stop()
+    assert h.clock.sleeps[:4] == [5, 5, 5, 5]
+
+
+def test_redact_hides_keys() -> None:
+    """Anything shaped like an AES key is hidden from kept lines and logs."""
+    line = "key=28F64A24988064A079AA2C807D6102AE id 76348799 telegram 2A442D2C998734761B168D20"
+    assert redact(line) == "key=<redacted> id 76348799 telegram 2A442D2C998734761B168D20"

@@ -1,0 +1,250 @@
+"""The runner against the real wmbusmeters 2.0.0 (no Home Assistant involved)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+import json
+import os
+from pathlib import Path
+import stat
+
+import pytest
+
+from custom_components.wmbusmeters.wmbus import (
+    DecryptionFailed,
+    DecryptionProblem,
+    DeviceNotFound,
+    Message,
+    MeterConfig,
+    ReceiverConfig,
+    RunnerEvent,
+    RunnerState,
+    RunnerStatus,
+    Telegram,
+    WmbusRunner,
+    list_fields,
+    list_meters,
+    probe_version,
+    render_config,
+)
+
+from .conftest import fixture_text
+
+WRONG_KEY = "00112233445566778899AABBCCDDEEFF"
+
+
+class Recorder:
+    """Collects what a runner reports."""
+
+    def __init__(self) -> None:
+        self.telegrams: list[Telegram] = []
+        self.events: list[RunnerEvent] = []
+        self.statuses: list[RunnerStatus] = []
+
+    def runner(
+        self, command: str, config: ReceiverConfig, tmp_path: Path, **kw: object
+    ) -> WmbusRunner:
+        return WmbusRunner(
+            command,
+            config,
+            tmp_path / "conf",
+            on_telegram=self.telegrams.append,
+            on_event=self.events.append,
+            on_status=self.statuses.append,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    async def until(self, check: Callable[[], bool], timeout: float = 10) -> None:
+        async with asyncio.timeout(timeout):
+            while not check():
+                await asyncio.sleep(0.01)
+
+    def ended(self) -> bool:
+        """The process ran and ended (a simulation plays once, then exits 0)."""
+        return any(s.state in (RunnerState.BACKOFF, RunnerState.FAILED) for s in self.statuses)
+
+
+def expected_readings(case: str) -> dict[str, dict[str, object]]:
+    """Readings by meter id from the recorded stdout (last telegram wins), minus timestamps."""
+    result: dict[str, dict[str, object]] = {}
+    for line in fixture_text(f"{case}.stdout.jsonl").splitlines():
+        obj = json.loads(line)
+        drop = {"_", "media", "meter", "name", "id", "device", "timestamp"}
+        result[obj["id"]] = {k: v for k, v in obj.items() if k not in drop}
+    return result
+
+
+async def run_case(
+    wmbusmeters: str, tmp_path: Path, device: Path, meters: list[MeterConfig]
+) -> Recorder:
+    rec = Recorder()
+    runner = rec.runner(wmbusmeters, ReceiverConfig(str(device), (), tuple(meters)), tmp_path)
+    runner.start()
+    try:
+        await rec.until(rec.ended)
+    finally:
+        await runner.stop()
+    return rec
+
+
+async def test_probes(wmbusmeters: str) -> None:
+    """Version, drivers and fields come from the binary itself."""
+    assert await probe_version(wmbusmeters) == "2.0.0-2"
+    drivers = {d.name: d for d in await list_meters(wmbusmeters)}
+    assert "auto" in drivers
+    assert drivers["multical21"].meter_type == "WaterMeter"
+    assert drivers["multical21"].manufacturers == ("KAM",)
+    fields = [f.name for f in await list_fields(wmbusmeters, "multical21")]
+    assert {"total_m3", "target_m3", "flow_temperature_c", "status"} <= set(fields)
+
+
+async def test_water_telegrams_decoded(
+    wmbusmeters: str, tmp_path: Path, simulation: Callable[..., Path]
+) -> None:
+    """C1 water meters: every value as the real binary prints it, mapped by meter id."""
+    rec = await run_case(
+        wmbusmeters,
+        tmp_path,
+        simulation("c1_water_multical21"),
+        [
+            MeterConfig("76348799", "multical21"),
+            MeterConfig("44556677", "multical21"),
+            MeterConfig("52525252", "flowiq2200"),
+        ],
+    )
+    got = {
+        t.meter_id: {k: v for k, v in t.readings.items() if k != "timestamp"} for t in rec.telegrams
+    }
+    assert got == expected_readings("c1_water_multical21")
+    tap = next(t for t in rec.telegrams if t.meter_id == "76348799")
+    assert tap.driver == "multical21"
+    assert tap.media == "cold water"
+    assert tap.readings["total_m3"] == 6.408
+    assert tap.timestamp is not None
+    assert not tap.discovered
+
+
+@pytest.mark.parametrize(
+    ("case", "key", "problem"),
+    [
+        ("aes_wrong_key", WRONG_KEY, DecryptionProblem.WRONG_KEY),
+        ("aes_missing_key", "", DecryptionProblem.MISSING_KEY),
+    ],
+)
+async def test_aes_events(
+    wmbusmeters: str,
+    tmp_path: Path,
+    simulation: Callable[..., Path],
+    case: str,
+    key: str,
+    problem: DecryptionProblem,
+) -> None:
+    """An encrypted Techem HCA with a wrong or no key: one typed event with its meter id."""
+    rec = await run_case(
+        wmbusmeters,
+        tmp_path,
+        simulation(case, "simulation_bad_keys.txt"),
+        [MeterConfig("03065716", "fhkvdataiv", key)],
+    )
+    failures = [e for e in rec.events if isinstance(e, DecryptionFailed)]
+    assert [(e.meter_id, e.problem) for e in failures] == [("03065716", problem)]
+    assert rec.telegrams == []
+
+
+async def test_key_but_unencrypted(
+    wmbusmeters: str, tmp_path: Path, simulation: Callable[..., Path]
+) -> None:
+    """Keys for meters that send in the clear: each meter named with its own problem."""
+    rec = await run_case(
+        wmbusmeters,
+        tmp_path,
+        simulation("aes_key_but_unencrypted", "simulation_aes_removed.msg"),
+        [
+            MeterConfig("88888888", "apator162", "0" * 32),
+            MeterConfig("76348799", "multical21", "28F64A24988064A079AA2C807D6102AE"),
+            MeterConfig("77777777", "supercom587", "5065747220486F6C79737A6577736B69"),
+        ],
+    )
+    problems = {(e.meter_id, e.problem) for e in rec.events if isinstance(e, DecryptionFailed)}
+    assert problems == {
+        ("88888888", DecryptionProblem.NOT_ENCRYPTED),
+        ("76348799", DecryptionProblem.WRONG_KEY),
+        ("77777777", DecryptionProblem.NOT_ENCRYPTED),
+    }
+
+
+async def test_device_missing(wmbusmeters: str, tmp_path: Path) -> None:
+    """A dongle that is not there: a DeviceNotFound event; 2.0.0 keeps waiting for it."""
+    rec = Recorder()
+    config = ReceiverConfig("/dev/ttyUSB9", ("c1",), (MeterConfig("76348799", "multical21"),))
+    runner = rec.runner(wmbusmeters, config, tmp_path)
+    runner.start()
+    try:
+        await rec.until(lambda: any(isinstance(e, DeviceNotFound) for e in rec.events))
+        assert runner.status.state is RunnerState.RUNNING
+    finally:
+        await runner.stop()
+    assert runner.status.state is RunnerState.STOPPED
+
+
+async def test_fatal_error_on_stdout(
+    wmbusmeters: str, tmp_path: Path, simulation: Callable[..., Path]
+) -> None:
+    """A driver 2.0.0 does not know: its message on stdout is an event and the backoff reason."""
+    rec = await run_case(
+        wmbusmeters,
+        tmp_path,
+        simulation("c1_water_multical21"),
+        [MeterConfig("76348799", "kamwater")],
+    )
+    errors = [e for e in rec.events if isinstance(e, Message) and e.stream == "stdout"]
+    assert errors, rec.events
+    assert "kamwater" in errors[0].line
+    ended = next(s for s in rec.statuses if s.state is RunnerState.BACKOFF)
+    assert ended.returncode == 1
+    assert "kamwater" in str(ended.reason)
+
+
+async def test_listen_all_hears_unconfigured_meters(
+    wmbusmeters: str, tmp_path: Path, simulation: Callable[..., Path]
+) -> None:
+    """With the catch-all on, other meters arrive flagged as discovered; configured ones once."""
+    rec = Recorder()
+    config = ReceiverConfig(
+        str(simulation("c1_water_multical21", "simulation_c1.txt")),
+        (),
+        (MeterConfig("76348799", "multical21"),),
+        listen_all=True,
+    )
+    runner = rec.runner(wmbusmeters, config, tmp_path)
+    runner.start()
+    try:
+        await rec.until(rec.ended)
+    finally:
+        await runner.stop()
+    configured = [t for t in rec.telegrams if t.meter_id == "76348799"]
+    assert configured
+    assert not any(t.discovered for t in configured)
+    discovered = {t.meter_id: t.driver for t in rec.telegrams if t.discovered}
+    assert discovered["44556677"] == "multical21"
+    assert discovered["52525252"] == "flowiq2200"
+
+
+def test_render_is_private_and_keys_stay_in_files(tmp_path: Path) -> None:
+    """0700 directory, 0600 files, the key only in its meter file, never in argv."""
+    key = "28F64A24988064A079AA2C807D6102AE"
+    config = ReceiverConfig("auto", ("t1", "c1"), (MeterConfig("76348799", "multical21", key),))
+    argv = render_config(config, tmp_path / "conf")
+    assert argv == [f"--useconfig={tmp_path / 'conf'}"]
+    conf = tmp_path / "conf"
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o700
+    assert stat.S_IMODE((conf / "wmbusmeters.d").stat().st_mode) == 0o700
+    for path in (conf / "wmbusmeters.conf", conf / "wmbusmeters.d" / "m76348799"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "device=auto:c1,t1" in (conf / "wmbusmeters.conf").read_text().splitlines()
+    assert f"key={key}" in (conf / "wmbusmeters.d" / "m76348799").read_text().splitlines()
+    assert key not in " ".join(argv)
+    # A meter removed later leaves no file (and no key) behind.
+    render_config(ReceiverConfig("auto", ("c1",)), conf)
+    assert os.listdir(conf / "wmbusmeters.d") == []
