@@ -34,7 +34,8 @@ venv_dir() {
 
 # Run a command in the dev environment: in the sid root (private mount namespace, so every
 # mount disappears with the command, even when it is killed) or natively.
-# The repo and the shared material beside it keep their absolute paths inside the root.
+# The repo, the shared material beside it and the folders in WMBUS_DEV_BIND (space-separated)
+# keep their absolute paths inside the root.
 in_env() {
     if [[ $(dev_mode) == native ]]; then
         (cd "$PWD" && "$@")
@@ -42,20 +43,23 @@ in_env() {
     fi
     local shared
     shared=$(cd "$REPO/.." && pwd)/shared
-    unshare --mount --propagation private -- /bin/bash -c "$_IN_ROOT" in-root "$ROOT" "$REPO" "$shared" "$PWD" "$@"
+    unshare --mount --propagation private -- /bin/bash -c "$_IN_ROOT" in-root \
+        "$ROOT" "$REPO" "$shared" "${WMBUS_DEV_BIND:-}" "$PWD" "$@"
 }
 
 # Runs inside the private mount namespace; keeps stdin (a terminal for scripts/develop).
 # shellcheck disable=SC2016
 _IN_ROOT='
 set -e
-root=$1 repo=$2 shared=$3 cwd=$4; shift 4
+root=$1 repo=$2 shared=$3 extra=$4 cwd=$5; shift 5
 mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
 mount --rbind /sys "$root/sys"
 mkdir -p "$root$repo"
 mount --bind "$repo" "$root$repo"
-if [[ -d $shared ]]; then mkdir -p "$root$shared"; mount --bind "$shared" "$root$shared"; fi
+for dir in "$shared" $extra; do
+    if [[ -d $dir ]]; then mkdir -p "$root$dir"; mount --bind "$dir" "$root$dir"; fi
+done
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # Start from a clean environment: the host PIP_* variables name host paths.
 exec chroot "$root" /usr/bin/env -i \

@@ -7,6 +7,7 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.device_registry import DeviceEntry
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.wmbusmeters.const import DOMAIN
@@ -44,3 +45,11 @@ async def setup_receiver(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+
+
+def device_subentry(device: DeviceEntry, entry_id: str) -> str | None:
+    """The subentry a device belongs to (2026.10: one; 2026.2: a set per entry)."""
+    if hasattr(device, "config_subentry_id"):
+        return device.config_subentry_id  # type: ignore[no-any-return]
+    subentries = device.config_entries_subentries[entry_id]
+    return next(iter(subentries)) if len(subentries) == 1 else None

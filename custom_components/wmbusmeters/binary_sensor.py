@@ -9,8 +9,9 @@ from homeassistant.components.binary_sensor import (  # type: ignore[attr-define
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
-from homeassistant.const import EntityCategory
+from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -44,13 +45,37 @@ async def async_setup_entry(
 ) -> None:
     """A problem sensor per meter and a connectivity sensor for the receiver."""
     coordinator = entry.runtime_data
+    registry = er.async_get(hass)
     async_add_entities([WmbusReceiverRunning(coordinator)])
 
     @callback
     def add_meter(meter: MeterState) -> None:
-        async_add_entities(
-            [WmbusMeterProblem(coordinator, meter)], config_subentry_id=meter.subentry_id
+        """A problem sensor once the meter is known to report a status."""
+
+        @callback
+        def add() -> None:
+            async_add_entities(
+                [WmbusMeterProblem(coordinator, meter)], config_subentry_id=meter.subentry_id
+            )
+
+        known = registry.async_get_entity_id(
+            Platform.BINARY_SENSOR, DOMAIN, f"{meter.meter_id}_{PROBLEM.key}"
         )
+        if known or "status" in meter.documented_fields:
+            add()
+            return
+        listening = True
+
+        @callback
+        def on_telegram(telegram: Telegram | None) -> None:
+            nonlocal listening
+            if listening and telegram is not None and "status" in telegram.readings:
+                listening = False
+                remove()
+                add()
+
+        remove = coordinator.async_add_meter_listener(meter.meter_id, on_telegram)
+        entry.async_on_unload(lambda: remove() if listening else None)
 
     for meter in coordinator.meters.values():
         add_meter(meter)

@@ -8,9 +8,23 @@ try:
 except ImportError:  # pragma: no cover - HA before 2026.10
     import voluptuous as vol  # type: ignore[no-redef]
 
-from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.device_registry import DeviceEntry, DeviceInfo, DeviceRegistry
 
 #: 2026.10 links a device to its parent by device id; 2026.2 only by identifiers.
 HAS_VIA_DEVICE_ID = "via_device_id" in DeviceInfo.__annotations__
 
-__all__ = ["HAS_VIA_DEVICE_ID", "vol"]
+
+def find_device(
+    registry: DeviceRegistry, identifier: tuple[str, str], config_entry_id: str
+) -> DeviceEntry | None:
+    """The entry's device with this identifier.
+
+    2026.10 deprecates async_get_device (identifiers are unique per entry only); 2026.2 lacks
+    its replacement.
+    """
+    if hasattr(registry, "async_get_device_by_identifier"):
+        return registry.async_get_device_by_identifier(identifier, config_entry_id)
+    return registry.async_get_device(identifiers={identifier})  # pragma: no cover - 2026.2
+
+
+__all__ = ["HAS_VIA_DEVICE_ID", "find_device", "vol"]

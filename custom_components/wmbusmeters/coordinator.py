@@ -22,6 +22,7 @@ from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
 
+from .compat import find_device
 from .const import (
     CONF_COMMAND,
     CONF_DEVICE,
@@ -161,7 +162,7 @@ class WmbusCoordinator:
             entry.data[CONF_COMMAND],
             receiver_config(entry),
             Path(hass.config.path(CONFIG_SUBDIR, entry.entry_id)),
-            on_telegram=self._on_telegram,
+            on_telegram=self.handle_telegram,
             on_event=self._on_event,
             on_status=self._on_status,
             silence_timeout=silence_timeout(entry),
@@ -302,7 +303,8 @@ class WmbusCoordinator:
     # -- runner callbacks -------------------------------------------------------------------
 
     @callback
-    def _on_telegram(self, telegram: Telegram) -> None:
+    def handle_telegram(self, telegram: Telegram) -> None:
+        """Take a telegram from the runner: update the meter, fire the event, push."""
         meter = self.meters.get(telegram.meter_id)
         if meter is None:
             return  # a meter nobody configured (discovery handles those)
@@ -384,7 +386,7 @@ class WmbusCoordinator:
 
     def _update_model(self, meter: MeterState) -> None:
         registry = dr.async_get(self.hass)
-        device = registry.async_get_device(identifiers={(DOMAIN, meter.meter_id)})
+        device = find_device(registry, (DOMAIN, meter.meter_id), self.entry.entry_id)
         if device is not None and device.model != meter.driver:
             registry.async_update_device(
                 device.id, model=meter.driver, manufacturer=self.manufacturer(meter.driver)

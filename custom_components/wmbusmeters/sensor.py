@@ -142,8 +142,20 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         """Describe the field from its unit suffix and the meter's media."""
         super().__init__(coordinator, meter, field)
         self.field = field
+        self._media = media
         self.entity_description, self._kind = describe(field, media)
         self._attr_native_value = None
+
+    def _redescribe(self, media: str) -> None:
+        """The media is known now: device class and state class may differ from the guess.
+
+        Set through _attr_ attributes: HA caches what it read from the description.
+        """
+        self._media = media
+        self.entity_description, self._kind = describe(self.field, media)
+        self._attr_device_class = self._kind.device_class
+        self._attr_state_class = self._kind.state_class
+        self._attr_native_unit_of_measurement = self._kind.unit
 
     async def async_added_to_hass(self) -> None:
         """Restore the last reading (a meter may not send again for hours)."""
@@ -161,8 +173,18 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
             return
         if self.field not in telegram.readings:
             return  # a short telegram: keep the last reading
+        changed = False
+        if telegram.media != self._media:
+            # Guessed from the driver before the first telegram (an apator08 reads gas).
+            self._redescribe(telegram.media)
+            changed = True
         old = self._attr_native_value
-        if self._apply(telegram.readings[self.field]) or self.field == "timestamp" or old is None:
+        if (
+            self._apply(telegram.readings[self.field])
+            or changed
+            or self.field == "timestamp"
+            or old is None
+        ):
             self.async_write_ha_state()
 
     def _apply(self, value: Any) -> bool:

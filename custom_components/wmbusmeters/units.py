@@ -93,11 +93,15 @@ _SUFFIXES: dict[str, tuple[str | None, SensorDeviceClass | None, bool]] = {
     "min": (UnitOfTime.MINUTES, _DC.DURATION, False),
     "h": (UnitOfTime.HOURS, _DC.DURATION, False),
     "d": (UnitOfTime.DAYS, _DC.DURATION, False),
-    "month": (UnitOfTime.MONTHS, _DC.DURATION, False),
-    "y": (UnitOfTime.YEARS, _DC.DURATION, False),
+    # HA's duration class stops at days: months and years are plain numbers with a unit.
+    "month": (UnitOfTime.MONTHS, None, False),
+    "y": (UnitOfTime.YEARS, None, False),
     "kg": (UnitOfMass.KILOGRAMS, _DC.WEIGHT, False),
     "m": (UnitOfLength.METERS, _DC.DISTANCE, False),
     "deg": (DEGREE, None, False),
+    "rad": ("rad", None, False),
+    "mol": ("mol", None, False),
+    "cd": ("cd", None, False),
     "nr": (None, None, False),
     "factor": (None, None, False),
 }
@@ -107,7 +111,7 @@ _TEXT_SUFFIXES = frozenset({"date", "datetime", "time", "txt", "utc", "ut"})
 # A register read at a past date (billing date, start of month, history slots): it jumps
 # and can go down when the date moves, so it is no running total.
 _SNAPSHOT = re.compile(
-    r"(^|_)(target|at_set_date|set_date|prev|previous|last|month|history|max|min|hist)(_|$)"
+    r"(^|_)(target|at_set_date|set_date|due_date|prev|previous|last|month|history|max|min|hist)(_|$)"
 )
 
 # Fields with their own meaning, whatever their suffix.

@@ -68,11 +68,11 @@ class InvalidDeviceError(WmbusConfigError):
 
 
 def normalize_meter_id(raw: str) -> str:
-    """Return the 8-hex-digit meter id, upper case (as wmbusmeters prints ids of hex meters)."""
+    """Return the 8-hex-digit meter id in lower case, as wmbusmeters prints it (`004444dd`)."""
     value = raw.strip()
     if not _METER_ID.fullmatch(value):
         raise InvalidMeterIdError("a meter id is exactly 8 hex digits")
-    return value.upper()
+    return value.lower()
 
 
 def normalize_key(raw: str) -> str:
@@ -138,7 +138,7 @@ class MeterConfig:
     @property
     def safe_name(self) -> str:
         """The name wmbusmeters gets: generated, never the user's (see module docstring)."""
-        return f"m{self.meter_id.lower()}"
+        return f"m{self.meter_id}"
 
 
 @dataclass(frozen=True, slots=True)

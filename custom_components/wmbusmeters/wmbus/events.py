@@ -32,7 +32,7 @@ class Telegram:
         if obj.get("_") != "telegram" or not isinstance(meter_id, str):
             return None
         return cls(
-            meter_id=meter_id.upper(),
+            meter_id=meter_id.lower(),
             driver=str(obj.get("meter") or obj.get("driver") or ""),
             media=str(obj.get("media") or ""),
             timestamp=obj.get("timestamp") if isinstance(obj.get("timestamp"), str) else None,

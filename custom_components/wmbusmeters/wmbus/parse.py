@@ -49,7 +49,7 @@ def parse_stderr(line: str) -> RunnerEvent:
     """Classify one stderr line (already decoded, without the newline)."""
     for pattern, problem in _DECRYPTION_PATTERNS:
         if match := pattern.search(line):
-            return DecryptionFailed(match.group(1).upper(), problem, line)
+            return DecryptionFailed(match.group(1).lower(), problem, line)
     if line.startswith(_DEVICE_MISSING):
         return DeviceNotFound(line)
     if line.startswith(_INFO_PREFIXES):

@@ -1,0 +1,312 @@
+"""Meters become devices and sensors, from the real wmbusmeters 2.0.0 on recorded simulations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+import logging
+from pathlib import Path
+import re
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.core import Event, HomeAssistant, State
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
+    mock_restore_cache_with_extra_data,
+)
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.wmbusmeters.compat import find_device
+from custom_components.wmbusmeters.const import DOMAIN, EVENT_TELEGRAM
+from custom_components.wmbusmeters.wmbus import RunnerState
+
+from .common import device_subentry, meter, receiver_entry, setup_receiver
+from .conftest import fixture_text
+
+# Recorded cases and the simulation file name their command line used.
+CASES = [
+    "c1_water_multical21",
+    "heat_multical603",
+    "electricity_amiplus_t1",
+    "gas_t1",
+    "hca_qcaloric_c1",
+    "t1_water_mixed",
+    "s1_auto",
+]
+_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
+
+
+def case_meters(case: str) -> tuple[str, list[ConfigSubentryData]]:
+    """The simulation file name and the meters of a recorded case's command line."""
+    args = fixture_text(f"{case}.cmd.txt").split()
+    args = [a for a in args if not a.startswith("--")]
+    sim, rest = args[0], args[1:]
+    meters = [
+        meter(name, driver, meter_id, "" if key == "NOKEY" else key)
+        for name, driver, meter_id, key in zip(
+            rest[::4], rest[1::4], rest[2::4], rest[3::4], strict=True
+        )
+    ]
+    return sim, meters
+
+
+async def run_until_played(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Wait until wmbusmeters has played the whole simulation file (it then exits 0)."""
+    coordinator = entry.runtime_data
+    played = asyncio.Event()
+
+    def check() -> None:
+        if coordinator.runner.status.state is RunnerState.BACKOFF:
+            played.set()
+
+    remove = coordinator.async_add_receiver_listener(check)
+    check()
+    try:
+        # No asyncio.timeout: a test may freeze the clock. pytest-timeout guards the test.
+        await played.wait()
+    finally:
+        remove()
+    await hass.async_block_till_done()
+
+
+def entity_summary(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
+    """What a user sees of each entity, with wall-clock timestamps made stable."""
+    registry = er.async_get(hass)
+    summary: dict[str, Any] = {}
+    for reg in sorted(
+        er.async_entries_for_config_entry(registry, entry.entry_id), key=lambda r: r.unique_id
+    ):
+        state = hass.states.get(reg.entity_id)
+        value = state.state if state else None
+        if value and _TIMESTAMP.match(value):
+            value = "<timestamp>"
+        attributes = dict(state.attributes) if state else {}
+        summary[reg.unique_id.replace(entry.entry_id, "<entry>")] = {
+            "entity_id": reg.entity_id,
+            "state": value,
+            "unit": attributes.get("unit_of_measurement"),
+            "device_class": attributes.get("device_class") or reg.original_device_class,
+            "state_class": attributes.get("state_class"),
+            "category": reg.entity_category,
+            "translation_key": reg.translation_key,
+            "name": reg.original_name,
+            "enabled": reg.disabled_by is None,
+        }
+    return summary
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_fixture_meters(
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    simulation: Callable[..., Path],
+    snapshot: SnapshotAssertion,
+    caplog: pytest.LogCaptureFixture,
+    case: str,
+) -> None:
+    """Every meter of every recorded case: entities, units, classes and values."""
+    caplog.set_level(logging.WARNING)
+    sim, meters = case_meters(case)
+    entry = receiver_entry(wmbusmeters, simulation(case, sim), meters)
+    await setup_receiver(hass, entry)
+    await run_until_played(hass, entry)
+
+    assert entity_summary(hass, entry) == snapshot
+    devices = {
+        next(iter(d.identifiers))[1].replace(entry.entry_id, "<entry>"): (
+            d.name,
+            d.model,
+            d.manufacturer,
+            d.serial_number,
+        )
+        for d in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    }
+    assert devices == snapshot(name="devices")
+    # The sensor component warns about any unit/class/state-class mix it does not accept.
+    rejected = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("homeassistant.components.sensor")
+    ]
+    assert rejected == []
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_device_and_event(
+    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path]
+) -> None:
+    """The meter's device is linked to the receiver; each telegram is a bus event without keys."""
+    events: list[Event] = async_capture_events(hass, EVENT_TELEGRAM)
+    entry = receiver_entry(
+        wmbusmeters, simulation("c1_water_multical21"), [meter("Køkken", "multical21", "76348799")]
+    )
+    await setup_receiver(hass, entry)
+    await run_until_played(hass, entry)
+
+    registry = dr.async_get(hass)
+    device = find_device(registry, (DOMAIN, "76348799"), entry.entry_id)
+    receiver = find_device(registry, (DOMAIN, entry.entry_id), entry.entry_id)
+    assert device is not None
+    assert receiver is not None
+    assert device.via_device_id == receiver.id
+    assert device.serial_number == "76348799"
+    assert device.model == "multical21"
+    assert device.manufacturer == "Kamstrup"
+    assert device_subentry(device, entry.entry_id) == next(iter(entry.subentries))
+
+    assert len(events) == 2  # the simulation has two telegrams for this meter
+    data = events[0].data
+    assert data["meter_id"] == "76348799"
+    assert data["name"] == "Køkken"
+    assert data["driver"] == "multical21"
+    assert data["media"] == "cold water"
+    assert data["fields"]["total_m3"] == 6.408
+    assert "key" not in data
+    assert hass.states.get("sensor.kokken_total").state == "6.408"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_removing_meter_removes_device(
+    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path]
+) -> None:
+    """Removing a meter subentry removes its device and entities, and restarts wmbusmeters."""
+    entry = receiver_entry(
+        wmbusmeters,
+        simulation("c1_water_multical21"),
+        [meter("Tap", "multical21", "76348799"), meter("Garden", "multical21", "44556677")],
+    )
+    await setup_receiver(hass, entry)
+    await run_until_played(hass, entry)
+    subentry_id = next(
+        s.subentry_id for s in entry.subentries.values() if s.unique_id == "44556677"
+    )
+
+    assert hass.config_entries.async_remove_subentry(entry, subentry_id)
+    await hass.async_block_till_done()
+    assert find_device(dr.async_get(hass), (DOMAIN, "44556677"), entry.entry_id) is None
+    assert not [
+        e
+        for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+        if e.unique_id.startswith("44556677")
+    ]
+    await hass.async_block_till_done()
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_restore_after_restart(hass: HomeAssistant, wmbusmeters: str, tmp_path: Path) -> None:
+    """After an HA restart, a meter's last reading is shown before it sends again."""
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State("sensor.tap_total", "6.4"),
+                {"native_value": 6.4, "native_unit_of_measurement": "m³"},
+            )
+        ],
+    )
+    quiet = tmp_path / "simulation_quiet.txt"
+    quiet.write_text("# nothing heard yet\n")
+    entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
+    await setup_receiver(hass, entry)
+    state = hass.states.get("sensor.tap_total")
+    assert state is not None
+    assert state.state == "6.4"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_zero_total_does_not_overwrite_reading(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
+) -> None:
+    """A 0 total after a real one (restart, short telegram) leaves the reading as it was."""
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State("sensor.tap_total", "6.4"),
+                {"native_value": 6.4, "native_unit_of_measurement": "m³"},
+            )
+        ],
+    )
+    quiet = tmp_path / "simulation_quiet.txt"
+    quiet.write_text("")
+    entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
+    await setup_receiver(hass, entry)
+    coordinator = entry.runtime_data
+    coordinator.handle_telegram(_telegram(total_m3=0, target_m3=0))
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.tap_total").state == "6.4"
+    coordinator.handle_telegram(_telegram(total_m3=6.5))
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.tap_total").state == "6.5"
+    # A short telegram without the total keeps it too.
+    coordinator.handle_telegram(_telegram(flow_temperature_c=12))
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.tap_total").state == "6.5"
+    assert hass.states.get("sensor.tap_flow_temperature").state == "12"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+def _telegram(**readings: Any) -> Any:
+    from custom_components.wmbusmeters.wmbus import Telegram  # noqa: PLC0415
+
+    return Telegram(
+        meter_id="76348799",
+        driver="multical21",
+        media="cold water",
+        timestamp="2026-11-23T20:55:54Z",
+        readings={**readings, "timestamp": "2026-11-23T20:55:54Z"},
+    )
+
+
+async def test_availability_follows_silence(
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    simulation: Callable[..., Path],
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Silent past the 2-hour floor: unavailable, logged once; heard again: back, logged once."""
+    caplog.set_level(logging.INFO)
+    entry = receiver_entry(
+        wmbusmeters, simulation("c1_water_multical21"), [meter("Tap", "multical21", "76348799")]
+    )
+    await setup_receiver(hass, entry)
+    await run_until_played(hass, entry)
+    assert hass.states.get("sensor.tap_total").state == "6.408"
+
+    for _ in range(3):
+        freezer.tick(3600)
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+    assert hass.states.get("sensor.tap_total").state == "unavailable"
+    assert sum("not heard for" in r.getMessage() for r in caplog.records) == 1
+
+    entry.runtime_data.handle_telegram(_telegram(total_m3=6.5))
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.tap_total").state == "6.5"
+    assert sum("heard again" in r.getMessage() for r in caplog.records) == 1
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_new_field_becomes_entity(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
+) -> None:
+    """A field the driver does not document gets its entity when it first arrives."""
+    quiet = tmp_path / "simulation_quiet.txt"
+    quiet.write_text("")
+    entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
+    await setup_receiver(hass, entry)
+    assert hass.states.get("sensor.tap_leak_volume") is None
+    entry.runtime_data.handle_telegram(_telegram(leak_volume_l=12.5))
+    await hass.async_block_till_done()
+    state = hass.states.get("sensor.tap_leak_volume")
+    assert state is not None
+    assert state.state == "12.5"
+    assert state.attributes["unit_of_measurement"] == "L"
+    await hass.config_entries.async_unload(entry.entry_id)
