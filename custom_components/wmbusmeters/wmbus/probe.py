@@ -71,8 +71,9 @@ def check_command(command: str) -> None:
         raise NotExecutableError(command)
 
 
-async def run(command: str, *args: str, timeout: float = PROBE_TIMEOUT) -> str:
+async def run(command: str, *args: str, timeout: float | None = None) -> str:
     """Run the command with these arguments; its stdout, if it exits 0 in time."""
+    timeout = PROBE_TIMEOUT if timeout is None else timeout
     try:
         proc = await asyncio.create_subprocess_exec(
             command,
@@ -98,7 +99,7 @@ async def run(command: str, *args: str, timeout: float = PROBE_TIMEOUT) -> str:
     return stdout.decode("utf-8", "replace")
 
 
-async def probe_version(command: str, timeout: float = PROBE_TIMEOUT) -> str:
+async def probe_version(command: str, timeout: float | None = None) -> str:
     """The version wmbusmeters reports (e.g. `2.0.0-2`); raises ProbeError if it is not it."""
     match = _VERSION.search(await run(command, "--version", timeout=timeout))
     if match is None:
@@ -106,7 +107,7 @@ async def probe_version(command: str, timeout: float = PROBE_TIMEOUT) -> str:
     return match.group(1)
 
 
-async def list_meters(command: str, timeout: float = PROBE_TIMEOUT) -> list[DriverInfo]:
+async def list_meters(command: str, timeout: float | None = None) -> list[DriverInfo]:
     """Every driver the binary has (`auto` included), in its order."""
     drivers = []
     for line in (await run(command, "--listmeters", timeout=timeout)).splitlines():
@@ -118,7 +119,7 @@ async def list_meters(command: str, timeout: float = PROBE_TIMEOUT) -> list[Driv
     return drivers
 
 
-async def list_fields(command: str, driver: str, timeout: float = PROBE_TIMEOUT) -> list[FieldInfo]:
+async def list_fields(command: str, driver: str, timeout: float | None = None) -> list[FieldInfo]:
     """The fields a driver documents. The driver name must be validated by the caller."""
     output = await run(command, f"--listfields={driver}", timeout=timeout)
     return [
