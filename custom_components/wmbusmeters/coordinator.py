@@ -39,6 +39,11 @@ from .const import (
     SUBENTRY_METER,
 )
 from .manufacturers import manufacturer_for_codes
+from .repairs import (
+    async_clear_decryption_issue,
+    async_raise_decryption_issue,
+    effective_problem,
+)
 from .wmbus import (
     DecryptionFailed,
     DeviceNotFound,
@@ -158,6 +163,10 @@ class WmbusCoordinator:
         self._driver_kinds: dict[str, str] = {}
         self._unsub_silence: CALLBACK_TYPE | None = None
         self._started_at = dt_util.utcnow()
+        #: Meters whose decryption failure was reported in the current wmbusmeters run.
+        self._reported_this_run: set[str] = set()
+        #: Meters with an open decryption repair issue.
+        self._open_issues: set[str] = set()
         self.runner = WmbusRunner(
             entry.data[CONF_COMMAND],
             receiver_config(entry),
@@ -313,6 +322,10 @@ class WmbusCoordinator:
             meter.intervals.append((now - meter.last_seen).total_seconds())
         meter.last_seen = now
         meter.last_telegram = telegram
+        if meter.meter_id in self._open_issues:
+            # It decodes now (a fixed key): the repair issue clears itself.
+            self._open_issues.discard(meter.meter_id)
+            async_clear_decryption_issue(self.hass, meter.meter_id)
         if meter.lost:
             meter.lost = False
             _LOGGER.info("Meter %s (%s) is heard again", meter.name, meter.meter_id)
@@ -335,13 +348,18 @@ class WmbusCoordinator:
     def _on_event(self, event: RunnerEvent) -> None:
         if isinstance(event, DecryptionFailed):
             meter = self.meters.get(event.meter_id)
-            if meter is not None:
+            if meter is not None and meter.meter_id not in self._reported_this_run:
+                # 2.0.0 says it once per run; a restart (with a fixed key) may say it again.
+                self._reported_this_run.add(meter.meter_id)
+                problem = effective_problem(event.problem, bool(meter.config.key))
                 _LOGGER.warning(
                     "wmbusmeters cannot read meter %s (%s): %s",
                     meter.name,
                     meter.meter_id,
-                    event.problem.value.replace("_", " "),
+                    problem.value.replace("_", " "),
                 )
+                self._open_issues.add(meter.meter_id)
+                async_raise_decryption_issue(self.hass, self, meter, problem)
         elif isinstance(event, DeviceNotFound):
             _LOGGER.warning("wmbusmeters: %s", event.line)
         elif isinstance(event, Message) and event.level == "error":
@@ -351,6 +369,8 @@ class WmbusCoordinator:
 
     @callback
     def _on_status(self, status: RunnerStatus) -> None:
+        if status.state is RunnerState.STARTING:
+            self._reported_this_run.clear()
         if status.state is RunnerState.BACKOFF and status.returncode != 0:
             _LOGGER.warning("wmbusmeters stopped (%s); restarting it", status.reason)
         elif status.state is RunnerState.FAILED:

@@ -1,0 +1,175 @@
+"""Repair issues for meters wmbusmeters cannot decrypt, with a fix flow that asks for the key.
+
+Modelled on knx/repairs.py. 2.0.0 ignores a meter for the rest of its run after a failed
+decryption, so a fixed key restarts wmbusmeters (through the subentry update listener).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.components import persistent_notification
+from homeassistant.components.repairs import RepairsFlow
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.selector import TextSelector, TextSelectorConfig, TextSelectorType
+from homeassistant.helpers.translation import async_get_translations
+
+from .compat import vol
+from .const import CONF_KEY, DOMAIN
+from .wmbus import DecryptionProblem, WmbusConfigError, normalize_key
+
+if TYPE_CHECKING:
+    from homeassistant.components.repairs import RepairsFlowResult
+
+    from .coordinator import MeterState, WmbusCoordinator
+
+ISSUE_DECRYPTION = "decryption_failed"
+
+
+def decryption_issue_id(meter_id: str) -> str:
+    """The repair issue id of a meter (CONTRACT.md)."""
+    return f"{ISSUE_DECRYPTION}_{meter_id}"
+
+
+def effective_problem(problem: DecryptionProblem, has_key: bool) -> DecryptionProblem:
+    """What the user has to do.
+
+    2.0.0 says "did you use the correct decryption key?" also for an encrypted meter that has no
+    key at all (compact frames): that is a missing key, not a wrong one.
+    """
+    if problem is DecryptionProblem.WRONG_KEY and not has_key:
+        return DecryptionProblem.MISSING_KEY
+    return problem
+
+
+@callback
+def async_raise_decryption_issue(
+    hass: HomeAssistant,
+    coordinator: WmbusCoordinator,
+    meter: MeterState,
+    problem: DecryptionProblem,
+) -> None:
+    """A fixable issue for the meter, and a notification the first time."""
+    issue_id = decryption_issue_id(meter.meter_id)
+    first = ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=True,
+        is_persistent=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=ISSUE_DECRYPTION,
+        translation_placeholders={"name": meter.name, "meter_id": meter.meter_id},
+        data={
+            "entry_id": coordinator.entry.entry_id,
+            "subentry_id": meter.subentry_id,
+            "meter_id": meter.meter_id,
+            "problem": problem.value,
+        },
+    )
+    if first:
+        hass.async_create_task(_async_notify(hass, meter, problem), eager_start=True)
+
+
+@callback
+def async_clear_decryption_issue(hass: HomeAssistant, meter_id: str) -> None:
+    """The meter decodes again: the issue and its notification go away."""
+    ir.async_delete_issue(hass, DOMAIN, decryption_issue_id(meter_id))
+    persistent_notification.async_dismiss(hass, f"{DOMAIN}_{decryption_issue_id(meter_id)}")
+
+
+async def _async_notify(hass: HomeAssistant, meter: MeterState, problem: DecryptionProblem) -> None:
+    """A persistent notification in the user's language, linking to the repair."""
+    translations = await async_get_translations(hass, hass.config.language, "issues", [DOMAIN])
+    prefix = f"component.{DOMAIN}.issues.{ISSUE_DECRYPTION}"
+    title = translations.get(f"{prefix}.title", "Meter {name} cannot be read")
+    message = translations.get(
+        f"{prefix}.fix_flow.step.{problem.value}.description",
+        "wmbusmeters cannot decrypt meter {name} ({meter_id}).",
+    )
+    placeholders = {"name": meter.name, "meter_id": meter.meter_id}
+    persistent_notification.async_create(
+        hass,
+        message.format(**placeholders) + "\n\n[Settings → Repairs](/config/repairs)",
+        title=title.format(**placeholders),
+        notification_id=f"{DOMAIN}_{decryption_issue_id(meter.meter_id)}",
+    )
+
+
+class DecryptionRepairFlow(RepairsFlow):
+    """Ask for the corrected key (or none), store it on the meter, restart wmbusmeters."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        """Remember which meter this is about."""
+        self._entry_id: str = data["entry_id"]
+        self._subentry_id: str = data["subentry_id"]
+        self._problem = DecryptionProblem(data["problem"])
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
+        """The step is worded for the case: wrong key, missing key, key but not encrypted.
+
+        (The repairs manager passes the issue's data here, not a user's answer.)
+        """
+        return await self._async_step_key(self._problem.value, None)
+
+    async def async_step_wrong_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """Wrong key."""
+        return await self._async_step_key("wrong_key", user_input)
+
+    async def async_step_missing_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """No key for an encrypted meter."""
+        return await self._async_step_key("missing_key", user_input)
+
+    async def async_step_not_encrypted(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """A key for a meter that sends in the clear: offer no key."""
+        return await self._async_step_key("not_encrypted", user_input)
+
+    async def _async_step_key(
+        self, step_id: str, user_input: dict[str, Any] | None
+    ) -> RepairsFlowResult:
+        entry = self.hass.config_entries.async_get_entry(self._entry_id)
+        subentry = entry.subentries.get(self._subentry_id) if entry else None
+        if entry is None or subentry is None:
+            return self.async_abort(reason="meter_removed")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                key = normalize_key(user_input.get(CONF_KEY, ""))
+            except WmbusConfigError:
+                errors[CONF_KEY] = "invalid_key"
+            else:
+                # The update listener restarts wmbusmeters with the new key.
+                self.hass.config_entries.async_update_subentry(
+                    entry, subentry, data={**subentry.data, CONF_KEY: key}
+                )
+                return self.async_create_entry(data={})
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_KEY, default=""): TextSelector(
+                    TextSelectorConfig(type=TextSelectorType.PASSWORD)
+                )
+            }
+        )
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=schema,
+            errors=errors,
+            description_placeholders={"name": subentry.title, "meter_id": subentry.unique_id or ""},
+        )
+
+
+async def async_create_fix_flow(
+    hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
+) -> RepairsFlow:
+    """The fix flow of a decryption issue."""
+    if issue_id.startswith(f"{ISSUE_DECRYPTION}_") and data:
+        return DecryptionRepairFlow(dict(data))
+    raise ValueError(f"unknown repair {issue_id}")
