@@ -167,6 +167,7 @@ class WmbusCoordinator:
         self._reported_this_run: set[str] = set()
         #: Meters with an open decryption repair issue.
         self._open_issues: set[str] = set()
+        self._was_up = False
         self.runner = WmbusRunner(
             entry.data[CONF_COMMAND],
             receiver_config(entry),
@@ -375,8 +376,11 @@ class WmbusCoordinator:
             _LOGGER.warning("wmbusmeters stopped (%s); restarting it", status.reason)
         elif status.state is RunnerState.FAILED:
             _LOGGER.error("%s", status.reason)
-        for meter_id in self.meters:
-            self._notify_meter(meter_id, None)
+        if (up := self.runner_up) != self._was_up:
+            # Only a change of availability touches the meters' entities (thousands of them).
+            self._was_up = up
+            for meter_id in self.meters:
+                self._notify_meter(meter_id, None)
         self._notify_receiver()
 
     @callback

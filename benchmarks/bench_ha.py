@@ -1,0 +1,150 @@
+"""Benchmark the integration in a running Home Assistant test instance (scripts/benchmark).
+
+500 meters with 12 changing fields each; telegrams are fed through the runner's callback
+(coordinator.handle_telegram), exactly what the runner calls for each decoded line. Prints
+figures; the only asserts check that the states really hold the new values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+import shutil
+import statistics
+import time
+
+from homeassistant.core import HomeAssistant
+
+from custom_components.wmbusmeters.wmbus import Telegram
+from tests.common import meter, receiver_entry, setup_receiver
+
+METERS = 500
+FIELDS = [
+    "total_m3",
+    "target_m3",
+    "flow_temperature_c",
+    "external_temperature_c",
+    "min_external_temperature_c",
+    "max_flow_m3h",
+    "status",
+    "current_status",
+    "time_dry",
+    "time_reversed",
+    "time_leaking",
+    "time_bursting",
+]
+
+
+def telegram(meter_id: str, n: int, all_change: bool = True) -> Telegram:
+    """A multical21 telegram: all 12 fields differ from the meter's previous one, or (typical)
+    only the total and the temperatures do."""
+    if not all_change:
+        readings = telegram(meter_id, 0).readings | {
+            "total_m3": 100 + n * 0.001,
+            "flow_temperature_c": n % 40,
+            "external_temperature_c": (n + 1) % 40,
+            "timestamp": f"2026-11-23T20:{(n // 60) % 60:02d}:{n % 60:02d}Z",
+        }
+        return Telegram(meter_id, "multical21", "cold water", readings["timestamp"], readings)
+    readings = {
+        "total_m3": 100 + n * 0.001,
+        "target_m3": 90 + n * 0.001,
+        "flow_temperature_c": n % 40,
+        "external_temperature_c": (n + 1) % 40,
+        "min_external_temperature_c": (n + 2) % 40,
+        "max_flow_m3h": (n % 100) / 100,
+        "status": f"S{n % 7}",
+        "current_status": f"C{n % 7}",
+        "time_dry": f"{n % 5} days",
+        "time_reversed": f"{n % 6} h",
+        "time_leaking": f"{n % 3} h",
+        "time_bursting": f"{n % 4} h",
+        "timestamp": f"2026-11-23T20:{(n // 60) % 60:02d}:{n % 60:02d}Z",
+    }
+    return Telegram(meter_id, "multical21", "cold water", readings["timestamp"], readings)
+
+
+async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
+    # Home Assistant runs without asyncio debug mode; the test harness turns it on.
+    asyncio.get_running_loop().set_debug(False)
+    command = shutil.which("wmbusmeters")
+    assert command
+    quiet = tmp_path / "simulation_quiet.txt"
+    quiet.write_text("")
+    ids = [f"{i:08d}" for i in range(10_000_000, 10_000_000 + METERS)]
+    entry = receiver_entry(command, quiet, [meter(f"M{i}", "multical21", i) for i in ids])
+    start = time.perf_counter()
+    await setup_receiver(hass, entry)
+    print(
+        f"\nsetup of {METERS} meters: {time.perf_counter() - start:.1f} s, "
+        f"{len(hass.states.async_all('sensor'))} sensors"
+    )
+    coordinator = entry.runtime_data
+    loop = asyncio.get_running_loop()
+
+    # Throughput: as fast as the loop takes them, each call writes the states it changed.
+    rate = 0.0
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile  # noqa: PLC0415
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
+        for n in range(3000):
+            coordinator.handle_telegram(telegram(ids[n % METERS], 200_000 + n))
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(18)
+    for all_change, label in (
+        (True, "all 12 fields change"),
+        (False, "typical: total, 2 temperatures, time"),
+    ):
+        total = 20_000
+        blocks: list[float] = []
+        start = time.perf_counter()
+        for n in range(total):
+            t0 = time.perf_counter()
+            coordinator.handle_telegram(
+                telegram(ids[n % METERS], n + (0 if all_change else 50_000), all_change)
+            )
+            blocks.append(time.perf_counter() - t0)
+            if n % 50 == 49:
+                await asyncio.sleep(0)  # let the loop breathe, as the reader does between reads
+        await hass.async_block_till_done()
+        elapsed = time.perf_counter() - start
+        last = total - 1 + (0 if all_change else 50_000)
+        assert hass.states.get(f"sensor.m{ids[(total - 1) % METERS]}_total").state == str(
+            100 + last * 0.001
+        )
+        this_rate = total / elapsed
+        rate = rate or this_rate
+        print(
+            f"throughput ({label}): {total} telegrams in {elapsed:.2f} s = {this_rate:,.0f} telegrams/s "
+            f"until the state machine holds them; longest single telegram {max(blocks) * 1000:.2f} ms"
+        )
+        if (path := os.environ.get("BENCH_DECODE_RATE_FILE")) and Path(path).exists():
+            decode_rate = json.loads(Path(path).read_text())["decode_rate"]
+            if decode_rate:
+                print(
+                    f"  / real wmbusmeters decode rate (same run) = {this_rate / decode_rate:.2f} (goal >= 1)"
+                )
+
+    # Latency at 100 telegrams/s: from the runner's callback to the new state (set synchronously).
+    latencies: list[float] = []
+    longest_block = 0.0
+    for n in range(1000):
+        target = loop.time() + 0.01
+        t0 = time.perf_counter()
+        coordinator.handle_telegram(telegram(ids[n % METERS], 100_000 + n))
+        took = time.perf_counter() - t0
+        latencies.append(took * 1000)
+        longest_block = max(longest_block, took)
+        await asyncio.sleep(max(0.0, target - loop.time()))
+    q = statistics.quantiles(latencies, n=100)
+    print(
+        f"at 100 telegrams/s: p50 {q[49]:.3f} ms, p99 {q[98]:.3f} ms; "
+        f"longest event-loop block {longest_block * 1000:.2f} ms (goals: p99 < 5 ms, no block > 10 ms)"
+    )
+
+    await hass.config_entries.async_unload(entry.entry_id)
