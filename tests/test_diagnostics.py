@@ -1,0 +1,110 @@
+"""Diagnostics and the restart service action."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+import shutil
+
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import device_registry as dr
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+    get_diagnostics_for_device,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.wmbusmeters.compat import find_device
+from custom_components.wmbusmeters.const import DOMAIN
+
+from .common import meter, receiver_entry, setup_receiver
+from .test_sensor import run_until_played
+
+DATA = Path(__file__).parent / "data"
+RIGHT_KEY = "28F64A24988064A079AA2C807D6102AE"
+
+
+async def test_no_key_anywhere(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    wmbusmeters: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A configured key is in no diagnostics, no log line, no process argument."""
+    caplog.set_level(logging.DEBUG)
+    assert await async_setup_component(hass, "diagnostics", {})
+    sim = tmp_path / "simulation_encrypted.txt"
+    shutil.copy(DATA / "simulation_encrypted.txt", sim)
+    wrong = "0123456789ABCDEF0123456789ABCDEF"
+    entry = receiver_entry(
+        wmbusmeters,
+        sim,
+        [
+            meter("Vand", "multical21", "76348799", RIGHT_KEY),
+            meter("Other", "multical21", "44556677", wrong),
+        ],
+    )
+    await setup_receiver(hass, entry)
+    await run_until_played(hass, entry)
+    assert hass.states.get("sensor.vand_total").state == "6.408"
+    runner = entry.runtime_data.runner
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    device = find_device(dr.async_get(hass), (DOMAIN, "76348799"), entry.entry_id)
+    assert device is not None
+    device_diagnostics = await get_diagnostics_for_device(hass, hass_client, entry, device)
+    text = json.dumps([diagnostics, device_diagnostics]) + caplog.text + " ".join(runner.argv)
+    for key in (RIGHT_KEY, wrong):
+        assert key not in text
+        assert key.lower() not in text
+    assert diagnostics["runner"]["argv"] == [wmbusmeters, f"--useconfig={runner.config_dir}"]
+    assert diagnostics["runner"]["version"] == "2.0.0-2"
+    assert "key=**REDACTED**" in diagnostics["wmbusmeters_config"]["wmbusmeters.d/m76348799"]
+    assert device_diagnostics["meter"]["last_telegram"]["readings"]["total_m3"] == 6.408
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_restart_service(hass: HomeAssistant, wmbusmeters: str, tmp_path: Path) -> None:
+    """Restart one receiver or all; unknown, foreign or unloaded entries are refused."""
+    sim = tmp_path / "simulation_quiet.txt"
+    sim.write_text("")
+    entry = receiver_entry(wmbusmeters, sim)
+    await setup_receiver(hass, entry)
+    await run_until_played(hass, entry)  # an empty file: wmbusmeters ends, backoff before replay
+    runner = entry.runtime_data.runner
+    before = runner.counters.restarts
+
+    await hass.services.async_call(
+        DOMAIN, "restart", {"config_entry_id": entry.entry_id}, blocking=True
+    )
+    assert runner.counters.restarts == before + 1
+    await hass.services.async_call(DOMAIN, "restart", {}, blocking=True)
+    assert runner.counters.restarts == before + 2
+
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "restart", {"config_entry_id": "nope"}, blocking=True
+        )
+    assert err.value.translation_key == "unknown_receiver"
+    other = MockConfigEntry(domain="other")
+    other.add_to_hass(hass)
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "restart", {"config_entry_id": other.entry_id}, blocking=True
+        )
+    assert err.value.translation_key == "unknown_receiver"
+    await hass.config_entries.async_unload(entry.entry_id)
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "restart", {"config_entry_id": entry.entry_id}, blocking=True
+        )
+    assert err.value.translation_key == "receiver_not_loaded"
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(DOMAIN, "restart", {}, blocking=True)
+    assert err.value.translation_key == "no_receiver"
