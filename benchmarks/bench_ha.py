@@ -87,7 +87,7 @@ async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
     # Throughput: as fast as the loop takes them, each call writes the states it changed.
     rate = 0.0
     if os.environ.get("BENCH_PROFILE"):
-        import cProfile  # noqa: PLC0415
+        import cProfile
         import pstats
 
         prof = cProfile.Profile()

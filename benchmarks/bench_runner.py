@@ -143,7 +143,7 @@ async def real_wmbusmeters(workdir: Path) -> float:
     count = 50_000
     sim = simulation_file(workdir, count)
     config = ReceiverConfig(str(sim), (), (), listen_all=True)
-    from custom_components.wmbusmeters.wmbus import render_config  # noqa: PLC0415
+    from custom_components.wmbusmeters.wmbus import render_config
 
     async def alone() -> tuple[float, int]:
         """The decoder alone, writing to a pipe that only collects its output."""
