@@ -310,3 +310,35 @@ async def test_new_field_becomes_entity(
     assert state.state == "12.5"
     assert state.attributes["unit_of_measurement"] == "L"
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_meter_changes_restart_once(
+    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path]
+) -> None:
+    """Three meters added in a row restart wmbusmeters once, with all three, without a reload."""
+    from homeassistant.config_entries import ConfigSubentry  # noqa: PLC0415
+
+    entry = receiver_entry(wmbusmeters, simulation("c1_water_multical21"))
+    await setup_receiver(hass, entry)
+    await run_until_played(hass, entry)
+    runner = entry.runtime_data.runner
+    coordinator = entry.runtime_data
+    before = runner.counters.restarts
+    for name, meter_id in (("A", "76348799"), ("B", "44556677"), ("C", "52525252")):
+        hass.config_entries.async_add_subentry(
+            entry,
+            ConfigSubentry(
+                data={"name": name, "driver": "auto", "meter_id": meter_id, "key": ""},
+                subentry_type="meter",
+                title=name,
+                unique_id=meter_id,
+            ),
+        )
+    waiter = asyncio.ensure_future(runner.wait_running())
+    await asyncio.wait_for(waiter, 10)
+    await run_until_played(hass, entry)
+    assert runner.counters.restarts == before + 1
+    assert [m.meter_id for m in runner.config.meters] == ["76348799", "44556677", "52525252"]
+    assert entry.runtime_data is coordinator  # not reloaded
+    assert hass.states.get("sensor.b_total").state == "20.015"
+    await hass.config_entries.async_unload(entry.entry_id)
