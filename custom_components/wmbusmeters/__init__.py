@@ -18,7 +18,12 @@ from .wmbus.config import DEVICE_KEYWORDS
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
-PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR]
+
+
+def device_present(device: str) -> bool:
+    """Whether the radio device is there (keywords are probed by wmbusmeters itself)."""
+    return device in DEVICE_KEYWORDS or os.path.exists(device)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -39,9 +44,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
             translation_placeholders={"command": command},
         ) from err
     device: str = entry.data[CONF_DEVICE]
-    if device not in DEVICE_KEYWORDS and not await hass.async_add_executor_job(
-        os.path.exists, device
-    ):
+    if not await hass.async_add_executor_job(device_present, device):
         # The dongle is unplugged: HA retries with backoff.
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,

@@ -12,13 +12,11 @@ from homeassistant.components.binary_sensor import (  # type: ignore[attr-define
 from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
-from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
 from .coordinator import MeterState, WmbusConfigEntry, WmbusCoordinator
-from .entity import WmbusMeterEntity
+from .entity import WmbusMeterEntity, WmbusReceiverEntity
 from .wmbus import RunnerState, Telegram
 
 PARALLEL_UPDATES = 0
@@ -111,26 +109,6 @@ class WmbusMeterProblem(WmbusMeterEntity, BinarySensorEntity):
     def _async_handle_telegram(self, telegram: Telegram | None) -> None:
         if telegram is None or self._take(telegram):
             self.async_write_ha_state()
-
-
-class WmbusReceiverEntity(Entity):
-    """An entity of the receiver's own device."""
-
-    _attr_has_entity_name = True
-    _attr_should_poll = False
-
-    def __init__(self, coordinator: WmbusCoordinator, key: str) -> None:
-        """Bind to the receiver."""
-        self.coordinator = coordinator
-        self._attr_unique_id = f"{coordinator.entry.entry_id}_{key}"
-        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, coordinator.entry.entry_id)})
-
-    async def async_added_to_hass(self) -> None:
-        """Follow the runner's state."""
-        await super().async_added_to_hass()
-        self.async_on_remove(
-            self.coordinator.async_add_receiver_listener(self.async_write_ha_state)
-        )
 
 
 class WmbusReceiverRunning(WmbusReceiverEntity, BinarySensorEntity):

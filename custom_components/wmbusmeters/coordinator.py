@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import logging
 from pathlib import Path
 import statistics
+import time
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
@@ -20,6 +21,7 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.start import async_at_started
 from homeassistant.util import dt as dt_util
 
 from .compat import find_device
@@ -41,7 +43,9 @@ from .const import (
 from .manufacturers import manufacturer_for_codes
 from .repairs import (
     async_clear_decryption_issue,
+    async_clear_receiver_issue,
     async_raise_decryption_issue,
+    async_raise_receiver_issue,
     effective_problem,
 )
 from .wmbus import (
@@ -76,6 +80,9 @@ _NOT_READINGS = frozenset(
         "timestamp_utc",
     }
 )
+#: Crash loop: this many unexpected ends of wmbusmeters within the window.
+CRASH_LOOP_COUNT = 5
+CRASH_LOOP_WINDOW = 600.0
 #: Quick successive meter changes (add three meters) restart wmbusmeters once.
 RESTART_COOLDOWN = 2.0
 SILENCE_CHECK_INTERVAL = timedelta(minutes=1)
@@ -168,6 +175,10 @@ class WmbusCoordinator:
         #: Meters with an open decryption repair issue.
         self._open_issues: set[str] = set()
         self._was_up = False
+        #: Receiver issues open now (command_missing, device_missing, crash_loop).
+        self._receiver_issues: set[str] = set()
+        self._crashes: deque[float] = deque()
+        self._device_missing = False
         self.runner = WmbusRunner(
             entry.data[CONF_COMMAND],
             receiver_config(entry),
@@ -317,12 +328,16 @@ class WmbusCoordinator:
         """Take a telegram from the runner: update the meter, fire the event, push."""
         meter = self.meters.get(telegram.meter_id)
         if meter is None:
-            return  # a meter nobody configured (discovery handles those)
+            return  # a meter nobody configured
         now = dt_util.utcnow()
         if meter.last_seen is not None:
             meter.intervals.append((now - meter.last_seen).total_seconds())
         meter.last_seen = now
         meter.last_telegram = telegram
+        self._device_missing = False
+        if self._receiver_issues:
+            self._clear_receiver_issue("device_missing")
+            self._clear_receiver_issue("crash_loop")
         if meter.meter_id in self._open_issues:
             # It decodes now (a fixed key): the repair issue clears itself.
             self._open_issues.discard(meter.meter_id)
@@ -363,15 +378,57 @@ class WmbusCoordinator:
                 async_raise_decryption_issue(self.hass, self, meter, problem)
         elif isinstance(event, DeviceNotFound):
             _LOGGER.warning("wmbusmeters: %s", event.line)
+            # Not while HA is still starting: the dongle may simply not have answered yet.
+            self._device_missing = True
+            self.entry.async_on_unload(async_at_started(self.hass, self._async_device_missing))
         elif isinstance(event, Message) and event.level == "error":
             _LOGGER.error("wmbusmeters: %s", event.line)
         else:
             _LOGGER.debug("wmbusmeters: %s", event.line)
 
     @callback
+    def _async_device_missing(self, _hass: HomeAssistant) -> None:
+        if self._device_missing:  # no telegram since
+            self._raise_receiver_issue("device_missing", device=self.runner.config.device)
+
+    def _raise_receiver_issue(self, kind: str, **placeholders: str) -> None:
+        self._receiver_issues.add(kind)
+        async_raise_receiver_issue(
+            self.hass, self.entry.entry_id, kind, {"title": self.entry.title, **placeholders}
+        )
+
+    def _clear_receiver_issue(self, kind: str) -> None:
+        if kind in self._receiver_issues:
+            self._receiver_issues.discard(kind)
+            async_clear_receiver_issue(self.hass, self.entry.entry_id, kind)
+
+    def _note_crash(self, status: RunnerStatus) -> None:
+        """Five unexpected ends within ten minutes are a crash loop."""
+        now = time.monotonic()
+        self._crashes.append(now)
+        while self._crashes and now - self._crashes[0] > CRASH_LOOP_WINDOW:
+            self._crashes.popleft()
+        if len(self._crashes) >= CRASH_LOOP_COUNT:
+            self._raise_receiver_issue(
+                "crash_loop",
+                restarts=str(len(self._crashes)),
+                last_error=status.reason or "",
+            )
+
+    @callback
     def _on_status(self, status: RunnerStatus) -> None:
         if status.state is RunnerState.STARTING:
             self._reported_this_run.clear()
+        elif status.state is RunnerState.RUNNING:
+            self._clear_receiver_issue("command_missing")
+        elif status.state is RunnerState.FAILED:
+            self._raise_receiver_issue(
+                "command_missing", command=self.runner.command, reason=status.reason or ""
+            )
+        if status.state is RunnerState.FAILED or (
+            status.state is RunnerState.BACKOFF and status.returncode != 0
+        ):
+            self._note_crash(status)
         if status.state is RunnerState.BACKOFF and status.returncode != 0:
             _LOGGER.warning("wmbusmeters stopped (%s); restarting it", status.reason)
         elif status.state is RunnerState.FAILED:
@@ -385,6 +442,7 @@ class WmbusCoordinator:
 
     @callback
     def _check_silence(self, now: datetime) -> None:
+        self._notify_receiver()  # the receiver's counters, once a minute
         for meter in self.meters.values():
             last = meter.last_seen or self._started_at
             silent = (now - last).total_seconds()

@@ -57,3 +57,23 @@ class WmbusMeterEntity(Entity):
     def _async_handle_telegram(self, telegram: Telegram | None) -> None:
         """Update from a telegram (None: only availability may have changed)."""
         self.async_write_ha_state()
+
+
+class WmbusReceiverEntity(Entity):
+    """An entity of the receiver's own device."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, coordinator: WmbusCoordinator, key: str) -> None:
+        """Bind to the receiver."""
+        self.coordinator = coordinator
+        self._attr_unique_id = f"{coordinator.entry.entry_id}_{key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, coordinator.entry.entry_id)})
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the runner's state."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.async_add_receiver_listener(self.async_write_ha_state)
+        )

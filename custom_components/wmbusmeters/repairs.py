@@ -80,6 +80,29 @@ def async_clear_decryption_issue(hass: HomeAssistant, meter_id: str) -> None:
     persistent_notification.async_dismiss(hass, f"{DOMAIN}_{decryption_issue_id(meter_id)}")
 
 
+@callback
+def async_raise_receiver_issue(
+    hass: HomeAssistant, entry_id: str, kind: str, placeholders: dict[str, str]
+) -> None:
+    """A receiver problem (command_missing, device_missing, crash_loop); not fixable here,
+    it clears itself when the receiver works again."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        f"{kind}_{entry_id}",
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=kind,
+        translation_placeholders=placeholders,
+    )
+
+
+@callback
+def async_clear_receiver_issue(hass: HomeAssistant, entry_id: str, kind: str) -> None:
+    """The receiver works again."""
+    ir.async_delete_issue(hass, DOMAIN, f"{kind}_{entry_id}")
+
+
 async def _async_notify(hass: HomeAssistant, meter: MeterState, problem: DecryptionProblem) -> None:
     """A persistent notification in the user's language, linking to the repair."""
     translations = await async_get_translations(hass, hass.config.language, "issues", [DOMAIN])

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 import logging
 from typing import Any
 
-from homeassistant.components.sensor import RestoreSensor, SensorEntityDescription
-from homeassistant.const import Platform
+from homeassistant.components.sensor import (
+    RestoreSensor,
+    SensorEntity,
+    SensorEntityDescription,
+)
+from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from .coordinator import MeterState, WmbusConfigEntry, WmbusCoordinator
-from .entity import WmbusMeterEntity
+from .entity import WmbusMeterEntity, WmbusReceiverEntity
 from .units import FieldKind, field_kind, field_title, unit_suffix
 from .wmbus import Telegram
 
@@ -118,9 +124,60 @@ async def async_setup_entry(
 
         entry.async_on_unload(coordinator.async_add_meter_listener(meter.meter_id, on_telegram))
 
+    async_add_entities(
+        [WmbusReceiverSensor(coordinator, description) for description in RECEIVER_SENSORS]
+    )
     for meter in coordinator.meters.values():
         add_meter(meter)
     entry.async_on_unload(coordinator.async_add_meter_added_listener(add_meter))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiverSensorDescription(SensorEntityDescription):
+    """A figure of the receiver's runner."""
+
+    value_fn: Callable[[WmbusCoordinator], str | int | None]
+
+
+RECEIVER_SENSORS = (
+    ReceiverSensorDescription(
+        key="restarts",
+        translation_key="restarts",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda c: c.runner.counters.restarts,
+    ),
+    ReceiverSensorDescription(
+        key="telegrams",
+        translation_key="telegrams",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda c: c.runner.counters.telegrams,
+    ),
+    ReceiverSensorDescription(
+        key="last_error",
+        translation_key="last_error",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda c: (c.runner.last_error or "")[:255] or None,
+    ),
+)
+
+
+class WmbusReceiverSensor(WmbusReceiverEntity, SensorEntity):
+    """Restarts, telegrams received, last error line (refreshed on state changes and each
+    minute, not per telegram: one more write per telegram would cost throughput)."""
+
+    entity_description: ReceiverSensorDescription
+
+    def __init__(
+        self, coordinator: WmbusCoordinator, description: ReceiverSensorDescription
+    ) -> None:
+        """Bind to the receiver."""
+        super().__init__(coordinator, description.key)
+        self.entity_description = description
+
+    @property
+    def native_value(self) -> str | int | None:
+        """The current figure."""
+        return self.entity_description.value_fn(self.coordinator)
 
 
 def _guess_media(coordinator: WmbusCoordinator, meter: MeterState) -> str:

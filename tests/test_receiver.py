@@ -1,0 +1,94 @@
+"""The receiver's own device: running sensor, counters, restart button, and its repair issues."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+import sys
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+import pytest
+
+from custom_components.wmbusmeters.const import DOMAIN
+from custom_components.wmbusmeters.wmbus import RunnerState
+
+from .common import meter, receiver_entry, setup_receiver
+from .test_runner_faults import FAKE
+
+
+async def wait_for(check, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+async def test_receiver_entities_and_button(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
+) -> None:
+    """Running while wmbusmeters runs; the button restarts it."""
+    quiet = tmp_path / "simulation_quiet.txt"
+    quiet.write_text("")
+    entry = receiver_entry(wmbusmeters, quiet)
+    await setup_receiver(hass, entry)
+    runner = entry.runtime_data.runner
+    await wait_for(lambda: runner.status.state is RunnerState.BACKOFF)
+    running = [
+        s for s in hass.states.async_all("binary_sensor") if s.entity_id.endswith("_running")
+    ]
+    assert [s.state for s in running] == ["off"]
+    restarts = next(s for s in hass.states.async_all("sensor") if s.entity_id.endswith("_restarts"))
+    assert restarts.state == "0"
+    button = next(s.entity_id for s in hass.states.async_all("button"))
+    await hass.services.async_call("button", "press", {"entity_id": button}, blocking=True)
+    await wait_for(lambda: runner.counters.restarts == 1)
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_device_missing_issue(
+    hass: HomeAssistant, wmbusmeters: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dongle unplugged after setup: the real wmbusmeters reports it; an issue says so."""
+    monkeypatch.setattr("custom_components.wmbusmeters.device_present", lambda device: True)
+    entry = receiver_entry(wmbusmeters, "/dev/ttyUSB9", [meter("Tap", "multical21", "76348799")])
+    await setup_receiver(hass, entry)
+    issue_id = f"device_missing_{entry.entry_id}"
+    await wait_for(lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None)
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders == {"title": entry.title, "device": "/dev/ttyUSB9"}
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_command_missing_and_crash_loop(
+    hass: HomeAssistant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FAKE wmbusmeters that crashes at once: after 5 crashes a crash-loop issue with its last
+    message; then the command disappears: a command issue; back again: it clears."""
+    command = tmp_path / "wmbusmeters"
+    command.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
+    command.chmod(0o755)
+    monkeypatch.setenv("FAKE_WMBUSMETERS_MODE", "crash_on_start")
+    entry = receiver_entry(str(command), "auto", options={})
+    await setup_receiver(hass, entry)
+    runner = entry.runtime_data.runner
+    runner._backoff_initial = runner._backoff_max = 0.01  # no real waiting between crashes
+    registry = ir.async_get(hass)
+    await wait_for(
+        lambda: registry.async_get_issue(DOMAIN, f"crash_loop_{entry.entry_id}") is not None
+    )
+    issue = registry.async_get_issue(DOMAIN, f"crash_loop_{entry.entry_id}")
+    assert issue is not None
+    assert "cannot open device" in issue.translation_placeholders["last_error"]
+
+    command.unlink()
+    await wait_for(
+        lambda: registry.async_get_issue(DOMAIN, f"command_missing_{entry.entry_id}") is not None
+    )
+    command.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
+    command.chmod(0o755)
+    monkeypatch.setenv("FAKE_WMBUSMETERS_MODE", "silent")
+    await wait_for(
+        lambda: registry.async_get_issue(DOMAIN, f"command_missing_{entry.entry_id}") is None
+    )
+    await hass.config_entries.async_unload(entry.entry_id)
