@@ -6,12 +6,14 @@ from collections.abc import Mapping
 import glob
 import os
 import shutil
+from types import MappingProxyType
 from typing import Any
 
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentry,
     ConfigSubentryFlow,
     OptionsFlow,
     SubentryFlowResult,
@@ -134,6 +136,7 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
     """A receiver: the wmbusmeters command, the radio device, the link modes."""
 
     VERSION = 1
+    _discovered: dict[str, Any]
 
     @staticmethod
     @callback
@@ -172,6 +175,87 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(_receiver_schema(devices), suggested),
             errors=errors,
+        )
+
+    async def async_step_integration_discovery(
+        self, discovery_info: dict[str, Any]
+    ) -> ConfigFlowResult:
+        """A meter a receiver hears but nobody configured (see coordinator._offer).
+
+        A discovery flow, not a subentry flow: HA lists it under Discovered, and its Ignore
+        button stores the unique id, so a dismissed meter is never offered again.
+        """
+        meter_id: str = discovery_info["meter_id"]
+        await self.async_set_unique_id(f"meter_{meter_id}")
+        self._abort_if_unique_id_configured()
+        entry = self.hass.config_entries.async_get_entry(discovery_info["entry_id"])
+        if entry is None:
+            return self.async_abort(reason="receiver_removed")
+        if any(sub.unique_id == meter_id for sub in entry.subentries.values()):
+            return self.async_abort(reason="meter_configured")
+        self._discovered = discovery_info
+        kind = discovery_info["media"] or discovery_info["driver"]
+        self.context["title_placeholders"] = {"meter_id": meter_id, "kind": kind}
+        return await self.async_step_discovery_confirm()
+
+    async def async_step_discovery_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Name it (and give its key, if it is encrypted); it becomes a meter of the receiver."""
+        info = self._discovered
+        entry = self.hass.config_entries.async_get_entry(info["entry_id"])
+        if entry is None:
+            return self.async_abort(reason="receiver_removed")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                key = normalize_key(user_input.get(CONF_KEY, ""))
+            except WmbusConfigError:
+                errors[CONF_KEY] = "invalid_key"
+            else:
+                if info["encrypted"] and not key:
+                    errors[CONF_KEY] = "key_required"
+            if not errors:
+                name = user_input[CONF_NAME].strip() or info["meter_id"]
+                self.hass.config_entries.async_add_subentry(
+                    entry,
+                    ConfigSubentry(
+                        data=MappingProxyType(
+                            {
+                                CONF_NAME: name,
+                                CONF_DRIVER: info["driver"],
+                                CONF_METER_ID: info["meter_id"],
+                                CONF_KEY: key,
+                            }
+                        ),
+                        subentry_type=SUBENTRY_METER,
+                        title=name,
+                        unique_id=info["meter_id"],
+                    ),
+                )
+                return self.async_abort(reason="meter_added")
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_NAME): TextSelector(),
+                vol.Optional(CONF_KEY, default=""): TextSelector(
+                    TextSelectorConfig(type=TextSelectorType.PASSWORD)
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id="discovery_confirm",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, user_input or {CONF_NAME: f"Meter {info['meter_id']}"}
+            ),
+            errors=errors,
+            description_placeholders={
+                "meter_id": info["meter_id"],
+                "driver": info["driver"],
+                "media": info["media"] or "?",
+                "manufacturer": info["manufacturer"] or "?",
+                "encrypted": "yes" if info["encrypted"] else "no",
+                "receiver": entry.title,
+            },
         )
 
     async def async_step_reconfigure(

@@ -16,9 +16,13 @@ import statistics
 import time
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.config_entries import (
+    SOURCE_INTEGRATION_DISCOVERY,
+    ConfigEntry,
+    ConfigSubentry,
+)
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, discovery_flow
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.start import async_at_started
@@ -132,8 +136,13 @@ def meter_config(subentry: ConfigSubentry) -> MeterConfig:
 
 
 def receiver_config(entry: ConfigEntry) -> ReceiverConfig:
-    """The wmbusmeters view of a receiver entry and its meter subentries."""
+    """The wmbusmeters view of a receiver entry and its meter subentries.
+
+    With a catch-all meter, so that meters nobody configured are heard and offered (discovery):
+    2.0.0 drops other meters' telegrams silently once any meter is configured.
+    """
     return ReceiverConfig(
+        listen_all=True,
         device=entry.data[CONF_DEVICE],
         link_modes=tuple(entry.data.get(CONF_LINK_MODES, ())),
         meters=tuple(
@@ -179,6 +188,8 @@ class WmbusCoordinator:
         self._receiver_issues: set[str] = set()
         self._crashes: deque[float] = deque()
         self._device_missing = False
+        #: Meters heard nearby and offered for adding (discovery), this HA run.
+        self._offered: set[str] = set()
         self.runner = WmbusRunner(
             entry.data[CONF_COMMAND],
             receiver_config(entry),
@@ -328,7 +339,9 @@ class WmbusCoordinator:
         """Take a telegram from the runner: update the meter, fire the event, push."""
         meter = self.meters.get(telegram.meter_id)
         if meter is None:
-            return  # a meter nobody configured
+            if telegram.discovered:
+                self._offer(telegram.meter_id, telegram.driver, telegram.media, encrypted=False)
+            return
         now = dt_util.utcnow()
         if meter.last_seen is not None:
             meter.intervals.append((now - meter.last_seen).total_seconds())
@@ -363,6 +376,10 @@ class WmbusCoordinator:
     @callback
     def _on_event(self, event: RunnerEvent) -> None:
         if isinstance(event, DecryptionFailed):
+            if event.meter_id not in self.meters:
+                # A neighbour's encrypted meter: offer it, a key will be needed.
+                self._offer(event.meter_id, "auto", "", encrypted=True)
+                return
             meter = self.meters.get(event.meter_id)
             if meter is not None and meter.meter_id not in self._reported_this_run:
                 # 2.0.0 says it once per run; a restart (with a fixed key) may say it again.
@@ -385,6 +402,27 @@ class WmbusCoordinator:
             _LOGGER.error("wmbusmeters: %s", event.line)
         else:
             _LOGGER.debug("wmbusmeters: %s", event.line)
+
+    def _offer(self, meter_id: str, driver: str, media: str, *, encrypted: bool) -> None:
+        """Offer a meter heard nearby, once per HA run (an ignored one never again: the flow
+        aborts on the ignored entry's unique id)."""
+        if meter_id in self._offered:
+            return
+        self._offered.add(meter_id)
+        codes = self._driver_codes.get(driver, ())
+        discovery_flow.async_create_flow(
+            self.hass,
+            DOMAIN,
+            context={"source": SOURCE_INTEGRATION_DISCOVERY},
+            data={
+                "entry_id": self.entry.entry_id,
+                "meter_id": meter_id,
+                "driver": driver,
+                "media": media,
+                "manufacturer": manufacturer_for_codes(codes) or "",
+                "encrypted": encrypted,
+            },
+        )
 
     @callback
     def _async_device_missing(self, _hass: HomeAssistant) -> None:

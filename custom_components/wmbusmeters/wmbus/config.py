@@ -185,12 +185,14 @@ def render_lines(config: ReceiverConfig) -> dict[str, list[str]]:
             f"key={meter.key or 'NOKEY'}",
         ]
     if config.listen_all:
-        # Sorted after the m* files: a configured meter matches first.
-        # 2.0.0 prints such a meter's telegrams twice: once per matching meter.
+        # Every id but the configured ones: 2.0.0 would otherwise hand a configured meter's
+        # telegrams to the catch-all too, print them twice and, for an encrypted meter, warn
+        # that the catch-all (having no key) cannot decrypt them.
+        ids = "".join(f",!{meter.meter_id}" for meter in config.meters)
         files[f"{METERS_DIR}/zz_any"] = [
             f"name={CATCH_ALL_NAME}",
             "driver=auto",
-            "id=*",
+            f"id=*{ids}",
             "key=NOKEY",
         ]
     return files

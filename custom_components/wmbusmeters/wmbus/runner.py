@@ -328,7 +328,7 @@ class WmbusRunner:
                 continue
             if isinstance(item, Telegram):
                 if item.discovered and item.meter_id in self._configured_ids:
-                    continue  # the configured meter's own copy of this telegram comes too
+                    continue  # belt and braces: the catch-all excludes configured ids
                 self.counters.telegrams += 1
                 self._last_telegram = self._clock()
                 self._on_telegram(item)
