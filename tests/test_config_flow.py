@@ -285,3 +285,30 @@ async def test_reconfigure_meter(
     assert subentry.data["key"] == ""
     assert subentry.data["driver"] == "auto"
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_meter_flow_without_driver_list(
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    simulation: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If --listmeters fails, the meter form still works with `auto`; a malformed driver name
+    sent past the form is refused by the flow itself."""
+    entry = receiver_entry(wmbusmeters, simulation("c1_water_multical21"))
+    await setup_receiver(hass, entry)
+
+    async def broken(command: str, timeout: float | None = None) -> None:
+        raise probe.NotWmbusmetersError("broken")
+
+    monkeypatch.setattr("custom_components.wmbusmeters.config_flow.list_meters", broken)
+    result = await start_meter(hass, entry.entry_id)
+    assert [o["value"] for o in result["data_schema"].schema["driver"].config["options"]] == [
+        "auto"
+    ]
+    flow = hass.config_entries.subentries._progress[result["flow_id"]]
+    result = await flow.async_step_user(
+        {"name": "Tap", "meter_id": "76348799", "driver": "multical21\nshell=x", "key": ""}
+    )
+    assert result["errors"] == {"driver": "unknown_driver"}
+    await hass.config_entries.async_unload(entry.entry_id)

@@ -106,3 +106,46 @@ async def test_encrypted_neighbour_needs_a_key(
     assert result["reason"] == "meter_added"
     assert next(iter(entry.subentries.values())).data["key"] == "00112233445566778899AABBCCDDEEFF"
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def start_discovery(
+    hass: HomeAssistant, entry_id: str, meter_id: str, encrypted: bool = False
+) -> Any:
+    return await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_INTEGRATION_DISCOVERY},
+        data={
+            "entry_id": entry_id,
+            "meter_id": meter_id,
+            "driver": "multical21",
+            "media": "cold water",
+            "manufacturer": "Kamstrup",
+            "encrypted": encrypted,
+        },
+    )
+
+
+async def test_discovery_edge_cases(hass: HomeAssistant, wmbusmeters: str, tmp_path: Path) -> None:
+    """Already configured, receiver gone, a bad key: clear aborts and errors, nothing lost."""
+    quiet = tmp_path / "simulation_quiet.txt"
+    quiet.write_text("")
+    entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
+    await setup_receiver(hass, entry)
+
+    result = await start_discovery(hass, entry.entry_id, "76348799")
+    assert result["reason"] == "meter_configured"
+    result = await start_discovery(hass, "gone", "44556677")
+    assert result["reason"] == "receiver_removed"
+
+    result = await start_discovery(hass, entry.entry_id, "44556677")
+    assert result["step_id"] == "discovery_confirm"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "G", "key": "123"}
+    )
+    assert result["errors"] == {"key": "invalid_key"}
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.config_entries.async_remove(entry.entry_id)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"name": "G", "key": ""}
+    )
+    assert result["reason"] == "receiver_removed"
