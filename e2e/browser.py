@@ -1,0 +1,107 @@
+"""End to end in Home Assistant's real frontend (Debian's chromium, driven by Playwright).
+
+Run by scripts/smoke-develop against the demo of scripts/develop: log in, open the
+integration, add a meter through the subentry flow, open a meter's device page and see its
+values, fix the wrong key through Settings → Repairs, and see that meter's values appear.
+Screenshots of each step go to artifacts/e2e/ (not committed). Exits non-zero on failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+import sys
+import time
+
+from playwright.async_api import Page, async_playwright
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "e2e"
+RIGHT_KEY = "28F64A24988064A079AA2C807D6102AE"  # demo/simulation_demo.txt
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+async def shot(page: Page, name: str) -> None:
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    print(f"  screenshot artifacts/e2e/{name}.png", flush=True)
+
+
+async def open_device(page: Page, base: str, name: str) -> None:
+    """From the integration page, the device row of a meter (its second mention)."""
+    await page.goto(f"{base}/config/integrations/integration/wmbusmeters")
+    await page.get_by_text(name, exact=True).nth(1).click()
+    await page.wait_for_url("**/config/devices/device/**")
+
+
+async def run(base: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(30_000)
+
+        print("1. log in as the demo user", flush=True)
+        await page.goto(base)
+        await page.get_by_label("Username").fill("demo")
+        await page.get_by_label("Password", exact=True).first.fill("demo-1234")
+        await page.keyboard.press("Enter")
+        await page.wait_for_url("**/home/**")
+        await shot(page, "1-logged-in")
+
+        print("2. Settings → Devices & services → wmbusmeters", flush=True)
+        await page.goto(f"{base}/config/integrations/integration/wmbusmeters")
+        await page.get_by_text("Koldt vand").first.wait_for()
+        await shot(page, "2-integration")
+
+        print("3. add a meter through the subentry flow", flush=True)
+        await page.get_by_role("button", name="Add meter").first.click()
+        await page.locator("input[name='name']").fill("Garage")
+        await page.locator("input[name='meter_id']").fill("12345678")
+        await page.get_by_role("button", name="Submit").click()
+        await page.get_by_text("Created configuration for Garage").wait_for()
+        await shot(page, "3-meter-added")
+        await page.get_by_role("button", name="Finish").click()
+
+        print("4. a meter's device page shows its values", flush=True)
+        await open_device(page, base, "Koldt vand")
+        await page.get_by_text("20.02 m³").first.wait_for()
+        await shot(page, "4-device")
+
+        print("5. fix the wrong key in Settings → Repairs", flush=True)
+        await page.goto(f"{base}/config/repairs")
+        await page.get_by_text("Meter Vand køkken cannot be read").click()
+        await page.get_by_text("Wrong key for Vand køkken").wait_for()
+        await shot(page, "5-repair")
+        await page.locator("input[name='key']").fill(RIGHT_KEY)
+        await page.get_by_role("button", name="Submit").click()
+        await page.get_by_text("Success").first.wait_for()
+        await shot(page, "5-repair-fixed")
+
+        print("6. the meter's values appear", flush=True)
+        await open_device(page, base, "Vand køkken")
+        await page.get_by_text("6.41 m³").first.wait_for(timeout=60_000)
+        await shot(page, "6-fixed-meter")
+        await browser.close()
+
+
+def main() -> None:
+    start = time.monotonic()
+    try:
+        asyncio.run(run(sys.argv[1]))
+    except Exception as err:  # any failure is the test's result
+        print(f"browser test FAILED: {err}", flush=True)
+        sys.exit(1)
+    print(f"browser test passed in {time.monotonic() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
