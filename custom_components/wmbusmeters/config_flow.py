@@ -28,8 +28,6 @@ from homeassistant.helpers.selector import (
     SelectSelectorConfig,
     SelectSelectorMode,
     TextSelector,
-    TextSelectorConfig,
-    TextSelectorType,
 )
 
 from .compat import vol
@@ -46,6 +44,7 @@ from .const import (
     DOMAIN,
     SUBENTRY_METER,
 )
+from .key_input import key_field, read_key
 from .wmbus import (
     LINK_MODES,
     DriverInfo,
@@ -53,7 +52,6 @@ from .wmbus import (
     WmbusConfigError,
     is_simulation,
     list_meters,
-    normalize_key,
     normalize_meter_id,
     probe_version,
 )
@@ -208,14 +206,10 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_abort(reason="receiver_removed")
         errors: dict[str, str] = {}
         if user_input is not None:
-            try:
-                key = normalize_key(user_input.get(CONF_KEY, ""))
-            except WmbusConfigError:
-                errors[CONF_KEY] = "invalid_key"
-            else:
-                if info["encrypted"] and not key:
-                    errors[CONF_KEY] = "key_required"
-            if not errors:
+            key = read_key(user_input, errors)
+            if info["encrypted"] and key == "":
+                errors[CONF_KEY] = "key_required"
+            if key is not None and not errors:
                 name = user_input[CONF_NAME].strip() or info["meter_id"]
                 self.hass.config_entries.async_add_subentry(
                     entry,
@@ -237,9 +231,7 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
         schema = vol.Schema(
             {
                 vol.Required(CONF_NAME): TextSelector(),
-                vol.Optional(CONF_KEY, default=""): TextSelector(
-                    TextSelectorConfig(type=TextSelectorType.PASSWORD)
-                ),
+                **key_field(),
             }
         )
         return self.async_show_form(
@@ -350,10 +342,8 @@ class MeterSubentryFlow(ConfigSubentryFlow):
             data[CONF_DRIVER] = validate_driver(user_input[CONF_DRIVER], known)
         except WmbusConfigError:
             errors[CONF_DRIVER] = "unknown_driver"
-        try:
-            data[CONF_KEY] = normalize_key(user_input.get(CONF_KEY, ""))
-        except WmbusConfigError:
-            errors[CONF_KEY] = "invalid_key"
+        if (key := read_key(user_input, errors)) is not None:
+            data[CONF_KEY] = key
         return data
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
@@ -380,9 +370,7 @@ class MeterSubentryFlow(ConfigSubentryFlow):
                 vol.Required(CONF_NAME): TextSelector(),
                 vol.Required(CONF_METER_ID): TextSelector(),
                 vol.Required(CONF_DRIVER, default="auto"): await self._driver_selector(),
-                vol.Optional(CONF_KEY, default=""): TextSelector(
-                    TextSelectorConfig(type=TextSelectorType.PASSWORD)
-                ),
+                **key_field(),
             }
         )
         return self.async_show_form(
@@ -412,9 +400,7 @@ class MeterSubentryFlow(ConfigSubentryFlow):
             {
                 vol.Required(CONF_NAME): TextSelector(),
                 vol.Required(CONF_DRIVER): await self._driver_selector(),
-                vol.Optional(CONF_KEY, default=""): TextSelector(
-                    TextSelectorConfig(type=TextSelectorType.PASSWORD)
-                ),
+                **key_field(),
             }
         )
         # The key is prefilled (masked): an empty field means "no key", not "unchanged".

@@ -11,7 +11,6 @@ from homeassistant.helpers.device_registry import DeviceEntry
 from .const import CONF_KEY, DOMAIN
 from .coordinator import MeterState, WmbusConfigEntry
 from .wmbus.config import render_lines
-from .wmbus.parse import redact
 
 TO_REDACT = {CONF_KEY}
 
@@ -59,10 +58,8 @@ async def async_get_config_entry_diagnostics(
             ],
         },
         "wmbusmeters_config": _rendered_config(entry),
-        "runner": {
-            **coordinator.diagnostics(),
-            "stderr_tail": [redact(line) for line in coordinator.runner.stderr_tail],
-        },
+        # The runner keeps its stderr lines with keys already redacted.
+        "runner": coordinator.diagnostics(),
         "meters": {meter.meter_id: _meter(meter) for meter in coordinator.meters.values()},
     }
 

@@ -12,12 +12,12 @@ from homeassistant.components import persistent_notification
 from homeassistant.components.repairs import RepairsFlow
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.selector import TextSelector, TextSelectorConfig, TextSelectorType
 from homeassistant.helpers.translation import async_get_translations
 
 from .compat import vol
 from .const import CONF_KEY, DOMAIN
-from .wmbus import DecryptionProblem, WmbusConfigError, normalize_key
+from .key_input import key_field, read_key
+from .wmbus import DecryptionProblem
 
 if TYPE_CHECKING:
     from homeassistant.components.repairs import RepairsFlowResult
@@ -163,24 +163,13 @@ class DecryptionRepairFlow(RepairsFlow):
         if entry is None or subentry is None:
             return self.async_abort(reason="meter_removed")
         errors: dict[str, str] = {}
-        if user_input is not None:
-            try:
-                key = normalize_key(user_input.get(CONF_KEY, ""))
-            except WmbusConfigError:
-                errors[CONF_KEY] = "invalid_key"
-            else:
-                # The update listener restarts wmbusmeters with the new key.
-                self.hass.config_entries.async_update_subentry(
-                    entry, subentry, data={**subentry.data, CONF_KEY: key}
-                )
-                return self.async_create_entry(data={})
-        schema = vol.Schema(
-            {
-                vol.Optional(CONF_KEY, default=""): TextSelector(
-                    TextSelectorConfig(type=TextSelectorType.PASSWORD)
-                )
-            }
-        )
+        if user_input is not None and (key := read_key(user_input, errors)) is not None:
+            # The update listener restarts wmbusmeters with the new key.
+            self.hass.config_entries.async_update_subentry(
+                entry, subentry, data={**subentry.data, CONF_KEY: key}
+            )
+            return self.async_create_entry(data={})
+        schema = vol.Schema(key_field())
         return self.async_show_form(
             step_id=step_id,
             data_schema=schema,
