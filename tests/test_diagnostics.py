@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import json
 import logging
 from pathlib import Path
+import re
 import shutil
 
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 import pytest
@@ -18,6 +20,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_device,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.wmbusmeters.compat import find_device
 from custom_components.wmbusmeters.const import DOMAIN
@@ -108,3 +111,46 @@ async def test_restart_service(hass: HomeAssistant, wmbusmeters: str, tmp_path: 
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(DOMAIN, "restart", {}, blocking=True)
     assert err.value.translation_key == "no_receiver"
+
+
+async def test_restart_service_times_out(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wmbusmeters does not come back (its command vanished): a translated error, not a hang."""
+    command = tmp_path / "wmbusmeters"
+    shutil.copy(wmbusmeters, command)
+    sim = tmp_path / "simulation_quiet.txt"
+    sim.write_text("")
+    entry = receiver_entry(str(command), sim)
+    await setup_receiver(hass, entry)
+    await run_until_played(hass, entry)
+    command.unlink()
+    monkeypatch.setattr("custom_components.wmbusmeters.services.RESTART_TIMEOUT", 0.5)
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN, "restart", {"config_entry_id": entry.entry_id}, blocking=True
+        )
+    assert err.value.translation_key == "restart_failed"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_diagnostics_snapshot(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    wmbusmeters: str,
+    simulation: Callable[..., Path],
+    snapshot: SnapshotAssertion,
+) -> None:
+    """The receiver's diagnostics, with the run-dependent parts made stable."""
+    assert await async_setup_component(hass, "diagnostics", {})
+    sim = simulation("c1_water_multical21")
+    entry = receiver_entry(wmbusmeters, sim, [meter("Tap", "multical21", "76348799", "A" * 32)])
+    await setup_receiver(hass, entry)
+    await run_until_played(hass, entry)
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    text = json.dumps(diagnostics)
+    text = text.replace(str(sim.parent), "<tmp>").replace(entry.entry_id, "<entry>")
+    text = text.replace(wmbusmeters, "<wmbusmeters>").replace(hass.config.config_dir, "<config>")
+    text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[.\d]*(Z|\+00:00)", "<time>", text)
+    assert json.loads(text) == snapshot
+    await hass.config_entries.async_unload(entry.entry_id)
