@@ -10,8 +10,10 @@ from typing import Any
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.helpers import device_registry as dr
 import pytest
 
+from custom_components.wmbusmeters.compat import find_device
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import probe
 
@@ -282,6 +284,9 @@ async def test_reconfigure_meter(
     assert result["reason"] == "reconfigure_successful"
     subentry = entry.subentries[subentry_id]
     assert subentry.title == "Kitchen tap"
+    device = find_device(dr.async_get(hass), (DOMAIN, "76348799"), entry.entry_id)
+    assert device is not None
+    assert device.name == "Kitchen tap"
     assert subentry.data["key"] == ""
     assert subentry.data["driver"] == "auto"
     await hass.config_entries.async_unload(entry.entry_id)

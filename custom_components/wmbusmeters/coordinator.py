@@ -277,7 +277,9 @@ class WmbusCoordinator:
                     subentry.subentry_id, subentry.title, config, driver=config.driver
                 )
                 added.append(meter)
-            meter.name = subentry.title
+            if meter.name != subentry.title:
+                meter.name = subentry.title
+                self._rename_device(meter)
             if meter.config != config:
                 meter.config = config
                 meter.driver = config.driver
@@ -503,6 +505,13 @@ class WmbusCoordinator:
     def manufacturer(self, driver: str) -> str | None:
         """The manufacturer of the meters a driver reads, where one is known."""
         return manufacturer_for_codes(self._driver_codes.get(driver, ()))
+
+    def _rename_device(self, meter: MeterState) -> None:
+        """A renamed meter subentry renames its device (unless the user named the device)."""
+        registry = dr.async_get(self.hass)
+        device = find_device(registry, (DOMAIN, meter.meter_id), self.entry.entry_id)
+        if device is not None and device.name != meter.name:
+            registry.async_update_device(device.id, name=meter.name)
 
     def _update_model(self, meter: MeterState) -> None:
         registry = dr.async_get(self.hass)
