@@ -235,13 +235,8 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
             # Guessed from the driver before the first telegram (an apator08 reads gas).
             self._redescribe(telegram.media)
             changed = True
-        old = self._attr_native_value
-        if (
-            self._apply(telegram.readings[self.field])
-            or changed
-            or self.field == "timestamp"
-            or old is None
-        ):
+        # Only what changed is written (a new timestamp is a change).
+        if self._apply(telegram.readings[self.field]) or changed:
             self.async_write_ha_state()
 
     def _apply(self, value: Any) -> bool:
