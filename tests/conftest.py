@@ -13,6 +13,7 @@ import pytest
 import custom_components.wmbusmeters  # noqa: F401
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wmbusmeters-2.0.0"
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -43,3 +44,11 @@ def simulation(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture
+def encrypted(tmp_path: Path) -> Path:
+    """A simulation file with one encrypted multical21 telegram (76348799, key in the file)."""
+    path = tmp_path / "simulation_encrypted.txt"
+    shutil.copy(DATA / "simulation_encrypted.txt", path)
+    return path

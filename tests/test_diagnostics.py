@@ -28,7 +28,6 @@ from custom_components.wmbusmeters.const import DOMAIN
 from .common import meter, receiver_entry, setup_receiver
 from .test_sensor import run_until_played
 
-DATA = Path(__file__).parent / "data"
 RIGHT_KEY = "28F64A24988064A079AA2C807D6102AE"
 
 
@@ -36,18 +35,16 @@ async def test_no_key_anywhere(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
     wmbusmeters: str,
-    tmp_path: Path,
+    encrypted: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A configured key is in no diagnostics, no log line, no process argument."""
     caplog.set_level(logging.DEBUG)
     assert await async_setup_component(hass, "diagnostics", {})
-    sim = tmp_path / "simulation_encrypted.txt"
-    shutil.copy(DATA / "simulation_encrypted.txt", sim)
     wrong = "0123456789ABCDEF0123456789ABCDEF"
     entry = receiver_entry(
         wmbusmeters,
-        sim,
+        encrypted,
         [
             meter("Vand", "multical21", "76348799", RIGHT_KEY),
             meter("Other", "multical21", "44556677", wrong),

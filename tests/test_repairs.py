@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
-import shutil
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -23,16 +22,8 @@ from custom_components.wmbusmeters.const import DOMAIN
 from .common import meter, receiver_entry, setup_receiver
 from .test_sensor import run_until_played
 
-DATA = Path(__file__).parent / "data"
 RIGHT_KEY = "28F64A24988064A079AA2C807D6102AE"
 ISSUE_ID = "decryption_failed_76348799"
-
-
-@pytest.fixture
-def encrypted(tmp_path: Path) -> Path:
-    path = tmp_path / "simulation_encrypted.txt"
-    shutil.copy(DATA / "simulation_encrypted.txt", path)
-    return path
 
 
 async def start_fix(client: Any, issue_id: str) -> dict[str, Any]:
