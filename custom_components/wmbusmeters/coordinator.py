@@ -332,7 +332,8 @@ class WmbusCoordinator:
     def meter_available(self, meter_id: str) -> bool:
         """Whether a meter's entities show values: the runner is up and the meter not lost."""
         meter = self.meters.get(meter_id)
-        return meter is not None and not meter.lost and self.runner_up
+        # _was_up follows runner_up on every status change; read per state write, so cheap.
+        return meter is not None and not meter.lost and self._was_up
 
     # -- runner callbacks -------------------------------------------------------------------
 

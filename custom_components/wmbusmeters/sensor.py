@@ -11,6 +11,7 @@ from typing import Any
 
 from homeassistant.components.sensor import (
     RestoreSensor,
+    SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
 )
@@ -28,6 +29,9 @@ from .wmbus import Telegram
 _LOGGER = logging.getLogger(__name__)
 
 PARALLEL_UPDATES = 0
+
+_ABSENT = object()
+type Reading = str | int | float | datetime | date | Decimal | None
 
 # Field base name (without the unit suffix) -> translation key, for the fields most meters have.
 _TRANSLATED = {
@@ -201,7 +205,12 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         self.field = field
         self._media = media
         self.entity_description, self._kind = describe(field, media)
-        self._attr_native_value = None
+        self._value: Reading = None
+
+    @property
+    def native_value(self) -> Reading:
+        """The last reading (a plain attribute: HA's _attr_ setter costs per telegram)."""
+        return self._value
 
     def _redescribe(self, media: str) -> None:
         """The media is known now: device class and state class may differ from the guess.
@@ -221,14 +230,16 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         if meter is not None and meter.last_telegram is not None:
             self._apply(meter.last_telegram.readings.get(self.field))
         elif (last := await self.async_get_last_sensor_data()) is not None:
-            self._attr_native_value = last.native_value
+            self._value = last.native_value
 
     @callback
     def _async_handle_telegram(self, telegram: Telegram | None) -> None:
+        # Runs for every field of every telegram: kept lean (scripts/benchmark).
         if telegram is None:
             self.async_write_ha_state()  # availability
             return
-        if self.field not in telegram.readings:
+        value = telegram.readings.get(self.field, _ABSENT)
+        if value is _ABSENT:
             return  # a short telegram: keep the last reading
         changed = False
         if telegram.media != self._media:
@@ -236,32 +247,33 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
             self._redescribe(telegram.media)
             changed = True
         # Only what changed is written (a new timestamp is a change).
-        if self._apply(telegram.readings[self.field]) or changed:
+        if self._apply(value) or changed:
             self.async_write_ha_state()
 
     def _apply(self, value: Any) -> bool:
         """Take a reading; whether the state changed."""
         new = self._convert(value)
-        old = self._attr_native_value
+        old = self._value
         if self._kind.cumulative and not new and isinstance(old, int | float | Decimal) and old:
             # A 0 or empty total (restart, short telegram) would spoil long-term statistics.
             _LOGGER.debug("%s: ignoring %r over %r", self.entity_id, value, old)
             return False
         if new == old:
             return False
-        self._attr_native_value = new
+        self._value = new
         return True
 
     def _convert(self, value: Any) -> str | int | float | datetime | date | None:
+        kind = self._kind
+        if (type(value) is float or type(value) is int) and not kind.text:
+            return value  # the common case: a reading, as JSON gave it
         if value is None or value == "":
-            return None if not self._kind.text else value
-        if self.device_class == "timestamp":
+            return value if kind.text else None
+        if kind.device_class == SensorDeviceClass.TIMESTAMP:
             return dt_util.parse_datetime(str(value))
-        if self._kind.text:
+        if kind.text:
             return str(value)[:255]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                return None
-        return value
+        try:
+            return float(value)  # a number as text, or a bool
+        except (TypeError, ValueError):
+            return None
