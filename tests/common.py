@@ -28,10 +28,12 @@ def receiver_entry(
     device: Path | str,
     meters: list[ConfigSubentryData] | None = None,
     options: dict[str, Any] | None = None,
+    entry_id: str | None = None,
 ) -> MockConfigEntry:
     """A receiver config entry on a device (a simulation file in most tests)."""
     return MockConfigEntry(
         domain=DOMAIN,
+        entry_id=entry_id,
         title="wmbusmeters test",
         data={"command": command, "device": str(device), "link_modes": []},
         options=options or {},

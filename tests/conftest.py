@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 import shutil
+from unittest.mock import PropertyMock, patch
 
+from homeassistant.const import MAJOR_VERSION, MINOR_VERSION
 import pytest
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
+from syrupy.location import PyTestLocation
 
 # pytest-homeassistant-custom-component ships a `custom_components` package of its own: import
 # ours first, or HA answers "Integration not found".
@@ -14,11 +19,39 @@ import custom_components.wmbusmeters  # noqa: F401
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wmbusmeters-2.0.0"
 DATA = Path(__file__).parent / "data"
+HA_SERIES = f"{MAJOR_VERSION}.{MINOR_VERSION}"
 
 
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let HA load integrations from custom_components/."""
+
+
+class VersionedSnapshotExtension(HomeAssistantSnapshotExtension):
+    """HA's serializer, one folder per supported HA version: their entries and states differ."""
+
+    @classmethod
+    def dirname(cls, *, test_location: PyTestLocation) -> str:
+        """tests/snapshots-<HA series>: not inside tests/snapshots, where the plugin of the
+        other version would find the files and delete them as unused."""
+        return str(Path(test_location.filepath).parent / f"snapshots-{HA_SERIES}")
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """The same serializer on both versions (the plugins' own fixtures differ in which wins)."""
+    return snapshot.use_extension(VersionedSnapshotExtension)
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Generator[None]:
+    """Every entity enabled, also those off by default (snapshot_platform wants them all)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
 
 
 @pytest.fixture(scope="session")
