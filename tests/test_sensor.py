@@ -284,6 +284,39 @@ def _telegram(**readings: Any) -> Any:
     )
 
 
+async def test_odd_values_do_not_break_entities(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Numbers as text, text as numbers, a numeric timestamp: shown sensibly, nothing raises."""
+    from custom_components.wmbusmeters.wmbus import Telegram  # noqa: PLC0415
+
+    quiet = tmp_path / "simulation_quiet.txt"
+    quiet.write_text("")
+    entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
+    await setup_receiver(hass, entry)
+    readings = {
+        "total_m3": "6.7",
+        "current_status": 3,
+        "flow_temperature_c": "n/a",
+        "timestamp": 1_795_000_000,
+    }
+    entry.runtime_data.handle_telegram(
+        Telegram("76348799", "multical21", "cold water", "", readings)
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.tap_total").state == "6.7"
+    assert hass.states.get("sensor.tap_current_status").state == "3"
+    assert hass.states.get("sensor.tap_flow_temperature").state == "unknown"
+    assert hass.states.get("sensor.tap_last_telegram").state == "unknown"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    # The next ordinary telegram is taken as usual.
+    entry.runtime_data.handle_telegram(_telegram(total_m3=6.8))
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.tap_total").state == "6.8"
+    assert hass.states.get("sensor.tap_last_telegram").state == "2026-11-23T20:55:54+00:00"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_availability_follows_silence(
     hass: HomeAssistant,
     wmbusmeters: str,

@@ -265,7 +265,7 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
 
     def _convert(self, value: Any) -> str | int | float | datetime | date | None:
         kind = self._kind
-        if (type(value) is float or type(value) is int) and not kind.text:
+        if (type(value) is float or type(value) is int) and kind.number:
             return value  # the common case: a reading, as JSON gave it
         if value is None or value == "":
             return value if kind.text else None

@@ -52,6 +52,11 @@ class FieldKind:
     #: The value is text (status words, dates as text): no unit, no state class.
     text: bool = False
 
+    @property
+    def number(self) -> bool:
+        """A JSON number is the state as it is (not text, not a timestamp)."""
+        return not self.text and self.device_class is not _DC.TIMESTAMP
+
 
 # Suffix -> (unit, device class, cumulative?). A cumulative quantity gets total_increasing,
 # anything else measurement.
