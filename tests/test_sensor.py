@@ -317,6 +317,45 @@ async def test_odd_values_do_not_break_entities(
     await hass.config_entries.async_unload(entry.entry_id)
 
 
+@pytest.mark.parametrize("driver", ["lansendw", "auto"])
+async def test_door_contact_status_is_an_enum_not_a_problem(
+    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path], driver: str
+) -> None:
+    """A Lansen door/window contact's status (OPEN/CLOSED) is an enum sensor, also when
+    wmbusmeters finds the driver itself; its problem sensor follows the error flags, so an
+    open door is no "problem"."""
+    from custom_components.wmbusmeters.wmbus import Telegram  # noqa: PLC0415
+
+    entry = receiver_entry(
+        wmbusmeters, simulation("t1_water_mixed"), [meter("Door", driver, "00010205")]
+    )
+    await setup_receiver(hass, entry)
+    await run_until_played(hass, entry)
+    status = hass.states.get("sensor.door_status")
+    assert status.state == "OPEN"  # the real binary's last telegram of this meter
+    assert status.attributes["device_class"] == "enum"
+    assert status.attributes["options"] == ["OPEN", "CLOSED"]
+    problem = hass.states.get("binary_sensor.door_problem")
+    assert problem.state == "on"
+    assert problem.attributes["status"] == "ERROR_FLAGS_1 PERMANENT_ERROR UNKNOWN_60"
+
+    def send(**readings: Any) -> None:
+        entry.runtime_data.handle_telegram(
+            Telegram("00010205", "lansendw", "reserved", "", {**readings, "a_counter": 24})
+        )
+
+    send(status="OPEN", error_flags="OK")
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.door_status").state == "OPEN"
+    assert hass.states.get("binary_sensor.door_problem").state == "off"
+    for odd in ("AJAR", ""):  # not a documented value: unknown, nothing raises
+        send(status="CLOSED", error_flags="OK")
+        send(status=odd, error_flags="OK")
+        await hass.async_block_till_done()
+        assert hass.states.get("sensor.door_status").state == "unknown"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_availability_follows_silence(
     hass: HomeAssistant,
     wmbusmeters: str,

@@ -66,3 +66,16 @@ def test_fallback_names() -> None:
     """Readable names for fields without a translation."""
     assert field_title("flow_temperature_c") == "Flow temperature"
     assert field_title("time_dry") == "Time dry"
+
+
+def test_enum_fields_per_driver() -> None:
+    """A door contact's status is an enum; every other driver's status stays text."""
+    door = field_kind("status", "reserved", "lansendw")
+    assert door.device_class is SensorDeviceClass.ENUM
+    assert door.options == ("OPEN", "CLOSED")
+    assert door.state_class is None
+    assert door.unit is None
+    water = field_kind("status", "water", "multical21")
+    assert water.text
+    assert water.options is None
+    assert water.device_class is None

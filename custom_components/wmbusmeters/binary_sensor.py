@@ -17,6 +17,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .const import DOMAIN
 from .coordinator import MeterState, WmbusConfigEntry, WmbusCoordinator
 from .entity import WmbusMeterEntity, WmbusReceiverEntity
+from .units import HEALTH_FIELDS
 from .wmbus import RunnerState, Telegram
 
 PARALLEL_UPDATES = 0
@@ -81,7 +82,8 @@ async def async_setup_entry(
 
 
 class WmbusMeterProblem(WmbusMeterEntity, BinarySensorEntity):
-    """On when the meter's own status is not OK (leak, dry, battery, tamper...)."""
+    """On when the meter's own status is not OK (leak, dry, battery, tamper...); for a meter
+    whose `status` is a state (a door contact), its error flags."""
 
     entity_description = PROBLEM
 
@@ -93,7 +95,7 @@ class WmbusMeterProblem(WmbusMeterEntity, BinarySensorEntity):
             self._take(meter.last_telegram)
 
     def _take(self, telegram: Telegram) -> bool:
-        status = telegram.readings.get("status")
+        status = telegram.readings.get(HEALTH_FIELDS.get(telegram.driver, "status"))
         if not isinstance(status, str) or status == self._status:
             return False
         self._status = status

@@ -70,9 +70,9 @@ def translation_key(field: str) -> str | None:
     return _TRANSLATED.get(field.removesuffix(f"_{suffix}") if suffix else field)
 
 
-def describe(field: str, media: str) -> tuple[SensorEntityDescription, FieldKind]:
-    """The entity description of a field of a meter of this media."""
-    kind = field_kind(field, media)
+def describe(field: str, media: str, driver: str) -> tuple[SensorEntityDescription, FieldKind]:
+    """The entity description of a field of a meter of this media and driver."""
+    kind = field_kind(field, media, driver)
     key = translation_key(field)
     description = SensorEntityDescription(
         key=field,
@@ -83,6 +83,7 @@ def describe(field: str, media: str) -> tuple[SensorEntityDescription, FieldKind
         state_class=kind.state_class,
         entity_category=kind.entity_category,
         entity_registry_enabled_default=kind.enabled_default,
+        options=list(kind.options) if kind.options else None,
     )
     return description, kind
 
@@ -204,7 +205,8 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         super().__init__(coordinator, meter, field)
         self.field = field
         self._media = media
-        self.entity_description, self._kind = describe(field, media)
+        self._driver = meter.driver
+        self.entity_description, self._kind = describe(field, media, meter.driver)
         self._value: Reading = None
 
     @property
@@ -212,16 +214,19 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         """The last reading (a plain attribute: HA's _attr_ setter costs per telegram)."""
         return self._value
 
-    def _redescribe(self, media: str) -> None:
-        """The media is known now: device class and state class may differ from the guess.
+    def _redescribe(self, media: str, driver: str) -> None:
+        """Media and driver are known now: device class, state class and options may differ
+        from the guess.
 
         Set through _attr_ attributes: HA caches what it read from the description.
         """
         self._media = media
-        self.entity_description, self._kind = describe(self.field, media)
+        self._driver = driver
+        self.entity_description, self._kind = describe(self.field, media, driver)
         self._attr_device_class = self._kind.device_class
         self._attr_state_class = self._kind.state_class
         self._attr_native_unit_of_measurement = self._kind.unit
+        self._attr_options = self.entity_description.options
 
     async def async_added_to_hass(self) -> None:
         """Restore the last reading (a meter may not send again for hours)."""
@@ -242,9 +247,9 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         if value is _ABSENT:
             return  # a short telegram: keep the last reading
         changed = False
-        if telegram.media != self._media:
-            # Guessed from the driver before the first telegram (an apator08 reads gas).
-            self._redescribe(telegram.media)
+        if telegram.media != self._media or (telegram.driver or self._driver) != self._driver:
+            # Guessed before the first telegram (an apator08 reads gas; `auto` finds a driver).
+            self._redescribe(telegram.media, telegram.driver or self._driver)
             changed = True
         # Only what changed is written (a new timestamp is a change).
         if self._apply(value) or changed:
@@ -268,11 +273,13 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         if (type(value) is float or type(value) is int) and kind.number:
             return value  # the common case: a reading, as JSON gave it
         if value is None or value == "":
-            return value if kind.text else None
+            return value if kind.text and kind.options is None else None
         if kind.device_class == SensorDeviceClass.TIMESTAMP:
             return dt_util.parse_datetime(str(value))
         if kind.text:
-            return str(value)[:255]
+            text = str(value)[:255]
+            # HA refuses an enum state outside its options: an unexpected one shows as unknown.
+            return text if kind.options is None or text in kind.options else None
         try:
             return float(value)  # a number as text, or a bool
         except (TypeError, ValueError):

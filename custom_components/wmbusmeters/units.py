@@ -51,6 +51,8 @@ class FieldKind:
     enabled_default: bool = True
     #: The value is text (status words, dates as text): no unit, no state class.
     text: bool = False
+    #: The values of an enum field (the state is the JSON value, one of these).
+    options: tuple[str, ...] | None = None
 
     @property
     def number(self) -> bool:
@@ -131,6 +133,13 @@ _SPECIAL: dict[str, FieldKind] = {
     ),
 }
 
+# Fields with a known set of values, per driver (wmbusmeters --listfields documents them).
+_ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("lansendw", "status"): ("OPEN", "CLOSED"),  # a door/window contact, not health flags
+}
+#: Drivers whose `status` field is not the meter's health: the field that is.
+HEALTH_FIELDS: dict[str, str] = {"lansendw": "error_flags"}
+
 _WATER_MEDIA = frozenset({"water", "cold water", "warm water", "hot water"})
 _GAS_MEDIA = frozenset({"gas"})
 
@@ -143,10 +152,12 @@ def unit_suffix(field: str) -> str | None:
     return None
 
 
-def field_kind(field: str, media: str = "") -> FieldKind:
+def field_kind(field: str, media: str = "", driver: str = "") -> FieldKind:
     """Describe a field of a meter of the given media (`cold water`, `gas`, `heat`, ...)."""
     if special := _SPECIAL.get(field):
         return special
+    if options := _ENUMS.get((driver, field)):
+        return FieldKind(device_class=_DC.ENUM, text=True, options=options)
     suffix = unit_suffix(field)
     if suffix is None or suffix in _TEXT_SUFFIXES:
         return FieldKind(text=True)
