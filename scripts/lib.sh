@@ -13,6 +13,13 @@ declare -A ENV_PYTHON=([ha-2026.10]=python3.14 [ha-2026.2]=python3.13)
 
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# A Python for the scripts' small stdlib helpers, outside the dev environment (a native
+# machine may have python3.14 without a `python3` name).
+host_python() {
+    local p
+    for p in python3 python3.14 python3.13; do command -v "$p" && return; done
+    die "no python3 on PATH"
+}
 
 # Native mode: a machine that already has both Pythons and wmbusmeters (the normal laptop case)
 # needs no root. WMBUS_DEV_MODE=root|native forces a choice.
