@@ -247,9 +247,10 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         if value is _ABSENT:
             return  # a short telegram: keep the last reading
         changed = False
-        if telegram.media != self._media or (telegram.driver or self._driver) != self._driver:
+        driver = telegram.driver or self._driver
+        if telegram.media != self._media or driver != self._driver:
             # Guessed before the first telegram (an apator08 reads gas; `auto` finds a driver).
-            self._redescribe(telegram.media, telegram.driver or self._driver)
+            self._redescribe(telegram.media, driver)
             changed = True
         # Only what changed is written (a new timestamp is a change).
         if self._apply(value) or changed:
