@@ -219,21 +219,32 @@ async def test_removing_meter_removes_device(
     await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_restore_after_restart(hass: HomeAssistant, wmbusmeters: str, tmp_path: Path) -> None:
-    """After an HA restart, a meter's last reading is shown before it sends again."""
+def restore_tap_total(hass: HomeAssistant, total: float) -> None:
+    """The Tap meter's total as HA saved it before a restart."""
     mock_restore_cache_with_extra_data(
         hass,
         [
             (
-                State("sensor.tap_total", "6.4"),
-                {"native_value": 6.4, "native_unit_of_measurement": "m³"},
+                State("sensor.tap_total", str(total)),
+                {"native_value": total, "native_unit_of_measurement": "m³"},
             )
         ],
     )
+
+
+async def setup_quiet_tap(hass: HomeAssistant, wmbusmeters: str, tmp_path: Path) -> MockConfigEntry:
+    """The Tap meter (multical21 76348799) on a radio that has heard nothing yet."""
     quiet = tmp_path / "simulation_quiet.txt"
-    quiet.write_text("# nothing heard yet\n")
+    quiet.write_text("")
     entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
     await setup_receiver(hass, entry)
+    return entry
+
+
+async def test_restore_after_restart(hass: HomeAssistant, wmbusmeters: str, tmp_path: Path) -> None:
+    """After an HA restart, a meter's last reading is shown before it sends again."""
+    restore_tap_total(hass, 6.4)
+    entry = await setup_quiet_tap(hass, wmbusmeters, tmp_path)
     state = hass.states.get("sensor.tap_total")
     assert state is not None
     assert state.state == "6.4"
@@ -244,19 +255,8 @@ async def test_zero_total_does_not_overwrite_reading(
     hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
 ) -> None:
     """A 0 total after a real one (restart, short telegram) leaves the reading as it was."""
-    mock_restore_cache_with_extra_data(
-        hass,
-        [
-            (
-                State("sensor.tap_total", "6.4"),
-                {"native_value": 6.4, "native_unit_of_measurement": "m³"},
-            )
-        ],
-    )
-    quiet = tmp_path / "simulation_quiet.txt"
-    quiet.write_text("")
-    entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
-    await setup_receiver(hass, entry)
+    restore_tap_total(hass, 6.4)
+    entry = await setup_quiet_tap(hass, wmbusmeters, tmp_path)
     coordinator = entry.runtime_data
     coordinator.handle_telegram(_telegram(total_m3=0, target_m3=0))
     await hass.async_block_till_done()
@@ -290,10 +290,7 @@ async def test_odd_values_do_not_break_entities(
     """Numbers as text, text as numbers, a numeric timestamp: shown sensibly, nothing raises."""
     from custom_components.wmbusmeters.wmbus import Telegram  # noqa: PLC0415
 
-    quiet = tmp_path / "simulation_quiet.txt"
-    quiet.write_text("")
-    entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
-    await setup_receiver(hass, entry)
+    entry = await setup_quiet_tap(hass, wmbusmeters, tmp_path)
     readings = {
         "total_m3": "6.7",
         "current_status": 3,
@@ -390,10 +387,7 @@ async def test_new_field_becomes_entity(
     hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
 ) -> None:
     """A field the driver does not document gets its entity when it first arrives."""
-    quiet = tmp_path / "simulation_quiet.txt"
-    quiet.write_text("")
-    entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
-    await setup_receiver(hass, entry)
+    entry = await setup_quiet_tap(hass, wmbusmeters, tmp_path)
     assert hass.states.get("sensor.tap_leak_volume") is None
     entry.runtime_data.handle_telegram(_telegram(leak_volume_l=12.5))
     await hass.async_block_till_done()
