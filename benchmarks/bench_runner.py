@@ -26,6 +26,8 @@ from custom_components.wmbusmeters.wmbus import (
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "wmbusmeters-2.0.0"
+#: The supported versions and their commands (scripts/setup).
+VERSIONS = {"2.0.0": "wmbusmeters", "3.0.0": "wmbusmeters-3.0.0"}
 
 # A producer that prints real fixture JSON lines: as fast as it can, or at a steady rate with
 # the send time (CLOCK_MONOTONIC, shared by all processes) in each line.
@@ -135,11 +137,13 @@ def simulation_file(workdir: Path, count: int) -> Path:
     return path
 
 
-async def real_wmbusmeters(workdir: Path) -> float:
-    command = shutil.which("wmbusmeters")
+async def real_wmbusmeters(workdir: Path, version: str, name: str) -> float:
+    command = shutil.which(name)
     if command is None:
-        print("real wmbusmeters: not on PATH, skipped")
+        print(f"real wmbusmeters {version}: {name} not on PATH, skipped")
         return 0.0
+    workdir = workdir / version
+    workdir.mkdir()
     count = 50_000
     sim = simulation_file(workdir, count)
     config = ReceiverConfig(str(sim), (), (), listen_all=True)
@@ -169,7 +173,8 @@ async def real_wmbusmeters(workdir: Path) -> float:
     decode_rate = max(decoded / alone_s for alone_s, decoded, _, _ in pairs)
     consume_rate = max(received / runner_s for _, _, runner_s, received in pairs)
     print(
-        f"real wmbusmeters 2.0.0 decode rate (best of 2): {decode_rate:,.0f} telegrams/s of {count}"
+        f"real wmbusmeters {version} decode rate (best of 2): {decode_rate:,.0f} telegrams/s "
+        f"of {count}"
     )
     print(
         f"through the runner (best of 2): {consume_rate:,.0f} telegrams/s; "
@@ -184,10 +189,18 @@ async def main() -> None:
         lines = fixture_lines()
         await ceiling(workdir, lines)
         await latency(workdir, lines)
-        decode_rate = await real_wmbusmeters(workdir)
+        rates = {
+            version: await real_wmbusmeters(workdir, version, name)
+            for version, name in VERSIONS.items()
+        }
+        if all(rates.values()):
+            print(
+                "decode rate 3.0.0 / 2.0.0 (same run, same telegrams) = "
+                f"{rates['3.0.0'] / rates['2.0.0']:.2f}"
+            )
         lines.unlink()
         if out := os.environ.get("BENCH_DECODE_RATE_FILE"):
-            Path(out).write_text(json.dumps({"decode_rate": decode_rate}))
+            Path(out).write_text(json.dumps(rates))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,11 @@ dev_mode() {
     fi
 }
 
+# Where extra programs (wmbusmeters-3.0.0) are linked, as seen by the commands that run in it.
+wmbus_bindir() {
+    if [[ $(dev_mode) == native ]]; then echo "$CACHE/bin"; else echo /usr/local/bin; fi
+}
+
 # Where an environment's venv lives, as seen by the commands that run in it.
 venv_dir() {
     if [[ $(dev_mode) == native ]]; then echo "$CACHE/venvs/$1"; else echo "/opt/venvs/$1"; fi
@@ -45,7 +50,7 @@ venv_dir() {
 # keep their absolute paths inside the root.
 in_env() {
     if [[ $(dev_mode) == native ]]; then
-        (cd "$PWD" && "$@")
+        (cd "$PWD" && PATH="$CACHE/bin:$PATH" "$@")
         return
     fi
     local shared

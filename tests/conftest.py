@@ -18,6 +18,9 @@ from syrupy.location import PyTestLocation
 import custom_components.wmbusmeters  # noqa: F401
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wmbusmeters-2.0.0"
+#: The wmbusmeters versions the project supports, and their commands in the dev environment
+#: (scripts/setup: Debian's 2.0.0, and 3.0.0 built from the upstream release).
+BINARIES = {"2.0.0": "wmbusmeters", "3.0.0": "wmbusmeters-3.0.0"}
 DATA = Path(__file__).parent / "data"
 HA_SERIES = f"{MAJOR_VERSION}.{MINOR_VERSION}"
 
@@ -54,17 +57,31 @@ def entity_registry_enabled_by_default() -> Generator[None]:
         yield
 
 
+@pytest.fixture(scope="session", params=list(BINARIES))
+def wmbus_version(request: pytest.FixtureRequest) -> str:
+    """Each supported wmbusmeters version in turn: every real-binary test runs on both."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def wmbusmeters() -> str:
-    """The real wmbusmeters binary (scripts/setup installs Debian's 2.0.0)."""
-    path = shutil.which("wmbusmeters")
-    assert path, "wmbusmeters is not on PATH: run the tests through scripts/test"
+def wmbusmeters(wmbus_version: str) -> str:
+    """The real wmbusmeters binary of that version."""
+    path = shutil.which(BINARIES[wmbus_version])
+    assert path, f"{BINARIES[wmbus_version]} is not on PATH: run the tests through scripts/test"
     return path
 
 
-def fixture_text(name: str) -> str:
-    """A recorded file of the real wmbusmeters 2.0.0."""
-    return (FIXTURES / name).read_text()
+@pytest.fixture(scope="session")
+def kamstrup(wmbus_version: str) -> str:
+    """The Kamstrup water meter driver (multical21) as the version names it: 3.0.0 merged
+    multical21 and flowiq2200 into kamwater."""
+    return "multical21" if wmbus_version == "2.0.0" else "kamwater"
+
+
+def fixture_text(name: str, version: str = "2.0.0") -> str:
+    """A recorded file of the real wmbusmeters (inputs and command lines are the same for
+    every version: scripts/record-fixtures replays the 2.0.0 cases)."""
+    return (FIXTURES.parent / f"wmbusmeters-{version}" / name).read_text()
 
 
 @pytest.fixture

@@ -28,6 +28,9 @@ def main() -> int:
     if "--version" in sys.argv:
         out("wmbusmeters: 9.9.9-fake\n\n")
         return 0
+    if "--help" in sys.argv:  # the probe reads which listing option the binary has
+        out("    --listdrivers list all meter drivers\n")
+        return 0
     if mode == "crash_on_start":
         sys.stderr.write("fake: cannot open device\n")
         return 3

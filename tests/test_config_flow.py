@@ -169,7 +169,7 @@ async def start_meter(hass: HomeAssistant, entry_id: str) -> dict[str, Any]:
 
 
 async def test_add_meter(
-    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path]
+    hass: HomeAssistant, wmbusmeters: str, kamstrup: str, simulation: Callable[..., Path]
 ) -> None:
     """A meter with a key as suppliers print it; stored normalised; wmbusmeters restarts with it."""
     entry = receiver_entry(wmbusmeters, simulation("c1_water_multical21"))
@@ -178,14 +178,14 @@ async def test_add_meter(
     assert result["type"] is FlowResultType.FORM
     drivers = result["data_schema"].schema["driver"].config["options"]
     assert drivers[0]["value"] == "auto"
-    assert {"value": "multical21", "label": "multical21 (WaterMeter)"} in drivers
+    assert {"value": kamstrup, "label": f"{kamstrup} (WaterMeter)"} in drivers
 
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         {
             "name": "Køkken",
             "meter_id": "76348799",
-            "driver": "multical21",
+            "driver": kamstrup,
             "key": "28f6 4a24-9880 64a0 79aa 2c80 7d61 02ae",
         },
     )
@@ -194,7 +194,7 @@ async def test_add_meter(
     assert subentry.unique_id == "76348799"
     assert dict(subentry.data) == {
         "name": "Køkken",
-        "driver": "multical21",
+        "driver": kamstrup,
         "meter_id": "76348799",
         "key": "28F64A24988064A079AA2C807D6102AE",
     }
@@ -220,6 +220,7 @@ async def test_add_meter(
 async def test_add_meter_errors(
     hass: HomeAssistant,
     wmbusmeters: str,
+    kamstrup: str,
     simulation: Callable[..., Path],
     data: dict[str, str],
     errors: dict[str, str],
@@ -227,7 +228,7 @@ async def test_add_meter_errors(
     """Bad id, key or driver: translated errors; the corrected form is accepted."""
     entry = receiver_entry(wmbusmeters, simulation("c1_water_multical21"))
     await setup_receiver(hass, entry)
-    good = {"name": "Tap", "meter_id": "76348799", "driver": "multical21", "key": ""}
+    good = {"name": "Tap", "meter_id": "76348799", "driver": kamstrup, "key": ""}
     result = await start_meter(hass, entry.entry_id)
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {**good, **data}
@@ -241,29 +242,35 @@ async def test_add_meter_errors(
 
 
 async def test_unknown_driver_rejected(
-    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path]
+    hass: HomeAssistant, wmbusmeters: str, wmbus_version: str, simulation: Callable[..., Path]
 ) -> None:
-    """The driver list is the binary's own: a name it does not print is refused."""
+    """The driver list is the binary's own: a name it does not print is refused (kamwater is
+    3.0.0's, multical21 2.0.0's)."""
     entry = receiver_entry(wmbusmeters, simulation("c1_water_multical21"))
     await setup_receiver(hass, entry)
     result = await start_meter(hass, entry.entry_id)
     with pytest.raises(InvalidData):
         await hass.config_entries.subentries.async_configure(
             result["flow_id"],
-            {"name": "Tap", "meter_id": "76348799", "driver": "kamwater", "key": ""},
+            {
+                "name": "Tap",
+                "meter_id": "76348799",
+                "driver": "kamwater" if wmbus_version == "2.0.0" else "multical21",
+                "key": "",
+            },
         )
     assert not entry.subentries
     await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_reconfigure_meter(
-    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path]
+    hass: HomeAssistant, wmbusmeters: str, kamstrup: str, simulation: Callable[..., Path]
 ) -> None:
     """Name, driver and key change; an empty key means no key; wmbusmeters gets the change."""
     entry = receiver_entry(
         wmbusmeters,
         simulation("c1_water_multical21"),
-        [meter("Tap", "multical21", "76348799", "A" * 32)],
+        [meter("Tap", kamstrup, "76348799", "A" * 32)],
     )
     await setup_receiver(hass, entry)
     subentry_id = next(iter(entry.subentries))
@@ -274,7 +281,7 @@ async def test_reconfigure_meter(
     assert result["type"] is FlowResultType.FORM
     assert result["description_placeholders"] == {"meter_id": "76348799"}
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": "Tap", "driver": "multical21", "key": "nope"}
+        result["flow_id"], {"name": "Tap", "driver": kamstrup, "key": "nope"}
     )
     assert result["errors"] == {"key": "invalid_key"}
     result = await hass.config_entries.subentries.async_configure(
@@ -298,15 +305,15 @@ async def test_meter_flow_without_driver_list(
     simulation: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """If --listmeters fails, the meter form still works with `auto`; a malformed driver name
-    sent past the form is refused by the flow itself."""
+    """If the driver list fails, the meter form still works with `auto`; a malformed driver
+    name sent past the form is refused by the flow itself."""
     entry = receiver_entry(wmbusmeters, simulation("c1_water_multical21"))
     await setup_receiver(hass, entry)
 
-    async def broken(command: str, timeout: float | None = None) -> None:
+    async def broken(command: str, *args: object) -> None:
         raise probe.NotWmbusmetersError("broken")
 
-    monkeypatch.setattr("custom_components.wmbusmeters.config_flow.list_meters", broken)
+    monkeypatch.setattr("custom_components.wmbusmeters.driver_input.list_drivers", broken)
     result = await start_meter(hass, entry.entry_id)
     assert [o["value"] for o in result["data_schema"].schema["driver"].config["options"]] == [
         "auto"

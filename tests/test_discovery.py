@@ -32,7 +32,7 @@ def offered(hass: HomeAssistant) -> dict[str, dict[str, Any]]:
 
 
 async def test_discovery_beside_configured_meter(
-    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path]
+    hass: HomeAssistant, wmbusmeters: str, kamstrup: str, simulation: Callable[..., Path]
 ) -> None:
     """Others are offered with driver and media; the configured meter is read once per telegram."""
     events = async_capture_events(hass, EVENT_TELEGRAM)
@@ -62,7 +62,7 @@ async def test_discovery_beside_configured_meter(
     garden = next(s for s in entry.subentries.values() if s.unique_id == "44556677")
     assert dict(garden.data) == {
         "name": "Garden",
-        "driver": "multical21",
+        "driver": kamstrup,
         "meter_id": "44556677",
         "key": "",
     }

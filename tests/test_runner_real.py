@@ -1,4 +1,4 @@
-"""The runner against the real wmbusmeters 2.0.0 (no Home Assistant involved)."""
+"""The runner against the real wmbusmeters, 2.0.0 and 3.0.0 (no Home Assistant involved)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from custom_components.wmbusmeters.wmbus import (
     RunnerStatus,
     Telegram,
     WmbusRunner,
+    list_drivers,
     list_fields,
-    list_meters,
-    probe_version,
+    probe_info,
     render_config,
 )
 
@@ -65,10 +65,10 @@ class Recorder:
         return any(s.state in (RunnerState.BACKOFF, RunnerState.FAILED) for s in self.statuses)
 
 
-def expected_readings(case: str) -> dict[str, dict[str, object]]:
+def expected_readings(case: str, version: str) -> dict[str, dict[str, object]]:
     """Readings by meter id from the recorded stdout (last telegram wins), minus timestamps."""
     result: dict[str, dict[str, object]] = {}
-    for line in fixture_text(f"{case}.stdout.jsonl").splitlines():
+    for line in fixture_text(f"{case}.stdout.jsonl", version).splitlines():
         obj = json.loads(line)
         drop = {"_", "media", "meter", "name", "id", "device", "timestamp"}
         result[obj["id"]] = {k: v for k, v in obj.items() if k not in drop}
@@ -88,19 +88,31 @@ async def run_case(
     return rec
 
 
-async def test_probes(wmbusmeters: str) -> None:
-    """Version, drivers and fields come from the binary itself."""
-    assert await probe_version(wmbusmeters) == "2.0.0-2"
-    drivers = {d.name: d for d in await list_meters(wmbusmeters)}
+# The Kamstrup water meter driver of each version (3.0.0 merged multical21 and flowiq2200).
+KAMSTRUP_WATER = {"2.0.0": "multical21", "3.0.0": "kamwater"}
+
+
+async def test_probes(wmbusmeters: str, wmbus_version: str) -> None:
+    """Version, drivers and fields come from the binary itself, asked the way it understands
+    (3.0.0 has --listdrivers where 2.0.0 had --listmeters)."""
+    info = await probe_info(wmbusmeters)
+    assert info.version.split("-")[0] == wmbus_version  # Debian's says 2.0.0-2
+    assert info.list_drivers_option == (
+        "--listmeters" if wmbus_version == "2.0.0" else "--listdrivers"
+    )
+    drivers = {d.name: d for d in await list_drivers(wmbusmeters, info)}
     assert "auto" in drivers
-    assert drivers["multical21"].meter_type == "WaterMeter"
-    assert drivers["multical21"].manufacturers == ("KAM",)
-    fields = [f.name for f in await list_fields(wmbusmeters, "multical21")]
+    kamstrup = drivers[KAMSTRUP_WATER[wmbus_version]]
+    assert kamstrup.meter_type == "WaterMeter"
+    assert "KAM" in kamstrup.manufacturers
+    fields = [f.name for f in await list_fields(wmbusmeters, kamstrup.name)]
     assert {"total_m3", "target_m3", "flow_temperature_c", "status"} <= set(fields)
+    # Without the probe's answer, list_drivers asks --help itself.
+    assert [d.name for d in await list_drivers(wmbusmeters)] == list(drivers)
 
 
 async def test_water_telegrams_decoded(
-    wmbusmeters: str, tmp_path: Path, simulation: Callable[..., Path]
+    wmbusmeters: str, wmbus_version: str, tmp_path: Path, simulation: Callable[..., Path]
 ) -> None:
     """C1 water meters: every value as the real binary prints it, mapped by meter id."""
     rec = await run_case(
@@ -116,9 +128,9 @@ async def test_water_telegrams_decoded(
     got = {
         t.meter_id: {k: v for k, v in t.readings.items() if k != "timestamp"} for t in rec.telegrams
     }
-    assert got == expected_readings("c1_water_multical21")
+    assert got == expected_readings("c1_water_multical21", wmbus_version)
     tap = next(t for t in rec.telegrams if t.meter_id == "76348799")
-    assert tap.driver == "multical21"
+    assert tap.driver == KAMSTRUP_WATER[wmbus_version]
     assert tap.media == "cold water"
     assert tap.readings["total_m3"] == 6.408
     assert tap.timestamp is not None
@@ -191,23 +203,24 @@ async def test_device_missing(wmbusmeters: str, tmp_path: Path) -> None:
 async def test_fatal_error_on_stdout(
     wmbusmeters: str, tmp_path: Path, simulation: Callable[..., Path]
 ) -> None:
-    """A driver 2.0.0 does not know: its message on stdout is an event and the backoff reason."""
+    """A driver the binary does not know: its message on stdout is an event and the backoff
+    reason."""
     rec = await run_case(
         wmbusmeters,
         tmp_path,
         simulation("c1_water_multical21"),
-        [MeterConfig("76348799", "kamwater")],
+        [MeterConfig("76348799", "nosuchdriver")],
     )
     errors = [e for e in rec.events if isinstance(e, Message) and e.stream == "stdout"]
     assert errors, rec.events
-    assert "kamwater" in errors[0].line
+    assert "nosuchdriver" in errors[0].line
     ended = next(s for s in rec.statuses if s.state is RunnerState.BACKOFF)
-    assert ended.returncode == 1
-    assert "kamwater" in str(ended.reason)
+    assert ended.returncode not in (0, None)  # 2.0.0 exits 1, 3.0.0 5
+    assert "nosuchdriver" in str(ended.reason)
 
 
 async def test_listen_all_hears_unconfigured_meters(
-    wmbusmeters: str, tmp_path: Path, simulation: Callable[..., Path]
+    wmbusmeters: str, wmbus_version: str, tmp_path: Path, simulation: Callable[..., Path]
 ) -> None:
     """With the catch-all on, other meters arrive flagged as discovered; configured ones once."""
     rec = Recorder()
@@ -227,8 +240,11 @@ async def test_listen_all_hears_unconfigured_meters(
     assert configured
     assert not any(t.discovered for t in configured)
     discovered = {t.meter_id: t.driver for t in rec.telegrams if t.discovered}
-    assert discovered["44556677"] == "multical21"
-    assert discovered["52525252"] == "flowiq2200"
+    kamstrup = {"44556677": discovered["44556677"], "52525252": discovered["52525252"]}
+    if wmbus_version == "2.0.0":
+        assert kamstrup == {"44556677": "multical21", "52525252": "flowiq2200"}
+    else:
+        assert kamstrup == {"44556677": "kamwater", "52525252": "kamwater"}
 
 
 def test_render_is_private_and_keys_stay_in_files(tmp_path: Path) -> None:

@@ -159,12 +159,12 @@ async def test_platform_snapshot(
 
 
 async def test_device_and_event(
-    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path]
+    hass: HomeAssistant, wmbusmeters: str, kamstrup: str, simulation: Callable[..., Path]
 ) -> None:
     """The meter's device is linked to the receiver; each telegram is a bus event without keys."""
     events: list[Event] = async_capture_events(hass, EVENT_TELEGRAM)
     entry = receiver_entry(
-        wmbusmeters, simulation("c1_water_multical21"), [meter("Køkken", "multical21", "76348799")]
+        wmbusmeters, simulation("c1_water_multical21"), [meter("Køkken", kamstrup, "76348799")]
     )
     await setup_receiver(hass, entry)
     await run_until_played(hass, entry)
@@ -176,7 +176,7 @@ async def test_device_and_event(
     assert receiver is not None
     assert device.via_device_id == receiver.id
     assert device.serial_number == "76348799"
-    assert device.model == "multical21"
+    assert device.model == kamstrup
     assert device.manufacturer == "Kamstrup"
     assert device_subentry(device, entry.entry_id) == next(iter(entry.subentries))
 
@@ -184,7 +184,7 @@ async def test_device_and_event(
     data = events[0].data
     assert data["meter_id"] == "76348799"
     assert data["name"] == "Køkken"
-    assert data["driver"] == "multical21"
+    assert data["driver"] == kamstrup
     assert data["media"] == "cold water"
     assert data["fields"]["total_m3"] == 6.408
     assert "key" not in data
@@ -233,11 +233,21 @@ def restore_tap_total(hass: HomeAssistant, total: float) -> None:
 
 
 async def setup_quiet_tap(hass: HomeAssistant, wmbusmeters: str, tmp_path: Path) -> MockConfigEntry:
-    """The Tap meter (multical21 76348799) on a radio that has heard nothing yet."""
+    """The Tap meter (multical21 76348799) on a radio that has heard nothing yet since HA
+    restarted; its total was registered by the run before (the registry outlives a restart)."""
     quiet = tmp_path / "simulation_quiet.txt"
     quiet.write_text("")
     entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
-    await setup_receiver(hass, entry)
+    entry.add_to_hass(hass)
+    er.async_get(hass).async_get_or_create(
+        Platform.SENSOR,
+        DOMAIN,
+        "76348799_total_m3",
+        suggested_object_id="tap_total",
+        config_entry=entry,
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
     return entry
 
 
@@ -427,4 +437,24 @@ async def test_meter_changes_restart_once(
     assert [m.meter_id for m in runner.config.meters] == ["76348799", "44556677", "52525252"]
     assert entry.runtime_data is coordinator  # not reloaded
     assert hass.states.get("sensor.b_total").state == "20.015"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_null_reading_is_unknown(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """3.0.0 prints `null` for a value the meter does not have: unknown, never 0 nor the old
+    reading, also for a total; the next real value shows again."""
+    restore_tap_total(hass, 6.4)
+    entry = await setup_quiet_tap(hass, wmbusmeters, tmp_path)
+    coordinator = entry.runtime_data
+    coordinator.handle_telegram(_telegram(total_m3=None, flow_temperature_c=None))
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.tap_total").state == "unknown"
+    assert hass.states.get("sensor.tap_flow_temperature").state == "unknown"
+    coordinator.handle_telegram(_telegram(total_m3=6.5, flow_temperature_c=12))
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.tap_total").state == "6.5"
+    assert hass.states.get("sensor.tap_flow_temperature").state == "12"
+    assert "Error" not in caplog.text
     await hass.config_entries.async_unload(entry.entry_id)

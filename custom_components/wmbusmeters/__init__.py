@@ -13,7 +13,7 @@ from homeassistant.helpers.typing import ConfigType
 from .const import CONF_COMMAND, CONF_DEVICE, DOMAIN
 from .coordinator import WmbusConfigEntry, WmbusCoordinator
 from .services import async_setup_services
-from .wmbus import ProbeError, probe_version
+from .wmbus import ProbeError, probe_info
 from .wmbus.config import DEVICE_KEYWORDS
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -36,7 +36,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
     """Check the command and the device, then start wmbusmeters."""
     command: str = entry.data[CONF_COMMAND]
     try:
-        version = await probe_version(command)
+        info = await probe_info(command)
     except ProbeError as err:
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
@@ -52,14 +52,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
             translation_placeholders={"device": device},
         )
 
-    coordinator = WmbusCoordinator(hass, entry, version)
+    coordinator = WmbusCoordinator(hass, entry, info)
     receiver = dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id,
         identifiers={(DOMAIN, entry.entry_id)},
         manufacturer="wmbusmeters",
         model="Wireless M-Bus receiver",
         name=entry.title,
-        sw_version=version,
+        sw_version=info.version,
     )
     coordinator.receiver_device_id = receiver.id
     entry.runtime_data = coordinator

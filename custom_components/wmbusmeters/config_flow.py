@@ -23,7 +23,6 @@ from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
-    SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -44,18 +43,17 @@ from .const import (
     DOMAIN,
     SUBENTRY_METER,
 )
+from .driver_input import DriverList, driver_field, read_driver
 from .key_input import key_field, read_key
 from .wmbus import (
     LINK_MODES,
-    DriverInfo,
     ProbeError,
     WmbusConfigError,
     is_simulation,
-    list_meters,
     normalize_meter_id,
     probe_version,
 )
-from .wmbus.config import DEVICE_KEYWORDS, validate_device, validate_driver
+from .wmbus.config import DEVICE_KEYWORDS, validate_device
 from .wmbus.probe import check_command
 
 _SERIAL_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*")
@@ -312,36 +310,18 @@ class WmbusOptionsFlow(OptionsFlow):
 class MeterSubentryFlow(ConfigSubentryFlow):
     """A meter: name, driver, id and optional AES key."""
 
-    _drivers: list[DriverInfo] | None = None
+    _drivers: DriverList | None = None
 
-    async def _async_drivers(self) -> list[DriverInfo]:
+    async def _async_drivers(self) -> DriverList:
         if self._drivers is None:
-            try:
-                self._drivers = await list_meters(self._get_entry().data[CONF_COMMAND])
-            except ProbeError:
-                self._drivers = []
+            self._drivers = await DriverList.async_load(self._get_entry().data[CONF_COMMAND])
         return self._drivers
-
-    async def _driver_selector(self) -> SelectSelector:
-        drivers = await self._async_drivers()
-        options = [SelectOptionDict(value="auto", label="auto")]
-        options.extend(
-            SelectOptionDict(value=d.name, label=f"{d.name} ({d.meter_type})")
-            for d in drivers
-            if d.name != "auto"
-        )
-        return SelectSelector(
-            SelectSelectorConfig(options=options, mode=SelectSelectorMode.DROPDOWN, sort=False)
-        )
 
     async def _validate(self, user_input: dict[str, Any], errors: dict[str, str]) -> dict[str, str]:
         """Normalised meter data, with errors keyed by field."""
         data: dict[str, str] = {}
-        known = {d.name for d in await self._async_drivers()} or None
-        try:
-            data[CONF_DRIVER] = validate_driver(user_input[CONF_DRIVER], known)
-        except WmbusConfigError:
-            errors[CONF_DRIVER] = "unknown_driver"
+        if (driver := read_driver(user_input, await self._async_drivers(), errors)) is not None:
+            data[CONF_DRIVER] = driver
         if (key := read_key(user_input, errors)) is not None:
             data[CONF_KEY] = key
         return data
@@ -369,7 +349,7 @@ class MeterSubentryFlow(ConfigSubentryFlow):
             {
                 vol.Required(CONF_NAME): TextSelector(),
                 vol.Required(CONF_METER_ID): TextSelector(),
-                vol.Required(CONF_DRIVER, default="auto"): await self._driver_selector(),
+                **driver_field(await self._async_drivers(), default="auto"),
                 **key_field(),
             }
         )
@@ -399,7 +379,7 @@ class MeterSubentryFlow(ConfigSubentryFlow):
         schema = vol.Schema(
             {
                 vol.Required(CONF_NAME): TextSelector(),
-                vol.Required(CONF_DRIVER): await self._driver_selector(),
+                **driver_field(await self._async_drivers()),
                 **key_field(),
             }
         )

@@ -7,7 +7,7 @@ never wakes another meter's entities.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 import logging
@@ -48,13 +48,17 @@ from .manufacturers import manufacturer_for_codes
 from .repairs import (
     async_clear_decryption_issue,
     async_clear_receiver_issue,
+    async_clear_unknown_driver_issue,
     async_raise_decryption_issue,
     async_raise_receiver_issue,
+    async_raise_unknown_driver_issue,
     effective_problem,
 )
 from .wmbus import (
     DecryptionFailed,
     DeviceNotFound,
+    DriverInfo,
+    FieldInfo,
     Message,
     MeterConfig,
     ReceiverConfig,
@@ -62,10 +66,12 @@ from .wmbus import (
     RunnerState,
     RunnerStatus,
     Telegram,
+    WmbusmetersInfo,
     WmbusRunner,
+    list_drivers,
     list_fields,
-    list_meters,
 )
+from .wmbus.upgrades import renamed_driver
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -102,7 +108,7 @@ class MeterState:
     subentry_id: str
     name: str
     config: MeterConfig
-    #: Fields wmbusmeters documents for the driver (entities exist from setup).
+    #: Fields wmbusmeters documents for the configured driver.
     documented_fields: list[str] = field(default_factory=list)
     last_telegram: Telegram | None = None
     last_seen: datetime | None = None
@@ -126,16 +132,24 @@ class MeterState:
         return max(MIN_SILENCE_BEFORE_UNAVAILABLE, 3 * statistics.median(self.intervals))
 
 
-def meter_config(subentry: ConfigSubentry) -> MeterConfig:
-    """The wmbusmeters view of a meter subentry."""
+def meter_config(subentry: ConfigSubentry, rejected: Collection[str] = ()) -> MeterConfig:
+    """The wmbusmeters view of a meter subentry.
+
+    A driver the binary rejects (removed in its release) would stop wmbusmeters for every
+    meter of the receiver: such a meter is read with `auto` until the user picks its
+    replacement (repairs.async_raise_unknown_driver_issue).
+    """
+    driver: str = subentry.data[CONF_DRIVER]
+    if driver in rejected:
+        driver = "auto"
     return MeterConfig(
         meter_id=subentry.data[CONF_METER_ID],
-        driver=subentry.data[CONF_DRIVER],
+        driver=driver,
         key=subentry.data.get(CONF_KEY, ""),
     )
 
 
-def receiver_config(entry: ConfigEntry) -> ReceiverConfig:
+def receiver_config(entry: ConfigEntry, rejected: Collection[str] = ()) -> ReceiverConfig:
     """The wmbusmeters view of a receiver entry and its meter subentries.
 
     With a catch-all meter, so that meters nobody configured are heard and offered (discovery):
@@ -146,7 +160,7 @@ def receiver_config(entry: ConfigEntry) -> ReceiverConfig:
         device=entry.data[CONF_DEVICE],
         link_modes=tuple(entry.data.get(CONF_LINK_MODES, ())),
         meters=tuple(
-            meter_config(subentry)
+            meter_config(subentry, rejected)
             for subentry in entry.subentries.values()
             if subentry.subentry_type == SUBENTRY_METER
         ),
@@ -162,21 +176,22 @@ def silence_timeout(entry: ConfigEntry) -> float | None:
 class WmbusCoordinator:
     """Owns the runner of one receiver and the state of its meters."""
 
-    def __init__(self, hass: HomeAssistant, entry: WmbusConfigEntry, version: str) -> None:
+    def __init__(self, hass: HomeAssistant, entry: WmbusConfigEntry, info: WmbusmetersInfo) -> None:
         """Prepare; start() runs wmbusmeters."""
         self.hass = hass
         self.entry = entry
-        self.version = version
+        self.info = info
+        self.version = info.version
+        #: The binary's drivers by name (empty until start(), or if it could not list them).
+        self.drivers: dict[str, DriverInfo] = {}
+        #: Configured drivers the binary rejects (read with `auto` meanwhile).
+        self._rejected: set[str] = set()
         self.meters: dict[str, MeterState] = {}
         self.receiver_device_id: str | None = None
         self._meter_listeners: dict[str, list[MeterListener]] = {}
         self._receiver_listeners: list[CALLBACK_TYPE] = []
         self._meter_added_listeners: list[Callable[[MeterState], None]] = []
-        self._fields_cache: dict[str, list[str]] = {}
-        #: Driver name -> manufacturer flag ids, from --listmeters.
-        self._driver_codes: dict[str, tuple[str, ...]] = {}
-        #: Driver name -> the kind of meter it reads (WaterMeter, HeatMeter, ...).
-        self._driver_kinds: dict[str, str] = {}
+        self._fields_cache: dict[str, list[FieldInfo]] = {}
         self._unsub_silence: CALLBACK_TYPE | None = None
         self._started_at = dt_util.utcnow()
         #: Meters whose decryption failure was reported in the current wmbusmeters run.
@@ -213,14 +228,14 @@ class WmbusCoordinator:
     async def async_start(self) -> None:
         """Learn the drivers and the meters' fields, then start wmbusmeters."""
         try:
-            drivers = await list_meters(self.runner.command)
+            drivers = await list_drivers(self.runner.command, self.info)
         except Exception:
             _LOGGER.debug("could not list wmbusmeters' drivers", exc_info=True)
         else:
-            self._driver_codes = {driver.name: driver.manufacturers for driver in drivers}
-            self._driver_kinds = {driver.name: driver.meter_type for driver in drivers}
+            self.drivers = {driver.name: driver for driver in drivers}
+            await self._async_check_drivers()
         for meter in self.meters.values():
-            meter.documented_fields = await self._documented_fields(meter.config.driver)
+            meter.documented_fields = await self.documented_fields(meter.config.driver)
         self._started_at = dt_util.utcnow()
         self.runner.start()
         self._unsub_silence = async_track_time_interval(
@@ -235,15 +250,68 @@ class WmbusCoordinator:
             self._unsub_silence = None
         await self.runner.stop()
 
-    async def _documented_fields(self, driver: str) -> list[str]:
+    async def _async_check_drivers(self) -> None:
+        """Meters whose driver this binary does not list (an upgrade of wmbusmeters).
+
+        A renamed driver follows in the subentry (the device keeps its id, entities and
+        statistics; its model follows with the first telegram). An alias the binary still
+        accepts (multical603) stays. A driver it rejects is read with `auto` and gets a
+        fixable repair to pick its replacement.
+        """
+        known = self.drivers.keys()
+        self._rejected.clear()
+        for subentry in list(self.entry.subentries.values()):
+            if subentry.subentry_type != SUBENTRY_METER:
+                continue
+            driver = subentry.data[CONF_DRIVER]
+            if (
+                driver == "auto"
+                or driver in known
+                or (not renamed_driver(driver, known) and await self.field_infos(driver))
+            ):
+                async_clear_unknown_driver_issue(self.hass, subentry.data[CONF_METER_ID])
+                continue
+            if new := renamed_driver(driver, known):
+                _LOGGER.info(
+                    "Meter %s: wmbusmeters %s calls driver %s %s now",
+                    subentry.title,
+                    self.version,
+                    driver,
+                    new,
+                )
+                self.hass.config_entries.async_update_subentry(
+                    self.entry, subentry, data={**subentry.data, CONF_DRIVER: new}
+                )
+                async_clear_unknown_driver_issue(self.hass, subentry.data[CONF_METER_ID])
+            else:
+                _LOGGER.warning(
+                    "Meter %s: wmbusmeters %s has no driver %s; reading it with auto",
+                    subentry.title,
+                    self.version,
+                    driver,
+                )
+                self._rejected.add(driver)
+                async_raise_unknown_driver_issue(self.hass, self.entry, subentry)
+        self._sync_meters()
+        self.runner.config = self._receiver_config()
+
+    def _receiver_config(self) -> ReceiverConfig:
+        return receiver_config(self.entry, self._rejected)
+
+    async def field_infos(self, driver: str) -> list[FieldInfo]:
+        """The fields wmbusmeters documents for a driver (cached; empty if it cannot say)."""
         if driver not in self._fields_cache:
             try:
                 fields = await list_fields(self.runner.command, driver)
             except Exception:
                 _LOGGER.debug("could not list the fields of driver %s", driver, exc_info=True)
                 return []
-            self._fields_cache[driver] = [f.name for f in fields if f.name not in _NOT_READINGS]
+            self._fields_cache[driver] = [f for f in fields if f.name not in _NOT_READINGS]
         return self._fields_cache[driver]
+
+    async def documented_fields(self, driver: str) -> list[str]:
+        """The names of the fields wmbusmeters documents for a driver."""
+        return [info.name for info in await self.field_infos(driver)]
 
     @callback
     def async_entry_updated(self) -> None:
@@ -252,16 +320,18 @@ class WmbusCoordinator:
         for meter in added:
             self.hass.async_create_task(self._async_meter_added(meter), eager_start=True)
         self.runner.silence_timeout = silence_timeout(self.entry)
-        if receiver_config(self.entry) != self.runner.config:
+        if self._receiver_config() != self.runner.config:
             self._restart_debouncer.async_schedule_call()
 
     async def _async_meter_added(self, meter: MeterState) -> None:
-        meter.documented_fields = await self._documented_fields(meter.config.driver)
+        meter.documented_fields = await self.documented_fields(meter.config.driver)
         for listener in self._meter_added_listeners:
             listener(meter)
 
     async def _async_apply_config(self) -> None:
-        self.runner.restart(receiver_config(self.entry))
+        if self.drivers:
+            await self._async_check_drivers()  # a driver picked in a repair, or still rejected
+        self.runner.restart(self._receiver_config())
 
     def _sync_meters(self) -> list[MeterState]:
         """Bring self.meters in line with the subentries; return the new ones."""
@@ -270,7 +340,7 @@ class WmbusCoordinator:
         for subentry in self.entry.subentries.values():
             if subentry.subentry_type != SUBENTRY_METER:
                 continue
-            config = meter_config(subentry)
+            config = meter_config(subentry, self._rejected)
             meter = self.meters.get(config.meter_id)
             if meter is None or meter.subentry_id != subentry.subentry_id:
                 meter = MeterState(
@@ -412,7 +482,7 @@ class WmbusCoordinator:
         if meter_id in self._offered:
             return
         self._offered.add(meter_id)
-        codes = self._driver_codes.get(driver, ())
+        codes = info.manufacturers if (info := self.drivers.get(driver)) else ()
         discovery_flow.async_create_flow(
             self.hass,
             DOMAIN,
@@ -500,12 +570,14 @@ class WmbusCoordinator:
     # -- devices ----------------------------------------------------------------------------
 
     def driver_kind(self, driver: str) -> str | None:
-        """The kind of meter a driver reads (`WaterMeter`), from --listmeters."""
-        return self._driver_kinds.get(driver)
+        """The kind of meter a driver reads (`WaterMeter`), from the driver list."""
+        info = self.drivers.get(driver)
+        return info.meter_type if info else None
 
     def manufacturer(self, driver: str) -> str | None:
         """The manufacturer of the meters a driver reads, where one is known."""
-        return manufacturer_for_codes(self._driver_codes.get(driver, ()))
+        info = self.drivers.get(driver)
+        return manufacturer_for_codes(info.manufacturers) if info else None
 
     def _rename_device(self, meter: MeterState) -> None:
         """A renamed meter subentry renames its device (unless the user named the device)."""

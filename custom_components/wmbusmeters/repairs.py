@@ -10,14 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.components import persistent_notification
 from homeassistant.components.repairs import RepairsFlow
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.translation import async_get_translations
 
 from .compat import vol
-from .const import CONF_KEY, DOMAIN
+from .const import CONF_COMMAND, CONF_DRIVER, CONF_KEY, CONF_METER_ID, DOMAIN
+from .driver_input import DriverList, driver_field, read_driver
 from .key_input import key_field, read_key
 from .wmbus import DecryptionProblem
+from .wmbus.upgrades import DRIVER_REPLACEMENTS
 
 if TYPE_CHECKING:
     from homeassistant.components.repairs import RepairsFlowResult
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from .coordinator import MeterState, WmbusCoordinator
 
 ISSUE_DECRYPTION = "decryption_failed"
+ISSUE_UNKNOWN_DRIVER = "unknown_driver"
 
 
 def decryption_issue_id(meter_id: str) -> str:
@@ -103,6 +107,36 @@ def async_clear_receiver_issue(hass: HomeAssistant, entry_id: str, kind: str) ->
     ir.async_delete_issue(hass, DOMAIN, f"{kind}_{entry_id}")
 
 
+def unknown_driver_issue_id(meter_id: str) -> str:
+    """The repair issue id of a meter whose driver the binary does not know."""
+    return f"{ISSUE_UNKNOWN_DRIVER}_{meter_id}"
+
+
+@callback
+def async_raise_unknown_driver_issue(
+    hass: HomeAssistant, entry: ConfigEntry, subentry: ConfigSubentry
+) -> None:
+    """wmbusmeters has no such driver (removed in its release): pick a replacement."""
+    driver = subentry.data[CONF_DRIVER]
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        unknown_driver_issue_id(subentry.data[CONF_METER_ID]),
+        is_fixable=True,
+        is_persistent=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_UNKNOWN_DRIVER,
+        translation_placeholders={"name": subentry.title, "driver": driver},
+        data={"entry_id": entry.entry_id, "subentry_id": subentry.subentry_id},
+    )
+
+
+@callback
+def async_clear_unknown_driver_issue(hass: HomeAssistant, meter_id: str) -> None:
+    """The meter's driver is known (again, or replaced)."""
+    ir.async_delete_issue(hass, DOMAIN, unknown_driver_issue_id(meter_id))
+
+
 async def _async_notify(hass: HomeAssistant, meter: MeterState, problem: DecryptionProblem) -> None:
     """A persistent notification in the user's language, linking to the repair."""
     translations = await async_get_translations(hass, hass.config.language, "issues", [DOMAIN])
@@ -178,10 +212,59 @@ class DecryptionRepairFlow(RepairsFlow):
         )
 
 
+class UnknownDriverRepairFlow(RepairsFlow):
+    """Pick the driver that replaces one the running wmbusmeters does not have."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        """Remember which meter this is about."""
+        self._entry_id: str = data["entry_id"]
+        self._subentry_id: str = data["subentry_id"]
+        self._drivers: DriverList | None = None
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
+        """(The repairs manager passes the issue's data here, not a user's answer.)"""
+        return await self.async_step_pick_driver()
+
+    async def async_step_pick_driver(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """The binary's own drivers, upstream's suggested replacement preselected."""
+        entry = self.hass.config_entries.async_get_entry(self._entry_id)
+        subentry = entry.subentries.get(self._subentry_id) if entry else None
+        if entry is None or subentry is None:
+            return self.async_abort(reason="meter_removed")
+        if self._drivers is None:
+            self._drivers = await DriverList.async_load(entry.data[CONF_COMMAND])
+        errors: dict[str, str] = {}
+        if (
+            user_input is not None
+            and (driver := read_driver(user_input, self._drivers, errors)) is not None
+        ):
+            # The update listener restarts wmbusmeters with it and clears this issue.
+            self.hass.config_entries.async_update_subentry(
+                entry, subentry, data={**subentry.data, CONF_DRIVER: driver}
+            )
+            return self.async_create_entry(data={})
+        old = subentry.data[CONF_DRIVER]
+        suggestion = DRIVER_REPLACEMENTS.get(old, "auto")
+        if suggestion not in self._drivers.names:
+            suggestion = "auto"
+        return self.async_show_form(
+            step_id="pick_driver",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(driver_field(self._drivers)), user_input or {CONF_DRIVER: suggestion}
+            ),
+            errors=errors,
+            description_placeholders={"name": subentry.title, "driver": old},
+        )
+
+
 async def async_create_fix_flow(
     hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
 ) -> RepairsFlow:
-    """The fix flow of a decryption issue."""
+    """The fix flow of a decryption or an unknown-driver issue."""
     if issue_id.startswith(f"{ISSUE_DECRYPTION}_") and data:
         return DecryptionRepairFlow(dict(data))
+    if issue_id.startswith(f"{ISSUE_UNKNOWN_DRIVER}_") and data:
+        return UnknownDriverRepairFlow(dict(data))
     raise ValueError(f"unknown repair {issue_id}")

@@ -25,6 +25,7 @@ from .coordinator import MeterState, WmbusConfigEntry, WmbusCoordinator
 from .entity import WmbusMeterEntity, WmbusReceiverEntity
 from .units import FieldKind, field_kind, field_title, unit_suffix
 from .wmbus import Telegram
+from .wmbus.upgrades import renamed_field
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -96,23 +97,40 @@ async def async_setup_entry(
     """Add each meter's sensors now, and more as meters and fields appear."""
     coordinator = entry.runtime_data
     registry = er.async_get(hass)
-    known: dict[str, set[str]] = {}
+    #: Meter id -> field -> its sensor.
+    known: dict[str, dict[str, WmbusFieldSensor]] = {}
 
     @callback
     def add_fields(meter: MeterState, fields: list[str], media: str) -> None:
-        have = known.setdefault(meter.meter_id, set())
-        new = [field for field in dict.fromkeys(fields) if field not in have]
+        have = known.setdefault(meter.meter_id, {})
+        new = [
+            WmbusFieldSensor(coordinator, meter, field, media)
+            for field in dict.fromkeys(fields)
+            if field not in have
+        ]
         if not new:
             return
-        have.update(new)
-        async_add_entities(
-            [WmbusFieldSensor(coordinator, meter, field, media) for field in new],
-            config_subentry_id=meter.subentry_id,
-        )
+        have.update((sensor.field, sensor) for sensor in new)
+        async_add_entities(new, config_subentry_id=meter.subentry_id)
+
+    async def rename_field(meter: MeterState, old: WmbusFieldSensor, field: str) -> None:
+        """A field wmbusmeters renamed (an upgrade): the entity keeps its entity id, and so
+        its history and long-term statistics, under the new field's unique id."""
+        _LOGGER.info("%s: wmbusmeters calls field %s %s now", old.entity_id, old.field, field)
+        await old.async_remove()
+        if old.registry_entry is not None:
+            registry.async_update_entity(
+                old.registry_entry.entity_id, new_unique_id=f"{meter.meter_id}_{field}"
+            )
+        known[meter.meter_id].pop(field, None)
+        media = meter.last_telegram.media if meter.last_telegram else old.media
+        add_fields(meter, [field], media)
 
     @callback
     def add_meter(meter: MeterState) -> None:
-        # The driver's documented fields, plus those an earlier run met in telegrams.
+        # The last telegram's time, and the fields an earlier run met in telegrams (restored).
+        # Other fields get an entity with their first value: a field the driver documents
+        # but this meter never sends would stay "unknown" on its device page for good.
         prefix = f"{meter.meter_id}_"
         remembered = [
             reg.unique_id.removeprefix(prefix)
@@ -120,12 +138,23 @@ async def async_setup_entry(
             if reg.domain == Platform.SENSOR and reg.unique_id.startswith(prefix)
         ]
         media = _guess_media(coordinator, meter)
-        add_fields(meter, ["timestamp", *meter.documented_fields, *remembered], media)
+        add_fields(meter, ["timestamp", *remembered], media)
 
         @callback
         def on_telegram(telegram: Telegram | None) -> None:
-            if telegram is not None and not known[meter.meter_id].issuperset(telegram.readings):
-                add_fields(meter, list(telegram.readings), telegram.media)
+            have = known[meter.meter_id]
+            if telegram is None or have.keys() >= telegram.readings.keys():
+                return
+            fields = [field for field in telegram.readings if field not in have]
+            for field in fields:
+                old = renamed_field(telegram.driver, field, have.keys(), telegram.readings)
+                if old is not None:
+                    # Held by the rename until the entity is back under its new id.
+                    have[field] = have.pop(old)
+                    hass.async_create_task(
+                        rename_field(meter, have[field], field), eager_start=False
+                    )
+            add_fields(meter, fields, telegram.media)
 
         entry.async_on_unload(coordinator.async_add_meter_listener(meter.meter_id, on_telegram))
 
@@ -204,7 +233,7 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         """Describe the field from its unit suffix and the meter's media."""
         super().__init__(coordinator, meter, field)
         self.field = field
-        self._media = media
+        self.media = media
         self._driver = meter.driver
         self.entity_description, self._kind = describe(field, media, meter.driver)
         self._value: Reading = None
@@ -220,7 +249,7 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
 
         Set through _attr_ attributes: HA caches what it read from the description.
         """
-        self._media = media
+        self.media = media
         self._driver = driver
         self.entity_description, self._kind = describe(self.field, media, driver)
         self._attr_device_class = self._kind.device_class
@@ -248,7 +277,7 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
             return  # a short telegram: keep the last reading
         changed = False
         driver = telegram.driver or self._driver
-        if telegram.media != self._media or driver != self._driver:
+        if telegram.media != self.media or driver != self._driver:
             # Guessed before the first telegram (an apator08 reads gas; `auto` finds a driver).
             self._redescribe(telegram.media, driver)
             changed = True
@@ -260,7 +289,13 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         """Take a reading; whether the state changed."""
         new = self._convert(value)
         old = self._value
-        if self._kind.cumulative and not new and isinstance(old, int | float | Decimal) and old:
+        if (
+            self._kind.cumulative
+            and value is not None  # null (3.0.0) is no value at all: shown as unknown
+            and not new
+            and isinstance(old, int | float | Decimal)
+            and old
+        ):
             # A 0 or empty total (restart, short telegram) would spoil long-term statistics.
             _LOGGER.debug("%s: ignoring %r over %r", self.entity_id, value, old)
             return False
@@ -273,7 +308,7 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         kind = self._kind
         if (type(value) is float or type(value) is int) and kind.number:
             return value  # the common case: a reading, as JSON gave it
-        if value is None or value == "":
+        if value is None or value == "":  # None: 3.0.0's null sentinel, no value (unknown)
             return value if kind.text and kind.options is None else None
         if kind.device_class == SensorDeviceClass.TIMESTAMP:
             return dt_util.parse_datetime(str(value))

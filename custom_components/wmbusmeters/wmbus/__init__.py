@@ -36,8 +36,10 @@ from .probe import (
     NotWmbusmetersError,
     ProbeError,
     ProbeTimeoutError,
+    WmbusmetersInfo,
+    list_drivers,
     list_fields,
-    list_meters,
+    probe_info,
     probe_version,
 )
 from .runner import WmbusRunner
@@ -68,11 +70,13 @@ __all__ = [
     "Telegram",
     "WmbusConfigError",
     "WmbusRunner",
+    "WmbusmetersInfo",
     "is_simulation",
+    "list_drivers",
     "list_fields",
-    "list_meters",
     "normalize_key",
     "normalize_meter_id",
+    "probe_info",
     "probe_version",
     "render_config",
 ]

@@ -1,4 +1,8 @@
-"""Ask the wmbusmeters executable about itself: version, drivers, fields (10 s timeout each)."""
+"""Ask the wmbusmeters executable about itself: version, drivers, fields (10 s timeout each).
+
+Versions differ in what they can be asked: 3.0.0 renamed `--listmeters` to `--listdrivers`.
+Which one a binary has is read from its own `--help`, not guessed from its version number.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,10 @@ PROBE_TIMEOUT = 10.0
 _VERSION = re.compile(r"^wmbusmeters:\s*(\S+)", re.MULTILINE)
 _DRIVER_LINE = re.compile(r"^([a-z0-9_\-]+)\s+(\w+)")
 _DETECT_CODE = re.compile(r"\b([A-Z@]{3}),[0-9a-f]{2},[0-9a-f]{2}\b")
-_FIELD_LINE = re.compile(r"^\s*([A-Za-z0-9_]+)\s+(.*)$")
+_FIELD_LINE = re.compile(r"^\s*([A-Za-z0-9_{}]+)\s*(.*)$")
+_LIST_DRIVERS = "--listdrivers"
+_LIST_METERS = "--listmeters"
+_HELP_OPTION = re.compile(r"^\s*(--listdrivers|--listmeters)\b", re.MULTILINE)
 
 
 class ProbeError(Exception):
@@ -46,8 +53,18 @@ class ProbeTimeoutError(ProbeError):
 
 
 @dataclass(frozen=True, slots=True)
+class WmbusmetersInfo:
+    """What a wmbusmeters binary is and how it is asked for its drivers."""
+
+    version: str
+    #: `--listdrivers` (3.0.0 and later) or `--listmeters` (2.0.0), as its --help offers.
+    list_drivers_option: str = _LIST_METERS
+
+
+@dataclass(frozen=True, slots=True)
 class DriverInfo:
-    """A driver from --listmeters, with the kind of meter it reads (e.g. WaterMeter)."""
+    """A driver from --listdrivers (--listmeters), with the kind of meter it reads
+    (e.g. WaterMeter)."""
 
     name: str
     meter_type: str
@@ -57,10 +74,21 @@ class DriverInfo:
 
 @dataclass(frozen=True, slots=True)
 class FieldInfo:
-    """A field from --listfields=DRIVER."""
+    """A field from --listfields=DRIVER.
+
+    An indexed field is documented as a template (`target_{storage_counter}_kwh`): its
+    telegrams carry `target_2_kwh`, `target_4_kwh`, ...
+    """
 
     name: str
     description: str
+
+    def matches(self, field: str) -> bool:
+        """Whether a field of a telegram is this one (or an instance of this template)."""
+        if "{" not in self.name:
+            return field == self.name
+        pattern = re.sub(r"\\{[a-z_]+\\}", "[0-9]+", re.escape(self.name))
+        return re.fullmatch(pattern, field) is not None
 
 
 def check_command(command: str) -> None:
@@ -107,15 +135,28 @@ async def probe_version(command: str, timeout: float | None = None) -> str:
     return match.group(1)
 
 
-async def list_meters(command: str, timeout: float | None = None) -> list[DriverInfo]:
+async def probe_info(command: str, timeout: float | None = None) -> WmbusmetersInfo:
+    """The binary's version and the options it has (raises ProbeError if it is not wmbusmeters)."""
+    version = await probe_version(command, timeout)
+    options = _HELP_OPTION.findall(await run(command, "--help", timeout=timeout))
+    option = _LIST_DRIVERS if _LIST_DRIVERS in options else _LIST_METERS
+    return WmbusmetersInfo(version, option)
+
+
+async def list_drivers(
+    command: str, info: WmbusmetersInfo | None = None, timeout: float | None = None
+) -> list[DriverInfo]:
     """Every driver the binary has (`auto` included), in its order."""
+    if info is None:
+        info = await probe_info(command, timeout)
+    option = info.list_drivers_option
     drivers = []
-    for line in (await run(command, "--listmeters", timeout=timeout)).splitlines():
+    for line in (await run(command, option, timeout=timeout)).splitlines():
         if match := _DRIVER_LINE.match(line):
             codes = tuple(dict.fromkeys(_DETECT_CODE.findall(line)))
             drivers.append(DriverInfo(match.group(1), match.group(2), codes))
     if not drivers:
-        raise NotWmbusmetersError(f"{command} --listmeters listed no driver")
+        raise NotWmbusmetersError(f"{command} {option} listed no driver")
     return drivers
 
 
