@@ -264,14 +264,15 @@ class WmbusCoordinator:
             if subentry.subentry_type != SUBENTRY_METER:
                 continue
             driver = subentry.data[CONF_DRIVER]
+            new = renamed_driver(driver, known)
             if (
                 driver == "auto"
                 or driver in known
-                or (not renamed_driver(driver, known) and await self.field_infos(driver))
+                or (new is None and await self.field_infos(driver))
             ):
                 async_clear_unknown_driver_issue(self.hass, subentry.data[CONF_METER_ID])
                 continue
-            if new := renamed_driver(driver, known):
+            if new is not None:
                 _LOGGER.info(
                     "Meter %s: wmbusmeters %s calls driver %s %s now",
                     subentry.title,
