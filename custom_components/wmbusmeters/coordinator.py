@@ -264,15 +264,7 @@ class WmbusCoordinator:
             if subentry.subentry_type != SUBENTRY_METER:
                 continue
             driver = subentry.data[CONF_DRIVER]
-            new = renamed_driver(driver, known)
-            if (
-                driver == "auto"
-                or driver in known
-                or (new is None and await self.field_infos(driver))
-            ):
-                async_clear_unknown_driver_issue(self.hass, subentry.data[CONF_METER_ID])
-                continue
-            if new is not None:
+            if new := renamed_driver(driver, known):
                 _LOGGER.info(
                     "Meter %s: wmbusmeters %s calls driver %s %s now",
                     subentry.title,
@@ -283,8 +275,7 @@ class WmbusCoordinator:
                 self.hass.config_entries.async_update_subentry(
                     self.entry, subentry, data={**subentry.data, CONF_DRIVER: new}
                 )
-                async_clear_unknown_driver_issue(self.hass, subentry.data[CONF_METER_ID])
-            else:
+            elif driver != "auto" and driver not in known and not await self.field_infos(driver):
                 _LOGGER.warning(
                     "Meter %s: wmbusmeters %s has no driver %s; reading it with auto",
                     subentry.title,
@@ -293,6 +284,8 @@ class WmbusCoordinator:
                 )
                 self._rejected.add(driver)
                 async_raise_unknown_driver_issue(self.hass, self.entry, subentry)
+                continue
+            async_clear_unknown_driver_issue(self.hass, subentry.data[CONF_METER_ID])
         self._sync_meters()
         self.runner.config = self._receiver_config()
 

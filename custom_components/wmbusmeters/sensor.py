@@ -113,7 +113,9 @@ async def async_setup_entry(
         have.update((sensor.field, sensor) for sensor in new)
         async_add_entities(new, config_subentry_id=meter.subentry_id)
 
-    async def rename_field(meter: MeterState, old: WmbusFieldSensor, field: str) -> None:
+    async def rename_field(
+        meter: MeterState, old: WmbusFieldSensor, field: str, media: str
+    ) -> None:
         """A field wmbusmeters renamed (an upgrade): the entity keeps its entity id, and so
         its history and long-term statistics, under the new field's unique id."""
         _LOGGER.info("%s: wmbusmeters calls field %s %s now", old.entity_id, old.field, field)
@@ -123,7 +125,6 @@ async def async_setup_entry(
                 old.registry_entry.entity_id, new_unique_id=f"{meter.meter_id}_{field}"
             )
         known[meter.meter_id].pop(field, None)
-        media = meter.last_telegram.media if meter.last_telegram else old.media
         add_fields(meter, [field], media)
 
     @callback
@@ -152,7 +153,8 @@ async def async_setup_entry(
                     # Held by the rename until the entity is back under its new id.
                     have[field] = have.pop(old)
                     hass.async_create_task(
-                        rename_field(meter, have[field], field), eager_start=False
+                        rename_field(meter, have[field], field, telegram.media),
+                        eager_start=False,
                     )
             add_fields(meter, fields, telegram.media)
 
@@ -233,7 +235,7 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         """Describe the field from its unit suffix and the meter's media."""
         super().__init__(coordinator, meter, field)
         self.field = field
-        self.media = media
+        self._media = media
         self._driver = meter.driver
         self.entity_description, self._kind = describe(field, media, meter.driver)
         self._value: Reading = None
@@ -249,7 +251,7 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
 
         Set through _attr_ attributes: HA caches what it read from the description.
         """
-        self.media = media
+        self._media = media
         self._driver = driver
         self.entity_description, self._kind = describe(self.field, media, driver)
         self._attr_device_class = self._kind.device_class
@@ -277,7 +279,7 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
             return  # a short telegram: keep the last reading
         changed = False
         driver = telegram.driver or self._driver
-        if telegram.media != self.media or driver != self._driver:
+        if telegram.media != self._media or driver != self._driver:
             # Guessed before the first telegram (an apator08 reads gas; `auto` finds a driver).
             self._redescribe(telegram.media, driver)
             changed = True
