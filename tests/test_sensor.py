@@ -14,7 +14,11 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import Platform
 from homeassistant.core import Event, HomeAssistant, State
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -127,6 +131,12 @@ async def test_fixture_meters(
         if r.name.startswith("homeassistant.components.sensor")
     ]
     assert rejected == []
+    # Every entity is a field the driver documents or the meter sent: no removal notice.
+    assert not [
+        issue_id
+        for (domain, issue_id) in ir.async_get(hass).issues
+        if domain == DOMAIN and issue_id.startswith("fields_removed_")
+    ]
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -457,4 +467,26 @@ async def test_null_reading_is_unknown(
     assert hass.states.get("sensor.tap_total").state == "6.5"
     assert hass.states.get("sensor.tap_flow_temperature").state == "12"
     assert "Error" not in caplog.text
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_telegram_before_the_platforms_listen(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
+) -> None:
+    """wmbusmeters starts before the platforms are set up: a telegram heard in between still
+    gets its entities and values at once, not only with the meter's next telegram."""
+    quiet = tmp_path / "simulation_quiet.txt"
+    quiet.write_text("")
+    entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
+    forward = hass.config_entries.async_forward_entry_setups
+
+    async def heard_first(config_entry: Any, platforms: Any) -> None:
+        config_entry.runtime_data.handle_telegram(_telegram(total_m3=6.408, status="LEAK"))
+        await forward(config_entry, platforms)
+
+    with patch.object(hass.config_entries, "async_forward_entry_setups", heard_first):
+        await setup_receiver(hass, entry)
+    assert hass.states.get("sensor.tap_total").state == "6.408"
+    assert hass.states.get("sensor.tap_status").state == "LEAK"
+    assert hass.states.get("binary_sensor.tap_problem").state == "on"
     await hass.config_entries.async_unload(entry.entry_id)

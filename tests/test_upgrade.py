@@ -181,3 +181,61 @@ async def test_driver_the_binary_lacks_gets_a_repair(
     await entry.runtime_data.runner.wait_running()
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_removed_field_is_reported_and_removed_on_request(
+    hass: HomeAssistant,
+    simulation: Callable[..., Path],
+    hass_client: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """3.0.0 dropped waterstarm's `current_status` (upstream: deprecated since 2022): after the
+    upgrade its entity is listed in a fixable repair instead of keeping its last value
+    silently; confirming removes that entity and no other."""
+    woter = meter("Woter", "waterstarm", "20096221", "BEDB81B52C29B5C143388CBB0D15A051")
+    entry = receiver_entry(
+        binary("2.0.0"), simulation("t1_water_mixed", "simulation_t1.txt"), [woter]
+    )
+    await setup_receiver(hass, entry)
+    await run_until_played(hass, entry)
+    registry = er.async_get(hass)
+    sensors = {
+        e.entity_id
+        for e in er.async_entries_for_config_entry(registry, entry.entry_id)
+        if e.unique_id.startswith("20096221_")
+    }
+    assert "sensor.woter_current_status" in sensors, (
+        entry.runtime_data.runner.stderr_tail,
+        entry.runtime_data.runner.counters,
+        entry.runtime_data.runner.status,
+    )
+    assert not ir.async_get(hass).issues  # on 2.0.0 every field is documented or sent
+
+    await switch_binary(hass, entry, "3.0.0")
+
+    issue_id = "fields_removed_20096221"
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.is_fixable
+    assert issue.translation_placeholders == {"name": "Woter"}
+    assert "sensor.woter_current_status" in caplog.text
+    assert await async_setup_component(hass, "repairs", {})
+    client = await hass_client()
+    flow = await start_fix(client, issue_id)
+    assert flow["step_id"] == "confirm"
+    assert flow["description_placeholders"]["entities"] == "- sensor.woter_current_status"
+    assert flow["description_placeholders"]["version"] == "3.0.0"
+    result = await submit_fix(client, flow["flow_id"], {})
+    assert result["type"] == "create_entry"
+    await hass.async_block_till_done()
+    assert registry.async_get("sensor.woter_current_status") is None
+    assert hass.states.get("sensor.woter_current_status") is None
+    remaining = {
+        e.entity_id
+        for e in er.async_entries_for_config_entry(registry, entry.entry_id)
+        if e.unique_id.startswith("20096221_")
+    }
+    assert remaining == sensors - {"sensor.woter_current_status"}
+    assert hass.states.get("sensor.woter_total").state == "0.106"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    await hass.config_entries.async_unload(entry.entry_id)

@@ -60,7 +60,8 @@ async def async_setup_entry(
         known = registry.async_get_entity_id(
             Platform.BINARY_SENSOR, DOMAIN, f"{meter.meter_id}_{PROBLEM.key}"
         )
-        if known or "status" in meter.documented_fields:
+        heard = meter.last_telegram is not None and "status" in meter.last_telegram.readings
+        if known or heard or "status" in meter.documented_fields:
             add()
             return
         listening = True

@@ -12,7 +12,7 @@ from homeassistant.components import persistent_notification
 from homeassistant.components.repairs import RepairsFlow
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.translation import async_get_translations
 
 from .compat import vol
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 ISSUE_DECRYPTION = "decryption_failed"
 ISSUE_UNKNOWN_DRIVER = "unknown_driver"
+ISSUE_REMOVED_FIELDS = "fields_removed"
 
 
 def decryption_issue_id(meter_id: str) -> str:
@@ -135,6 +136,41 @@ def async_raise_unknown_driver_issue(
 def async_clear_unknown_driver_issue(hass: HomeAssistant, meter_id: str) -> None:
     """The meter's driver is known (again, or replaced)."""
     ir.async_delete_issue(hass, DOMAIN, unknown_driver_issue_id(meter_id))
+
+
+def removed_fields_issue_id(meter_id: str) -> str:
+    """The repair issue id of a meter with entities of readings wmbusmeters no longer has."""
+    return f"{ISSUE_REMOVED_FIELDS}_{meter_id}"
+
+
+@callback
+def async_raise_removed_fields_issue(
+    hass: HomeAssistant, entry_id: str, meter: MeterState, entity_ids: list[str], version: str
+) -> None:
+    """Entities whose field the running wmbusmeters neither documents nor sends (removed in
+    its release): they would keep their last value for good. Offer to remove them."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        removed_fields_issue_id(meter.meter_id),
+        is_fixable=True,
+        is_persistent=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_REMOVED_FIELDS,
+        translation_placeholders={"name": meter.name},
+        data={
+            "entry_id": entry_id,
+            "name": meter.name,
+            "version": version,
+            "entity_ids": ",".join(entity_ids),
+        },
+    )
+
+
+@callback
+def async_clear_removed_fields_issue(hass: HomeAssistant, meter_id: str) -> None:
+    """Every entity of the meter is a reading wmbusmeters has."""
+    ir.async_delete_issue(hass, DOMAIN, removed_fields_issue_id(meter_id))
 
 
 async def _async_notify(hass: HomeAssistant, meter: MeterState, problem: DecryptionProblem) -> None:
@@ -259,12 +295,49 @@ class UnknownDriverRepairFlow(RepairsFlow):
         )
 
 
+class RemovedFieldsRepairFlow(RepairsFlow):
+    """Remove the entities of readings the running wmbusmeters no longer reports."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        """Remember which entities this is about."""
+        self._entry_id: str = data["entry_id"]
+        self._entity_ids: list[str] = str(data["entity_ids"]).split(",")
+        self._placeholders = {
+            "name": str(data["name"]),
+            "version": str(data["version"]),
+            "entities": "\n".join(f"- {entity_id}" for entity_id in self._entity_ids),
+        }
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
+        """(The repairs manager passes the issue's data here, not a user's answer.)"""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """List them; on submit, remove those that are still this receiver's."""
+        if user_input is not None:
+            registry = er.async_get(self.hass)
+            for entity_id in self._entity_ids:
+                entity = registry.async_get(entity_id)
+                if entity is not None and entity.config_entry_id == self._entry_id:
+                    registry.async_remove(entity_id)  # its history stays in the recorder
+            return self.async_create_entry(data={})
+        return self.async_show_form(
+            step_id="confirm",
+            data_schema=vol.Schema({}),
+            description_placeholders=self._placeholders,
+        )
+
+
 async def async_create_fix_flow(
     hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
 ) -> RepairsFlow:
-    """The fix flow of a decryption or an unknown-driver issue."""
+    """The fix flow of a decryption, an unknown-driver or a removed-fields issue."""
     if issue_id.startswith(f"{ISSUE_DECRYPTION}_") and data:
         return DecryptionRepairFlow(dict(data))
     if issue_id.startswith(f"{ISSUE_UNKNOWN_DRIVER}_") and data:
         return UnknownDriverRepairFlow(dict(data))
+    if issue_id.startswith(f"{ISSUE_REMOVED_FIELDS}_") and data:
+        return RemovedFieldsRepairFlow(dict(data))
     raise ValueError(f"unknown repair {issue_id}")

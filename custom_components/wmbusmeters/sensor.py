@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 import logging
 from typing import Any
 
@@ -23,6 +24,7 @@ from homeassistant.util import dt as dt_util
 
 from .coordinator import MeterState, WmbusConfigEntry, WmbusCoordinator
 from .entity import WmbusMeterEntity, WmbusReceiverEntity
+from .repairs import async_clear_removed_fields_issue, async_raise_removed_fields_issue
 from .units import FieldKind, field_kind, field_title, unit_suffix
 from .wmbus import Telegram
 from .wmbus.upgrades import renamed_field
@@ -96,76 +98,141 @@ async def async_setup_entry(
 ) -> None:
     """Add each meter's sensors now, and more as meters and fields appear."""
     coordinator = entry.runtime_data
-    registry = er.async_get(hass)
-    #: Meter id -> field -> its sensor.
-    known: dict[str, dict[str, WmbusFieldSensor]] = {}
+    async_add_entities(
+        [WmbusReceiverSensor(coordinator, description) for description in RECEIVER_SENSORS]
+    )
+    fields = _FieldSensors(hass, entry, async_add_entities)
+    for meter in coordinator.meters.values():
+        fields.add_meter(meter)
+    entry.async_on_unload(coordinator.async_add_meter_added_listener(fields.add_meter))
+
+
+class _FieldSensors:
+    """The field sensors of one receiver's meters: created with a field's first value,
+    carried over when wmbusmeters renames a field, reported when it removes one."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: WmbusConfigEntry,
+        async_add_entities: AddConfigEntryEntitiesCallback,
+    ) -> None:
+        self.hass = hass
+        self.entry = entry
+        self.coordinator = entry.runtime_data
+        self.registry = er.async_get(hass)
+        self._add_entities = async_add_entities
+        #: Meter id -> field -> its sensor.
+        self.known: dict[str, dict[str, WmbusFieldSensor]] = {}
+        #: Meters whose entities were compared with their driver's fields in this run.
+        self._checked: set[str] = set()
 
     @callback
-    def add_fields(meter: MeterState, fields: list[str], media: str) -> None:
-        have = known.setdefault(meter.meter_id, {})
+    def add_fields(self, meter: MeterState, fields: list[str], media: str) -> None:
+        """A sensor for each field the meter has none for yet."""
+        have = self.known.setdefault(meter.meter_id, {})
         new = [
-            WmbusFieldSensor(coordinator, meter, field, media)
+            WmbusFieldSensor(self.coordinator, meter, field, media)
             for field in dict.fromkeys(fields)
             if field not in have
         ]
         if not new:
             return
-        have.update((sensor.field, sensor) for sensor in new)
-        async_add_entities(new, config_subentry_id=meter.subentry_id)
+        for sensor in new:
+            have[sensor.field] = sensor
+            # A removed entity (a removed field, a removed meter) can come back with a value.
+            sensor.async_on_remove(partial(_forget, have, sensor))
+        self._add_entities(new, config_subentry_id=meter.subentry_id)
 
-    async def rename_field(
-        meter: MeterState, old: WmbusFieldSensor, field: str, media: str
+    @callback
+    def add_meter(self, meter: MeterState) -> None:
+        """The last telegram's time, and the fields an earlier run met in telegrams (restored).
+
+        Other fields get an entity with their first value: a field the driver documents but
+        this meter never sends would stay "unknown" on its device page for good.
+        """
+        prefix = f"{meter.meter_id}_"
+        remembered = [
+            reg.unique_id.removeprefix(prefix)
+            for reg in er.async_entries_for_config_entry(self.registry, self.entry.entry_id)
+            if reg.domain == Platform.SENSOR and reg.unique_id.startswith(prefix)
+        ]
+        self.add_fields(meter, ["timestamp", *remembered], _guess_media(self.coordinator, meter))
+        self.entry.async_on_unload(
+            self.coordinator.async_add_meter_listener(
+                meter.meter_id, partial(self._on_telegram, meter)
+            )
+        )
+        if meter.last_telegram is not None:
+            # Heard before this platform listened (wmbusmeters starts first).
+            self._on_telegram(meter, meter.last_telegram)
+
+    @callback
+    def _on_telegram(self, meter: MeterState, telegram: Telegram | None) -> None:
+        if telegram is None:
+            return
+        if meter.meter_id not in self._checked:
+            self._checked.add(meter.meter_id)
+            # After this telegram's renames and new entities (tasks run in order).
+            self.hass.async_create_task(
+                self._check_removed_fields(meter, telegram), eager_start=False
+            )
+        have = self.known[meter.meter_id]
+        if have.keys() >= telegram.readings.keys():
+            return
+        fields = [field for field in telegram.readings if field not in have]
+        for field in fields:
+            old = renamed_field(telegram.driver, field, have.keys(), telegram.readings)
+            if old is not None:
+                # Held by the rename until the entity is back under its new id.
+                have[field] = have.pop(old)
+                self.hass.async_create_task(
+                    self._rename_field(meter, have[field], field, telegram.media),
+                    eager_start=False,
+                )
+        self.add_fields(meter, fields, telegram.media)
+
+    async def _rename_field(
+        self, meter: MeterState, old: WmbusFieldSensor, field: str, media: str
     ) -> None:
         """A field wmbusmeters renamed (an upgrade): the entity keeps its entity id, and so
         its history and long-term statistics, under the new field's unique id."""
         _LOGGER.info("%s: wmbusmeters calls field %s %s now", old.entity_id, old.field, field)
         await old.async_remove()
         if old.registry_entry is not None:
-            registry.async_update_entity(
+            self.registry.async_update_entity(
                 old.registry_entry.entity_id, new_unique_id=f"{meter.meter_id}_{field}"
             )
-        known[meter.meter_id].pop(field, None)
-        add_fields(meter, [field], media)
+        self.known[meter.meter_id].pop(field, None)
+        self.add_fields(meter, [field], media)
 
-    @callback
-    def add_meter(meter: MeterState) -> None:
-        # The last telegram's time, and the fields an earlier run met in telegrams (restored).
-        # Other fields get an entity with their first value: a field the driver documents
-        # but this meter never sends would stay "unknown" on its device page for good.
-        prefix = f"{meter.meter_id}_"
-        remembered = [
-            reg.unique_id.removeprefix(prefix)
-            for reg in er.async_entries_for_config_entry(registry, entry.entry_id)
-            if reg.domain == Platform.SENSOR and reg.unique_id.startswith(prefix)
-        ]
-        media = _guess_media(coordinator, meter)
-        add_fields(meter, ["timestamp", *remembered], media)
-
-        @callback
-        def on_telegram(telegram: Telegram | None) -> None:
-            have = known[meter.meter_id]
-            if telegram is None or have.keys() >= telegram.readings.keys():
-                return
-            fields = [field for field in telegram.readings if field not in have]
-            for field in fields:
-                old = renamed_field(telegram.driver, field, have.keys(), telegram.readings)
-                if old is not None:
-                    # Held by the rename until the entity is back under its new id.
-                    have[field] = have.pop(old)
-                    hass.async_create_task(
-                        rename_field(meter, have[field], field, telegram.media),
-                        eager_start=False,
-                    )
-            add_fields(meter, fields, telegram.media)
-
-        entry.async_on_unload(coordinator.async_add_meter_listener(meter.meter_id, on_telegram))
-
-    async_add_entities(
-        [WmbusReceiverSensor(coordinator, description) for description in RECEIVER_SENSORS]
-    )
-    for meter in coordinator.meters.values():
-        add_meter(meter)
-    entry.async_on_unload(coordinator.async_add_meter_added_listener(add_meter))
+    async def _check_removed_fields(self, meter: MeterState, telegram: Telegram) -> None:
+        """Entities of fields the reporting driver neither documents nor sent (a field an
+        upgrade of wmbusmeters removed): they would keep their last value for good, so a
+        repair lists them and offers to remove them."""
+        coordinator = self.coordinator
+        documented = await coordinator.field_infos(telegram.driver) if telegram.driver else []
+        if not documented:
+            return  # the binary cannot say: nothing to compare with
+        gone = sorted(
+            sensor.entity_id
+            for field, sensor in self.known[meter.meter_id].items()
+            if sensor.entity_id
+            and field not in telegram.readings
+            and not any(info.matches(field) for info in documented)
+        )
+        if not gone:
+            async_clear_removed_fields_issue(self.hass, meter.meter_id)
+            return
+        _LOGGER.warning(
+            "Meter %s: wmbusmeters %s no longer reports %s",
+            meter.name,
+            coordinator.version,
+            ", ".join(gone),
+        )
+        async_raise_removed_fields_issue(
+            self.hass, self.entry.entry_id, meter, gone, coordinator.version
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,6 +281,12 @@ class WmbusReceiverSensor(WmbusReceiverEntity, SensorEntity):
     def native_value(self) -> str | int | None:
         """The current figure."""
         return self.entity_description.value_fn(self.coordinator)
+
+
+def _forget(have: dict[str, WmbusFieldSensor], sensor: WmbusFieldSensor) -> None:
+    """The sensor left Home Assistant: its field gets a new entity with its next value."""
+    if have.get(sensor.field) is sensor:
+        del have[sensor.field]
 
 
 def _guess_media(coordinator: WmbusCoordinator, meter: MeterState) -> str:
