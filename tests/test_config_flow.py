@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 import shutil
@@ -142,14 +143,22 @@ async def test_reconfigure_and_options(
         result["flow_id"], {"command": wmbusmeters, "device": "/nope", "link_modes": []}
     )
     assert result["errors"] == {"device": "device_not_found"}
+    coordinator = entry.runtime_data
+    restarts = coordinator.runner.counters.restarts
+    started = asyncio.ensure_future(coordinator.runner.wait_running())
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"command": wmbusmeters, "device": str(second), "link_modes": []}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
+    await asyncio.wait_for(started, 10)
     await hass.async_block_till_done()
     assert entry.data["device"] == str(second)
-    assert entry.runtime_data.runner.config.device == str(second)
+    assert entry.unique_id == str(second)
+    # One restart of wmbusmeters with the new device, no reload of the receiver.
+    assert entry.runtime_data is coordinator
+    assert coordinator.runner.config.device == str(second)
+    assert coordinator.runner.counters.restarts == restarts + 1
 
     result = await hass.config_entries.options.async_init(entry.entry_id)
     result = await hass.config_entries.options.async_configure(

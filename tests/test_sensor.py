@@ -255,6 +255,11 @@ async def setup_quiet_tap(hass: HomeAssistant, wmbusmeters: str, tmp_path: Path)
         "76348799_total_m3",
         suggested_object_id="tap_total",
         config_entry=entry,
+        config_subentry_id=next(iter(entry.subentries)),
+        original_device_class="water",
+        unit_of_measurement="m³",
+        capabilities={"state_class": "total_increasing"},
+        translation_key="total",
     )
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -321,9 +326,14 @@ async def test_odd_values_do_not_break_entities(
         Telegram("76348799", "multical21", "cold water", "", readings)
     )
     await hass.async_block_till_done()
+    # The registered total stays a number; new fields are what their first value is.
     assert hass.states.get("sensor.tap_total").state == "6.7"
+    assert hass.states.get("sensor.tap_total").attributes["unit_of_measurement"] == "m³"
     assert hass.states.get("sensor.tap_current_status").state == "3"
-    assert hass.states.get("sensor.tap_flow_temperature").state == "unknown"
+    # Text, named after its whole field name: no unit to leave out.
+    flow_temperature = hass.states.get("sensor.tap_flow_temperature_c")
+    assert flow_temperature.state == "n/a"
+    assert "unit_of_measurement" not in flow_temperature.attributes  # a string is no number
     assert hass.states.get("sensor.tap_last_telegram").state == "unknown"
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     # The next ordinary telegram is taken as usual.
@@ -454,18 +464,21 @@ async def test_null_reading_is_unknown(
     hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """3.0.0 prints `null` for a value the meter does not have: unknown, never 0 nor the old
-    reading, also for a total; the next real value shows again."""
+    reading, also for a total; a field that has had no value yet gets no entity until its first
+    real value, which describes it."""
     restore_tap_total(hass, 6.4)
     entry = await setup_quiet_tap(hass, wmbusmeters, tmp_path)
     coordinator = entry.runtime_data
     coordinator.handle_telegram(_telegram(total_m3=None, flow_temperature_c=None))
     await hass.async_block_till_done()
     assert hass.states.get("sensor.tap_total").state == "unknown"
-    assert hass.states.get("sensor.tap_flow_temperature").state == "unknown"
+    assert hass.states.get("sensor.tap_flow_temperature") is None
     coordinator.handle_telegram(_telegram(total_m3=6.5, flow_temperature_c=12))
     await hass.async_block_till_done()
     assert hass.states.get("sensor.tap_total").state == "6.5"
-    assert hass.states.get("sensor.tap_flow_temperature").state == "12"
+    flow_temperature = hass.states.get("sensor.tap_flow_temperature")
+    assert flow_temperature.state == "12"
+    assert flow_temperature.attributes["unit_of_measurement"] == "°C"
     assert "Error" not in caplog.text
     await hass.config_entries.async_unload(entry.entry_id)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+import shutil
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
@@ -10,11 +12,11 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_COMMAND, CONF_DEVICE, DOMAIN
+from .const import CONF_COMMAND, CONF_DEVICE, CONFIG_SUBDIR, DOMAIN
 from .coordinator import WmbusConfigEntry, WmbusCoordinator
+from .issues import async_clear_receiver_issues
 from .services import async_setup_services
-from .wmbus import ProbeError, probe_info
-from .wmbus.config import DEVICE_KEYWORDS
+from .wmbus import DEVICE_KEYWORDS, ProbeError, probe_info
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -76,10 +78,22 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
 
 
 async def _async_entry_updated(hass: HomeAssistant, entry: WmbusConfigEntry) -> None:
-    """Meters or options changed: restart wmbusmeters, never reload."""
-    entry.runtime_data.async_entry_updated()
+    """Meters, options or the radio changed: restart wmbusmeters with them. Only another
+    command reloads the receiver (its version and drivers are asked again)."""
+    coordinator = entry.runtime_data
+    if entry.data[CONF_COMMAND] != coordinator.runner.command:
+        hass.config_entries.async_schedule_reload(entry.entry_id)
+        return
+    coordinator.async_entry_updated()
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> bool:
     """Unload platforms; async_on_unload stops wmbusmeters."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> None:
+    """A deleted receiver leaves no repair issue and no configuration (with its keys) behind."""
+    async_clear_receiver_issues(hass, entry.entry_id)
+    config_dir = Path(hass.config.path(CONFIG_SUBDIR, entry.entry_id))
+    await hass.async_add_executor_job(shutil.rmtree, config_dir, True)

@@ -15,8 +15,9 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
-from .coordinator import MeterState, WmbusConfigEntry, WmbusCoordinator
+from .coordinator import WmbusConfigEntry, WmbusCoordinator
 from .entity import WmbusMeterEntity, WmbusReceiverEntity
+from .meters import MeterState
 from .units import HEALTH_FIELDS
 from .wmbus import RunnerState, Telegram
 
@@ -49,37 +50,38 @@ async def async_setup_entry(
 
     @callback
     def add_meter(meter: MeterState) -> None:
-        """A problem sensor once the meter is known to report a status."""
-
-        @callback
-        def add() -> None:
-            async_add_entities(
-                [WmbusMeterProblem(coordinator, meter)], config_subentry_id=meter.subentry_id
-            )
-
+        """A problem sensor once the meter is known to report a status: registered by an
+        earlier run, or heard now (a meter without a status gets none)."""
         known = registry.async_get_entity_id(
             Platform.BINARY_SENSOR, DOMAIN, f"{meter.meter_id}_{PROBLEM.key}"
         )
-        heard = meter.last_telegram is not None and "status" in meter.last_telegram.readings
-        if known or heard or "status" in meter.documented_fields:
-            add()
+        heard = meter.last_telegram is not None and _has_status(meter.last_telegram)
+        if known or heard:
+            async_add_entities(
+                [WmbusMeterProblem(coordinator, meter)], config_subentry_id=meter.subentry_id
+            )
             return
         listening = True
 
         @callback
         def on_telegram(telegram: Telegram | None) -> None:
             nonlocal listening
-            if listening and telegram is not None and "status" in telegram.readings:
+            if listening and telegram is not None and _has_status(telegram):
                 listening = False
                 remove()
-                add()
+                async_add_entities(
+                    [WmbusMeterProblem(coordinator, meter)], config_subentry_id=meter.subentry_id
+                )
 
-        remove = coordinator.async_add_meter_listener(meter.meter_id, on_telegram)
-        entry.async_on_unload(lambda: remove() if listening else None)
+        remove = meter.async_add_listener(on_telegram)  # ends with the meter at the latest
 
-    for meter in coordinator.meters.values():
+    for meter in coordinator.meters.by_id.values():
         add_meter(meter)
-    entry.async_on_unload(coordinator.async_add_meter_added_listener(add_meter))
+    entry.async_on_unload(coordinator.meters.async_add_meter_added_listener(add_meter))
+
+
+def _has_status(telegram: Telegram) -> bool:
+    return isinstance(telegram.readings.get(HEALTH_FIELDS.get(telegram.driver, "status")), str)
 
 
 class WmbusMeterProblem(WmbusMeterEntity, BinarySensorEntity):

@@ -45,15 +45,18 @@ from .const import (
 )
 from .driver_input import DriverList, driver_field, read_driver
 from .key_input import key_field, read_key
+from .meters import meter_owner
 from .wmbus import (
+    DEVICE_KEYWORDS,
     LINK_MODES,
+    RTL_DEVICES,
     ProbeError,
     WmbusConfigError,
     is_simulation,
     normalize_meter_id,
     probe_version,
 )
-from .wmbus.config import DEVICE_KEYWORDS, validate_device
+from .wmbus.config import validate_device
 from .wmbus.probe import check_command
 
 _SERIAL_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*")
@@ -97,7 +100,7 @@ async def _validate_receiver(flow: ConfigFlow, data: Mapping[str, Any]) -> dict[
         CONF_DEVICE not in errors
         and not data.get(CONF_LINK_MODES)
         and not is_simulation(device)
-        and device not in ("rtlwmbus", "rtl433")
+        and device not in RTL_DEVICES
     ):
         # 2.0.0 refuses a dongle without link modes ("You must supply which link modes").
         errors[CONF_LINK_MODES] = "link_modes_required"
@@ -110,7 +113,7 @@ def _receiver_schema(devices: list[str]) -> vol.Schema:
             vol.Required(CONF_COMMAND): TextSelector(),
             vol.Required(CONF_DEVICE): SelectSelector(
                 SelectSelectorConfig(
-                    options=["auto", *devices, "rtlwmbus", "rtl433"],
+                    options=["auto", *devices, *RTL_DEVICES],
                     custom_value=True,
                     mode=SelectSelectorMode.DROPDOWN,
                     translation_key=CONF_DEVICE,
@@ -176,7 +179,7 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_integration_discovery(
         self, discovery_info: dict[str, Any]
     ) -> ConfigFlowResult:
-        """A meter a receiver hears but nobody configured (see coordinator._offer).
+        """A meter a receiver hears but nobody configured (see discovery.py).
 
         A discovery flow, not a subentry flow: HA lists it under Discovered, and its Ignore
         button stores the unique id, so a dismissed meter is never offered again.
@@ -187,7 +190,7 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self.hass.config_entries.async_get_entry(discovery_info["entry_id"])
         if entry is None:
             return self.async_abort(reason="receiver_removed")
-        if any(sub.unique_id == meter_id for sub in entry.subentries.values()):
+        if meter_owner(self.hass, meter_id) is not None:
             return self.async_abort(reason="meter_configured")
         self._discovered = discovery_info
         kind = discovery_info["media"] or discovery_info["driver"]
@@ -203,6 +206,8 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
         if entry is None:
             return self.async_abort(reason="receiver_removed")
         errors: dict[str, str] = {}
+        if meter_owner(self.hass, info["meter_id"]) is not None:
+            return self.async_abort(reason="meter_configured")  # added meanwhile
         if user_input is not None:
             key = read_key(user_input, errors)
             if info["encrypted"] and key == "":
@@ -257,7 +262,9 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             errors = await _validate_receiver(self, user_input)
             if not errors:
-                return self.async_update_reload_and_abort(
+                # The update listener restarts wmbusmeters with it (once; a reload only for
+                # another command): no reload from here, HA 2026.12 refuses it.
+                return self.async_update_and_abort(
                     entry,
                     unique_id=user_input[CONF_DEVICE],
                     data_updates={
@@ -329,6 +336,7 @@ class MeterSubentryFlow(ConfigSubentryFlow):
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Add a meter."""
         errors: dict[str, str] = {}
+        placeholders = {"receiver": ""}
         if user_input is not None:
             data = await self._validate(user_input, errors)
             try:
@@ -336,8 +344,13 @@ class MeterSubentryFlow(ConfigSubentryFlow):
             except WmbusConfigError:
                 errors[CONF_METER_ID] = "invalid_meter_id"
             else:
-                if any(sub.unique_id == meter_id for sub in self._get_entry().subentries.values()):
+                owner = meter_owner(self.hass, meter_id)
+                if owner is not None and owner.entry_id == self._get_entry().entry_id:
                     return self.async_abort(reason="already_configured")
+                if owner is not None:
+                    # Its entities' unique ids are the meter id's: one receiver holds it.
+                    errors[CONF_METER_ID] = "meter_on_other_receiver"
+                    placeholders["receiver"] = owner.title
             if not errors:
                 name = user_input[CONF_NAME].strip() or meter_id
                 return self.async_create_entry(
@@ -357,6 +370,7 @@ class MeterSubentryFlow(ConfigSubentryFlow):
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(schema, user_input),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
     async def async_step_reconfigure(

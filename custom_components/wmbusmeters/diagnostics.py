@@ -9,7 +9,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceEntry
 
 from .const import CONF_KEY, DOMAIN
-from .coordinator import MeterState, WmbusConfigEntry
+from .coordinator import WmbusConfigEntry
+from .meters import MeterState
 from .wmbus.config import render_lines
 
 TO_REDACT = {CONF_KEY}
@@ -60,7 +61,7 @@ async def async_get_config_entry_diagnostics(
         "wmbusmeters_config": _rendered_config(entry),
         # The runner keeps its stderr lines with keys already redacted.
         "runner": coordinator.diagnostics(),
-        "meters": {meter.meter_id: _meter(meter) for meter in coordinator.meters.values()},
+        "meters": {meter.meter_id: _meter(meter) for meter in coordinator.meters.by_id.values()},
     }
 
 
@@ -70,6 +71,6 @@ async def async_get_device_diagnostics(
     """One meter (or the receiver's own device)."""
     coordinator = entry.runtime_data
     for domain, identifier in device.identifiers:
-        if domain == DOMAIN and (meter := coordinator.meters.get(identifier)):
+        if domain == DOMAIN and (meter := coordinator.meters.by_id.get(identifier)):
             return {"version": coordinator.version, "meter": _meter(meter)}
     return await async_get_config_entry_diagnostics(hass, entry)

@@ -8,7 +8,8 @@ from homeassistant.helpers.entity import Entity
 
 from .compat import HAS_VIA_DEVICE_ID
 from .const import DOMAIN
-from .coordinator import MeterState, WmbusCoordinator
+from .coordinator import WmbusCoordinator
+from .meters import MeterState
 from .wmbus import Telegram
 
 
@@ -19,7 +20,7 @@ def meter_device_info(coordinator: WmbusCoordinator, meter: MeterState) -> Devic
         name=meter.name,
         serial_number=meter.meter_id,
         model=meter.driver,
-        manufacturer=coordinator.manufacturer(meter.driver),
+        manufacturer=coordinator.catalog.manufacturer(meter.driver),
     )
     if HAS_VIA_DEVICE_ID and coordinator.receiver_device_id:
         info["via_device_id"] = coordinator.receiver_device_id
@@ -37,21 +38,20 @@ class WmbusMeterEntity(Entity):
     def __init__(self, coordinator: WmbusCoordinator, meter: MeterState, key: str) -> None:
         """Bind to the meter; `key` is the field (CONTRACT.md unique id)."""
         self.coordinator = coordinator
+        self.meter = meter
         self.meter_id = meter.meter_id
         self._attr_unique_id = f"{meter.meter_id}_{key}"
         self._attr_device_info = meter_device_info(coordinator, meter)
 
     async def async_added_to_hass(self) -> None:
-        """Listen to this meter's telegrams only."""
+        """Listen to this meter's telegrams only (the listener ends with the meter too)."""
         await super().async_added_to_hass()
-        self.async_on_remove(
-            self.coordinator.async_add_meter_listener(self.meter_id, self._async_handle_telegram)
-        )
+        self.async_on_remove(self.meter.async_add_listener(self._async_handle_telegram))
 
     @property
     def available(self) -> bool:
         """Unavailable while wmbusmeters is down or the meter has gone silent."""
-        return self.coordinator.meter_available(self.meter_id)
+        return self.coordinator.meter_available(self.meter)
 
     @callback
     def _async_handle_telegram(self, telegram: Telegram | None) -> None:

@@ -1,4 +1,4 @@
-"""Repair issues for meters wmbusmeters cannot decrypt, with a fix flow that asks for the key.
+"""The fix flows of the integration's repair issues (issues.py raises and clears them).
 
 Modelled on knx/repairs.py. 2.0.0 ignores a meter for the rest of its run after a failed
 decryption, so a fixed key restarts wmbusmeters (through the subentry update listener).
@@ -8,187 +8,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.components import persistent_notification
 from homeassistant.components.repairs import RepairsFlow
-from homeassistant.config_entries import ConfigEntry, ConfigSubentry
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import entity_registry as er, issue_registry as ir
-from homeassistant.helpers.translation import async_get_translations
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 
 from .compat import vol
-from .const import CONF_COMMAND, CONF_DRIVER, CONF_KEY, CONF_METER_ID, DOMAIN
+from .const import CONF_COMMAND, CONF_DRIVER, CONF_KEY
 from .driver_input import DriverList, driver_field, read_driver
+from .issues import (
+    ISSUE_DECRYPTION,
+    ISSUE_DUPLICATE_METER,
+    ISSUE_REMOVED_FIELDS,
+    ISSUE_UNKNOWN_DRIVER,
+)
 from .key_input import key_field, read_key
 from .wmbus import DecryptionProblem
 from .wmbus.upgrades import DRIVER_REPLACEMENTS
 
 if TYPE_CHECKING:
     from homeassistant.components.repairs import RepairsFlowResult
-
-    from .coordinator import MeterState, WmbusCoordinator
-
-ISSUE_DECRYPTION = "decryption_failed"
-ISSUE_UNKNOWN_DRIVER = "unknown_driver"
-ISSUE_REMOVED_FIELDS = "fields_removed"
-
-
-def decryption_issue_id(meter_id: str) -> str:
-    """The repair issue id of a meter (CONTRACT.md)."""
-    return f"{ISSUE_DECRYPTION}_{meter_id}"
-
-
-def effective_problem(problem: DecryptionProblem, has_key: bool) -> DecryptionProblem:
-    """What the user has to do.
-
-    2.0.0 says "did you use the correct decryption key?" also for an encrypted meter that has no
-    key at all (compact frames): that is a missing key, not a wrong one.
-    """
-    if problem is DecryptionProblem.WRONG_KEY and not has_key:
-        return DecryptionProblem.MISSING_KEY
-    return problem
-
-
-@callback
-def async_raise_decryption_issue(
-    hass: HomeAssistant,
-    coordinator: WmbusCoordinator,
-    meter: MeterState,
-    problem: DecryptionProblem,
-) -> None:
-    """A fixable issue for the meter, and a notification the first time."""
-    issue_id = decryption_issue_id(meter.meter_id)
-    first = ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        issue_id,
-        is_fixable=True,
-        is_persistent=False,
-        severity=ir.IssueSeverity.ERROR,
-        translation_key=ISSUE_DECRYPTION,
-        translation_placeholders={"name": meter.name, "meter_id": meter.meter_id},
-        data={
-            "entry_id": coordinator.entry.entry_id,
-            "subentry_id": meter.subentry_id,
-            "meter_id": meter.meter_id,
-            "problem": problem.value,
-        },
-    )
-    if first:
-        hass.async_create_task(_async_notify(hass, meter, problem), eager_start=True)
-
-
-@callback
-def async_clear_decryption_issue(hass: HomeAssistant, meter_id: str) -> None:
-    """The meter decodes again: the issue and its notification go away."""
-    ir.async_delete_issue(hass, DOMAIN, decryption_issue_id(meter_id))
-    persistent_notification.async_dismiss(hass, f"{DOMAIN}_{decryption_issue_id(meter_id)}")
-
-
-@callback
-def async_raise_receiver_issue(
-    hass: HomeAssistant, entry_id: str, kind: str, placeholders: dict[str, str]
-) -> None:
-    """A receiver problem (command_missing, device_missing, crash_loop); not fixable here,
-    it clears itself when the receiver works again."""
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        f"{kind}_{entry_id}",
-        is_fixable=False,
-        severity=ir.IssueSeverity.ERROR,
-        translation_key=kind,
-        translation_placeholders=placeholders,
-    )
-
-
-@callback
-def async_clear_receiver_issue(hass: HomeAssistant, entry_id: str, kind: str) -> None:
-    """The receiver works again."""
-    ir.async_delete_issue(hass, DOMAIN, f"{kind}_{entry_id}")
-
-
-def unknown_driver_issue_id(meter_id: str) -> str:
-    """The repair issue id of a meter whose driver the binary does not know."""
-    return f"{ISSUE_UNKNOWN_DRIVER}_{meter_id}"
-
-
-@callback
-def async_raise_unknown_driver_issue(
-    hass: HomeAssistant, entry: ConfigEntry, subentry: ConfigSubentry
-) -> None:
-    """wmbusmeters has no such driver (removed in its release): pick a replacement."""
-    driver = subentry.data[CONF_DRIVER]
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        unknown_driver_issue_id(subentry.data[CONF_METER_ID]),
-        is_fixable=True,
-        is_persistent=False,
-        severity=ir.IssueSeverity.WARNING,
-        translation_key=ISSUE_UNKNOWN_DRIVER,
-        translation_placeholders={"name": subentry.title, "driver": driver},
-        data={"entry_id": entry.entry_id, "subentry_id": subentry.subentry_id},
-    )
-
-
-@callback
-def async_clear_unknown_driver_issue(hass: HomeAssistant, meter_id: str) -> None:
-    """The meter's driver is known (again, or replaced)."""
-    ir.async_delete_issue(hass, DOMAIN, unknown_driver_issue_id(meter_id))
-
-
-def removed_fields_issue_id(meter_id: str) -> str:
-    """The repair issue id of a meter with entities of readings wmbusmeters no longer has."""
-    return f"{ISSUE_REMOVED_FIELDS}_{meter_id}"
-
-
-@callback
-def async_raise_removed_fields_issue(
-    hass: HomeAssistant, entry_id: str, meter: MeterState, entity_ids: list[str], version: str
-) -> None:
-    """Entities whose field the running wmbusmeters neither documents nor sends (removed in
-    its release): they would keep their last value for good. Offer to remove them."""
-    ir.async_create_issue(
-        hass,
-        DOMAIN,
-        removed_fields_issue_id(meter.meter_id),
-        is_fixable=True,
-        is_persistent=False,
-        severity=ir.IssueSeverity.WARNING,
-        translation_key=ISSUE_REMOVED_FIELDS,
-        translation_placeholders={"name": meter.name},
-        data={
-            "entry_id": entry_id,
-            "name": meter.name,
-            "version": version,
-            "entity_ids": ",".join(entity_ids),
-        },
-    )
-
-
-@callback
-def async_clear_removed_fields_issue(hass: HomeAssistant, meter_id: str) -> None:
-    """Every entity of the meter is a reading wmbusmeters has."""
-    ir.async_delete_issue(hass, DOMAIN, removed_fields_issue_id(meter_id))
-
-
-async def _async_notify(hass: HomeAssistant, meter: MeterState, problem: DecryptionProblem) -> None:
-    """A persistent notification in the user's language, linking to the repair."""
-    translations = await async_get_translations(hass, hass.config.language, "issues", [DOMAIN])
-    prefix = f"component.{DOMAIN}.issues.{ISSUE_DECRYPTION}"
-    title = translations.get(f"{prefix}.title", "Meter {name} cannot be read")
-    message = translations.get(
-        f"{prefix}.fix_flow.step.{problem.value}.description",
-        "wmbusmeters cannot decrypt meter {name} ({meter_id}).",
-    )
-    placeholders = {"name": meter.name, "meter_id": meter.meter_id}
-    persistent_notification.async_create(
-        hass,
-        message.format(**placeholders) + "\n\n[Settings → Repairs](/config/repairs)",
-        title=title.format(**placeholders),
-        notification_id=f"{DOMAIN}_{decryption_issue_id(meter.meter_id)}",
-    )
 
 
 class DecryptionRepairFlow(RepairsFlow):
@@ -330,14 +168,49 @@ class RemovedFieldsRepairFlow(RepairsFlow):
         )
 
 
+class DuplicateMeterRepairFlow(RepairsFlow):
+    """Remove the copy of a meter that another receiver holds as well."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        """Remember which copy this is about."""
+        self._entry_id: str = data["entry_id"]
+        self._subentry_id: str = data["subentry_id"]
+        self._placeholders = {
+            key: str(data.get(key, "")) for key in ("name", "meter_id", "receiver", "owner")
+        }
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
+        """(The repairs manager passes the issue's data here, not a user's answer.)"""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """On submit, the copy leaves this receiver (the owner's device and entities stay)."""
+        entry = self.hass.config_entries.async_get_entry(self._entry_id)
+        if entry is None or self._subentry_id not in entry.subentries:
+            return self.async_abort(reason="meter_removed")
+        if user_input is not None:
+            # Its update listener clears this issue with the meter's other issues.
+            self.hass.config_entries.async_remove_subentry(entry, self._subentry_id)
+            return self.async_create_entry(data={})
+        return self.async_show_form(
+            step_id="confirm",
+            data_schema=vol.Schema({}),
+            description_placeholders=self._placeholders,
+        )
+
+
 async def async_create_fix_flow(
     hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
 ) -> RepairsFlow:
-    """The fix flow of a decryption, an unknown-driver or a removed-fields issue."""
+    """The fix flow of a decryption, an unknown-driver, a removed-fields or a duplicate issue."""
     if issue_id.startswith(f"{ISSUE_DECRYPTION}_") and data:
         return DecryptionRepairFlow(dict(data))
     if issue_id.startswith(f"{ISSUE_UNKNOWN_DRIVER}_") and data:
         return UnknownDriverRepairFlow(dict(data))
     if issue_id.startswith(f"{ISSUE_REMOVED_FIELDS}_") and data:
         return RemovedFieldsRepairFlow(dict(data))
+    if issue_id.startswith(f"{ISSUE_DUPLICATE_METER}_") and data:
+        return DuplicateMeterRepairFlow(dict(data))
     raise ValueError(f"unknown repair {issue_id}")

@@ -1,8 +1,13 @@
-"""A sensor per reading field of each meter, pushed when its telegram arrives."""
+"""A sensor per reading field of each meter, pushed when its telegram arrives.
+
+A field's entity is created with its first value, described once from that value (units.py)
+and never re-described: its unit, device class and state class stay as registered, which
+long-term statistics rely on. After a restart the registry's description is taken back.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,12 +25,16 @@ from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.translation import async_get_translations
 from homeassistant.util import dt as dt_util
 
-from .coordinator import MeterState, WmbusConfigEntry, WmbusCoordinator
+from .const import DOMAIN
+from .coordinator import WmbusConfigEntry, WmbusCoordinator
 from .entity import WmbusMeterEntity, WmbusReceiverEntity
-from .repairs import async_clear_removed_fields_issue, async_raise_removed_fields_issue
-from .units import FieldKind, field_kind, field_title, unit_suffix
+from .issues import async_clear_removed_fields_issue, async_raise_removed_fields_issue
+from .meters import MeterState
+from .names import DeviceNames, FieldName
+from .units import FieldKind, field_kind
 from .wmbus import Telegram
 from .wmbus.upgrades import renamed_field
 
@@ -36,51 +45,13 @@ PARALLEL_UPDATES = 0
 _ABSENT = object()
 type Reading = str | int | float | datetime | date | Decimal | None
 
-# Field base name (without the unit suffix) -> translation key, for the fields most meters have.
-_TRANSLATED = {
-    "total": "total",
-    "target": "target",
-    "flow": "flow",
-    "max_flow": "max_flow",
-    "flow_temperature": "flow_temperature",
-    "return_temperature": "return_temperature",
-    "external_temperature": "external_temperature",
-    "current_temperature": "temperature",
-    "temperature": "temperature",
-    "power": "power",
-    "current_power_consumption": "power_consumption",
-    "current_power_production": "power_production",
-    "total_energy_consumption": "energy_consumption",
-    "total_energy_production": "energy_production",
-    "total_energy": "energy",
-    "total_volume": "volume",
-    "current_consumption": "current_consumption",
-    "status": "status",
-    "current_status": "current_status",
-    "battery": "battery",
-    "battery_level": "battery",
-    "battery_voltage": "battery",
-    "rssi": "rssi",
-    "timestamp": "last_telegram",
-    "humidity": "humidity",
-    "relative_humidity": "humidity",
-}
 
-
-def translation_key(field: str) -> str | None:
-    """The translation key of a field's name, if it is a common one."""
-    suffix = unit_suffix(field)
-    return _TRANSLATED.get(field.removesuffix(f"_{suffix}") if suffix else field)
-
-
-def describe(field: str, media: str, driver: str) -> tuple[SensorEntityDescription, FieldKind]:
-    """The entity description of a field of a meter of this media and driver."""
-    kind = field_kind(field, media, driver)
-    key = translation_key(field)
-    description = SensorEntityDescription(
+def describe(field: str, kind: FieldKind, name: FieldName) -> SensorEntityDescription:
+    """The entity description of a field of this kind, under this name."""
+    return SensorEntityDescription(
         key=field,
-        translation_key=key,
-        name=None if key else field_title(field),
+        translation_key=name.translation_key,
+        name=name.name,
         native_unit_of_measurement=kind.unit,
         device_class=kind.device_class,
         state_class=kind.state_class,
@@ -88,7 +59,63 @@ def describe(field: str, media: str, driver: str) -> tuple[SensorEntityDescripti
         entity_registry_enabled_default=kind.enabled_default,
         options=list(kind.options) if kind.options else None,
     )
-    return description, kind
+
+
+def registered_kind(field: str, entry: er.RegistryEntry, driver: str) -> FieldKind:
+    """The kind an entity was registered with (a run before this one), read back from the
+    entity registry: device class, state class and unit say what it was."""
+    device_class = entry.original_device_class
+    capabilities = entry.capabilities or {}
+    sample: Any
+    if capabilities.get("options"):
+        return FieldKind(
+            device_class=SensorDeviceClass.ENUM,
+            text=True,
+            options=tuple(capabilities["options"]),
+        )
+    if device_class == SensorDeviceClass.DATE:
+        sample = "2000-01-01"
+    elif device_class == SensorDeviceClass.TIMESTAMP:
+        sample = "2000-01-01 00:00"
+    elif (
+        device_class is None
+        and capabilities.get("state_class") is None
+        and entry.unit_of_measurement is None
+    ):
+        sample = ""  # text
+    else:
+        sample = 0  # a number
+    media = {SensorDeviceClass.WATER: "water", SensorDeviceClass.GAS: "gas"}.get(
+        device_class,  # type: ignore[call-overload]
+        "",
+    )
+    return field_kind(field, sample, media, driver)
+
+
+def _family(kind: FieldKind) -> str:
+    if kind.number:
+        return "number"
+    return str(kind.device_class) if kind.device_class is not None else "text"
+
+
+def _numeric_text(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def shows_wrongly(registered: FieldKind, value: Any, driver: str, field: str, media: str) -> bool:
+    """Whether an entity registered by an earlier version of this rule cannot show the value
+    (a date under a unit-like name was registered as a number): it is described again, once."""
+    if value is None or value == "":
+        return False
+    new = field_kind(field, value, media, driver)
+    if _family(new) == _family(registered):
+        return False
+    # A number as text in a numeric entity is still shown as a number.
+    return not (registered.number and _numeric_text(value))
 
 
 async def async_setup_entry(
@@ -101,122 +128,172 @@ async def async_setup_entry(
     async_add_entities(
         [WmbusReceiverSensor(coordinator, description) for description in RECEIVER_SENSORS]
     )
-    fields = _FieldSensors(hass, entry, async_add_entities)
-    for meter in coordinator.meters.values():
-        fields.add_meter(meter)
-    entry.async_on_unload(coordinator.async_add_meter_added_listener(fields.add_meter))
+    # Names are kept unique as the user reads them (English: the language of the entity ids).
+    translations = await async_get_translations(hass, "en", "entity", [DOMAIN])
+    prefix = f"component.{DOMAIN}.entity.sensor."
+    english = {
+        key.removeprefix(prefix).removesuffix(".name"): text
+        for key, text in translations.items()
+        if key.startswith(prefix)
+    }
+
+    @callback
+    def add_meter(meter: MeterState) -> None:
+        _MeterSensors(hass, entry, meter, english, async_add_entities).start()
+
+    for meter in coordinator.meters.by_id.values():
+        add_meter(meter)
+    entry.async_on_unload(coordinator.meters.async_add_meter_added_listener(add_meter))
 
 
-class _FieldSensors:
-    """The field sensors of one receiver's meters: created with a field's first value,
-    carried over when wmbusmeters renames a field, reported when it removes one."""
+class _MeterSensors:
+    """The field sensors of one meter: created with a field's first value, carried over when
+    wmbusmeters renames a field, reported when it removes one. Lives as long as the meter."""
 
     def __init__(
         self,
         hass: HomeAssistant,
         entry: WmbusConfigEntry,
+        meter: MeterState,
+        english: Mapping[str, str],
         async_add_entities: AddConfigEntryEntitiesCallback,
     ) -> None:
         self.hass = hass
         self.entry = entry
+        self.meter = meter
         self.coordinator = entry.runtime_data
         self.registry = er.async_get(hass)
         self._add_entities = async_add_entities
-        #: Meter id -> field -> its sensor.
-        self.known: dict[str, dict[str, WmbusFieldSensor]] = {}
-        #: Meters whose entities were compared with their driver's fields in this run.
-        self._checked: set[str] = set()
+        self.names = DeviceNames(english)
+        #: Field -> its sensor.
+        self.known: dict[str, WmbusFieldSensor] = {}
+        #: Compared with the driver's documented fields in this run.
+        self._checked = False
 
     @callback
-    def add_fields(self, meter: MeterState, fields: list[str], media: str) -> None:
-        """A sensor for each field the meter has none for yet."""
-        have = self.known.setdefault(meter.meter_id, {})
-        new = [
-            WmbusFieldSensor(self.coordinator, meter, field, media)
-            for field in dict.fromkeys(fields)
-            if field not in have
-        ]
-        if not new:
-            return
-        for sensor in new:
-            have[sensor.field] = sensor
-            # A removed entity (a removed field, a removed meter) can come back with a value.
-            sensor.async_on_remove(partial(_forget, have, sensor))
-        self._add_entities(new, config_subentry_id=meter.subentry_id)
-
-    @callback
-    def add_meter(self, meter: MeterState) -> None:
-        """The last telegram's time, and the fields an earlier run met in telegrams (restored).
-
-        Other fields get an entity with their first value: a field the driver documents but
-        this meter never sends would stay "unknown" on its device page for good.
-        """
+    def start(self) -> None:
+        """The entities an earlier run registered (restored, as they were described), then
+        each telegram's new fields. Other documented fields get no entity until they have a
+        value: a field this meter never sends would stay "unknown" on its device page."""
+        meter = self.meter
         prefix = f"{meter.meter_id}_"
-        remembered = [
-            reg.unique_id.removeprefix(prefix)
+        restored = [
+            (reg.unique_id.removeprefix(prefix), reg)
             for reg in er.async_entries_for_config_entry(self.registry, self.entry.entry_id)
             if reg.domain == Platform.SENSOR and reg.unique_id.startswith(prefix)
         ]
-        self.add_fields(meter, ["timestamp", *remembered], _guess_media(self.coordinator, meter))
-        self.entry.async_on_unload(
-            self.coordinator.async_add_meter_listener(
-                meter.meter_id, partial(self._on_telegram, meter)
-            )
-        )
+        sensors = [
+            self._sensor(field, registered_kind(field, reg, meter.driver), restored=True)
+            for field, reg in restored
+        ]
+        if "timestamp" not in dict(restored):
+            # "Last telegram" from the start: unknown says the meter was never heard, and the
+            # meter's device is there from the moment it is added.
+            sensors.insert(0, self._sensor("timestamp", field_kind("timestamp")))
+        self._add(sensors)
+        meter.async_add_listener(self._on_telegram)  # ends with the meter
         if meter.last_telegram is not None:
             # Heard before this platform listened (wmbusmeters starts first).
-            self._on_telegram(meter, meter.last_telegram)
+            self._on_telegram(meter.last_telegram)
+
+    def _sensor(self, field: str, kind: FieldKind, *, restored: bool = False) -> WmbusFieldSensor:
+        name = self.names.name_for(field, kind)
+        sensor = WmbusFieldSensor(
+            self.coordinator, self.meter, field, kind, name, restored=restored
+        )
+        sensor.owner = self
+        return sensor
 
     @callback
-    def _on_telegram(self, meter: MeterState, telegram: Telegram | None) -> None:
+    def _add(self, sensors: list[WmbusFieldSensor]) -> None:
+        if not sensors:
+            return
+        for sensor in sensors:
+            self.known[sensor.field] = sensor
+            # A removed entity (a removed field, a removed meter) can come back with a value.
+            sensor.async_on_remove(partial(self._forget, sensor))
+        self._add_entities(sensors, config_subentry_id=self.meter.subentry_id)
+
+    @callback
+    def _forget(self, sensor: WmbusFieldSensor) -> None:
+        """The sensor left Home Assistant: its field gets a new entity with its next value."""
+        if self.known.get(sensor.field) is sensor:
+            del self.known[sensor.field]
+            self.names = self._names_without(sensor)
+
+    def _names_without(self, gone: WmbusFieldSensor) -> DeviceNames:
+        names = DeviceNames(self.names.english)
+        for sensor in self.known.values():
+            if sensor is not gone:
+                names.take(sensor.field_name)
+        return names
+
+    @callback
+    def _on_telegram(self, telegram: Telegram | None) -> None:
         if telegram is None:
             return
-        if meter.meter_id not in self._checked:
-            self._checked.add(meter.meter_id)
+        meter = self.meter
+        if not self._checked:
+            self._checked = True
             # After this telegram's renames and new entities (tasks run in order).
-            self.hass.async_create_task(
-                self._check_removed_fields(meter, telegram), eager_start=False
-            )
-        have = self.known[meter.meter_id]
-        if have.keys() >= telegram.readings.keys():
+            self.hass.async_create_task(self._check_removed_fields(telegram), eager_start=False)
+        have = self.known
+        readings = telegram.readings
+        if have.keys() >= readings.keys():
             return
-        fields = [field for field in telegram.readings if field not in have]
-        for field in fields:
-            old = renamed_field(telegram.driver, field, have.keys(), telegram.readings)
+        new = []
+        for field, value in readings.items():
+            if field in have or value is None:
+                continue  # a null is no value yet: its entity comes with a real one
+            old = renamed_field(telegram.driver, field, have.keys(), readings)
             if old is not None:
                 # Held by the rename until the entity is back under its new id.
                 have[field] = have.pop(old)
                 self.hass.async_create_task(
-                    self._rename_field(meter, have[field], field, telegram.media),
-                    eager_start=False,
+                    self._rename_field(have[field], field, telegram), eager_start=False
                 )
-        self.add_fields(meter, fields, telegram.media)
+                continue
+            kind = field_kind(field, value, telegram.media, telegram.driver or meter.driver)
+            new.append(self._sensor(field, kind))
+        self._add(new)
 
-    async def _rename_field(
-        self, meter: MeterState, old: WmbusFieldSensor, field: str, media: str
-    ) -> None:
+    async def _rename_field(self, old: WmbusFieldSensor, field: str, telegram: Telegram) -> None:
         """A field wmbusmeters renamed (an upgrade): the entity keeps its entity id, and so
         its history and long-term statistics, under the new field's unique id."""
         _LOGGER.info("%s: wmbusmeters calls field %s %s now", old.entity_id, old.field, field)
         await old.async_remove()
         if old.registry_entry is not None:
             self.registry.async_update_entity(
-                old.registry_entry.entity_id, new_unique_id=f"{meter.meter_id}_{field}"
+                old.registry_entry.entity_id, new_unique_id=f"{self.meter.meter_id}_{field}"
             )
-        self.known[meter.meter_id].pop(field, None)
-        self.add_fields(meter, [field], media)
+        self.known.pop(field, None)
+        value = telegram.readings.get(field)
+        kind = field_kind(field, value, telegram.media, telegram.driver)
+        self._add([self._sensor(field, kind)])
 
-    async def _check_removed_fields(self, meter: MeterState, telegram: Telegram) -> None:
+    async def redescribe(self, old: WmbusFieldSensor, kind: FieldKind) -> None:
+        """An entity registered with a kind that cannot show its values (an earlier version's
+        rule): added again with the right description under the same unique id (entity id and
+        history stay)."""
+        _LOGGER.info("%s: described again as %s", old.entity_id, _family(kind))
+        await old.async_remove()
+        if self.known.get(old.field) is None:
+            self._add([self._sensor(old.field, kind)])
+
+    async def _check_removed_fields(self, telegram: Telegram) -> None:
         """Entities of fields the reporting driver neither documents nor sent (a field an
         upgrade of wmbusmeters removed): they would keep their last value for good, so a
         repair lists them and offers to remove them."""
         coordinator = self.coordinator
-        documented = await coordinator.field_infos(telegram.driver) if telegram.driver else []
+        meter = self.meter
+        documented = (
+            await coordinator.catalog.async_fields(telegram.driver) if telegram.driver else []
+        )
         if not documented:
             return  # the binary cannot say: nothing to compare with
         gone = sorted(
             sensor.entity_id
-            for field, sensor in self.known[meter.meter_id].items()
+            for field, sensor in self.known.items()
             if sensor.entity_id
             and field not in telegram.readings
             and not any(info.matches(field) for info in documented)
@@ -231,7 +308,12 @@ class _FieldSensors:
             ", ".join(gone),
         )
         async_raise_removed_fields_issue(
-            self.hass, self.entry.entry_id, meter, gone, coordinator.version
+            self.hass,
+            entry_id=self.entry.entry_id,
+            meter_id=meter.meter_id,
+            name=meter.name,
+            entity_ids=gone,
+            version=coordinator.version,
         )
 
 
@@ -283,63 +365,46 @@ class WmbusReceiverSensor(WmbusReceiverEntity, SensorEntity):
         return self.entity_description.value_fn(self.coordinator)
 
 
-def _forget(have: dict[str, WmbusFieldSensor], sensor: WmbusFieldSensor) -> None:
-    """The sensor left Home Assistant: its field gets a new entity with its next value."""
-    if have.get(sensor.field) is sensor:
-        del have[sensor.field]
-
-
-def _guess_media(coordinator: WmbusCoordinator, meter: MeterState) -> str:
-    """The media before the first telegram, from the driver's kind (volume: water or gas)."""
-    kind = coordinator.driver_kind(meter.driver)
-    if kind == "WaterMeter":
-        return "water"
-    if kind == "GasMeter":
-        return "gas"
-    return ""
-
-
 class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
-    """One reading field of one meter."""
+    """One reading field of one meter, described once (from its first value, or as the
+    registry kept it)."""
 
     def __init__(
-        self, coordinator: WmbusCoordinator, meter: MeterState, field: str, media: str
+        self,
+        coordinator: WmbusCoordinator,
+        meter: MeterState,
+        field: str,
+        kind: FieldKind,
+        name: FieldName,
+        *,
+        restored: bool = False,
     ) -> None:
-        """Describe the field from its unit suffix and the meter's media."""
+        """Describe the field."""
         super().__init__(coordinator, meter, field)
         self.field = field
-        self._media = media
-        self._driver = meter.driver
-        self.entity_description, self._kind = describe(field, media, meter.driver)
+        self.field_name = name
+        self._kind = kind
+        self.entity_description = describe(field, kind, name)
         self._value: Reading = None
+        #: Registered by a run before this one: its first value may show it was described
+        #: by an earlier rule that cannot show it (shows_wrongly).
+        self._verify = restored
+        self.owner: _MeterSensors | None = None
 
     @property
     def native_value(self) -> Reading:
         """The last reading (a plain attribute: HA's _attr_ setter costs per telegram)."""
         return self._value
 
-    def _redescribe(self, media: str, driver: str) -> None:
-        """Media and driver are known now: device class, state class and options may differ
-        from the guess.
-
-        Set through _attr_ attributes: HA caches what it read from the description.
-        """
-        self._media = media
-        self._driver = driver
-        self.entity_description, self._kind = describe(self.field, media, driver)
-        self._attr_device_class = self._kind.device_class
-        self._attr_state_class = self._kind.state_class
-        self._attr_native_unit_of_measurement = self._kind.unit
-        self._attr_options = self.entity_description.options
-
     async def async_added_to_hass(self) -> None:
         """Restore the last reading (a meter may not send again for hours)."""
         await super().async_added_to_hass()
-        meter = self.coordinator.meters.get(self.meter_id)
-        if meter is not None and meter.last_telegram is not None:
-            self._apply(meter.last_telegram.readings.get(self.field))
+        if self.meter.last_telegram is not None and not self._verify:
+            self._apply(self.meter.last_telegram.readings.get(self.field))
         elif (last := await self.async_get_last_sensor_data()) is not None:
             self._value = last.native_value
+            if self.meter.last_telegram is not None:
+                self._async_handle_telegram(self.meter.last_telegram)
 
     @callback
     def _async_handle_telegram(self, telegram: Telegram | None) -> None:
@@ -350,28 +415,33 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         value = telegram.readings.get(self.field, _ABSENT)
         if value is _ABSENT:
             return  # a short telegram: keep the last reading
-        changed = False
-        driver = telegram.driver or self._driver
-        if telegram.media != self._media or driver != self._driver:
-            # Guessed before the first telegram (an apator08 reads gas; `auto` finds a driver).
-            self._redescribe(telegram.media, driver)
-            changed = True
+        if self._verify and value is not None and value != "":
+            self._verify = False
+            media = telegram.media
+            if shows_wrongly(self._kind, value, telegram.driver, self.field, media):
+                kind = field_kind(self.field, value, media, telegram.driver)
+                self.hass.async_create_task(self._async_redescribe(kind), eager_start=False)
+                return
         # Only what changed is written (a new timestamp is a change).
-        if self._apply(value) or changed:
+        if self._apply(value):
             self.async_write_ha_state()
+
+    async def _async_redescribe(self, kind: FieldKind) -> None:
+        if self.owner is not None:
+            await self.owner.redescribe(self, kind)
 
     def _apply(self, value: Any) -> bool:
         """Take a reading; whether the state changed."""
         new = self._convert(value)
         old = self._value
         if (
-            self._kind.cumulative
+            self._kind.zero_is_glitch
             and value is not None  # null (3.0.0) is no value at all: shown as unknown
             and not new
             and isinstance(old, int | float | Decimal)
             and old
         ):
-            # A 0 or empty total (restart, short telegram) would spoil long-term statistics.
+            # A 0 or empty running total (restart, short telegram) would spoil statistics.
             _LOGGER.debug("%s: ignoring %r over %r", self.entity_id, value, old)
             return False
         if new == old:
@@ -385,8 +455,8 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
             return value  # the common case: a reading, as JSON gave it
         if value is None or value == "":  # None: 3.0.0's null sentinel, no value (unknown)
             return value if kind.text and kind.options is None else None
-        if kind.device_class == SensorDeviceClass.TIMESTAMP:
-            return dt_util.parse_datetime(str(value))
+        if kind.device_class in _POINTS_IN_TIME:
+            return _POINTS_IN_TIME[kind.device_class](value)
         if kind.text:
             text = str(value)[:255]
             # HA refuses an enum state outside its options: an unexpected one shows as unknown.
@@ -395,3 +465,32 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
             return float(value)  # a number as text, or a bool
         except (TypeError, ValueError):
             return None
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """wmbusmeters' `timestamp` is UTC (`...Z`); a meter's own date and time is its local
+    time, taken as Home Assistant's time zone."""
+    if not isinstance(value, str):
+        return None
+    parsed = dt_util.parse_datetime(value)
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt_util.get_default_time_zone())
+    return parsed
+
+
+def _date(value: Any) -> date | None:
+    """A meter's date (`2024-01-31`); an impossible one (`2000-00-00`) is unknown."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+_POINTS_IN_TIME: dict[SensorDeviceClass | None, Callable[[Any], datetime | date | None]] = {
+    SensorDeviceClass.TIMESTAMP: _timestamp,
+    SensorDeviceClass.DATE: _date,
+}

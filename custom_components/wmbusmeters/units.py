@@ -1,14 +1,34 @@
-"""What a wmbusmeters field is, from its name: unit, device class, state class.
+"""What a wmbusmeters field is: unit, device class, state class, from its value and its name.
 
-wmbusmeters names a numeric field `<quantity>_<unit suffix>` (`total_m3`, `flow_temperature_c`);
-the suffixes are those of `wmbusmeters --listunits`. Only combinations that Home Assistant's
-sensor component accepts are produced; the tests check every one against it.
+The rule, in order (the tests apply it to every field of every recorded telegram):
+
+1. Fields with a meaning of their own: `timestamp` (when the telegram was heard) and
+   `rssi_dbm`; enum fields a driver documents (a door contact's `status`).
+2. The value decides what kind of thing it is. A JSON string is never a number: it is a date
+   (`2024-01-31`) or a date and time (`2024-01-31 08:15`, the meter's local time) when the
+   field's name says so (a word `date`, `datetime` or `time`) and the value has that shape,
+   otherwise text. A JSON number is a number. A `null` (3.0.0: no value) or a value not seen
+   yet is read from the name alone: a date word makes a date, a unit suffix a number.
+3. A number's unit comes from the name's unit suffix, `<quantity>_<suffix>` (`total_m3`), the
+   suffixes of `wmbusmeters --listunits`; its device class from the unit, and for volume from
+   the meter's media (water, gas; a heat meter's volume is plain volume).
+4. State class: only a register that grows for good (energy, volume, heat cost units, m³·°C)
+   is total_increasing, and only while it is the running value: a register read at a past
+   date (`target_`, `_at_set_date`, history slots, `prev`, `max`) has no state class. Every
+   other number (a count of events, a countdown, a ratio, a temperature) is measurement.
+5. A 0 is a known glitch only of a running total of water, gas, energy or volume (some
+   meters send 0 in a short telegram): it never overwrites a reading there. Everywhere else
+   0 is shown: a heat cost allocator's new period, a countdown that has run out.
+
+Only combinations that Home Assistant's sensor component accepts are produced; the tests
+check every one against it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 import re
+from typing import Any
 
 from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
 from homeassistant.const import (
@@ -45,23 +65,23 @@ class FieldKind:
     unit: str | None = None
     device_class: SensorDeviceClass | None = None
     state_class: SensorStateClass | None = None
-    #: A cumulative register (a meter's total): never let a 0 or a gap overwrite a reading.
-    cumulative: bool = False
+    #: A running total of water, gas, energy or volume: a 0 is a glitch, never a reading.
+    zero_is_glitch: bool = False
     entity_category: EntityCategory | None = None
     enabled_default: bool = True
-    #: The value is text (status words, dates as text): no unit, no state class.
+    #: The value is text (status words, versions): no unit, no state class.
     text: bool = False
     #: The values of an enum field (the state is the JSON value, one of these).
     options: tuple[str, ...] | None = None
 
     @property
     def number(self) -> bool:
-        """A JSON number is the state as it is (not text, not a timestamp)."""
-        return not self.text and self.device_class is not _DC.TIMESTAMP
+        """A JSON number is the state as it is (not text, not a date)."""
+        return not self.text and self.device_class not in (_DC.TIMESTAMP, _DC.DATE)
 
 
-# Suffix -> (unit, device class, cumulative?). A cumulative quantity gets total_increasing,
-# anything else measurement.
+# Suffix -> (unit, device class, grows for good?). A register that grows for good gets
+# total_increasing while it is the running value, anything else measurement.
 _SUFFIXES: dict[str, tuple[str | None, SensorDeviceClass | None, bool]] = {
     "kwh": (UnitOfEnergy.KILO_WATT_HOUR, _DC.ENERGY, True),
     "mwh": (UnitOfEnergy.MEGA_WATT_HOUR, _DC.ENERGY, True),
@@ -72,7 +92,7 @@ _SUFFIXES: dict[str, tuple[str | None, SensorDeviceClass | None, bool]] = {
     "kvah": ("kVAh", None, True),
     "m3c": ("m³°C", None, True),
     "hca": (None, None, True),
-    "counter": (None, None, True),
+    "counter": (None, None, False),  # a count of events, a countdown, an index: not a register
     "m3": (UnitOfVolume.CUBIC_METERS, _DC.VOLUME, True),
     "l": (UnitOfVolume.LITERS, _DC.VOLUME, True),
     "kw": (UnitOfPower.KILO_WATT, _DC.POWER, False),
@@ -112,14 +132,21 @@ _SUFFIXES: dict[str, tuple[str | None, SensorDeviceClass | None, bool]] = {
     "nr": (None, None, False),
     "factor": (None, None, False),
 }
-# Point-in-time suffixes: wmbusmeters prints them as text in the meter's local time.
+# Suffixes of points in time and of text: never a number, whatever the value.
 _TEXT_SUFFIXES = frozenset({"date", "datetime", "time", "txt", "utc", "ut"})
+# A name that labels its value as a date or a date and time (`set_date_2`, `meter_datetime`,
+# `meter_datetime_at_error`, `device_date_time`).
+_DATE_WORD = re.compile(r"(^|_)(date|datetime|date_time|time|utc)(_|$)")
+_DATE_VALUE = re.compile(r"\d{4}-\d\d-\d\d")
+_DATETIME_VALUE = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d(\.\d+)?)?Z?")
 
 # A register read at a past date (billing date, start of month, history slots): it jumps
 # and can go down when the date moves, so it is no running total.
 _SNAPSHOT = re.compile(
     r"(^|_)(target|at_set_date|set_date|due_date|prev|previous|last|month|history|max|min|hist)(_|$)"
 )
+# Running totals whose 0 is a glitch (short telegrams, restarts), by device class.
+_GLITCHY_TOTALS = frozenset({_DC.ENERGY, _DC.WATER, _DC.GAS, _DC.VOLUME})
 
 # Fields with their own meaning, whatever their suffix.
 _SPECIAL: dict[str, FieldKind] = {
@@ -142,6 +169,13 @@ HEALTH_FIELDS: dict[str, str] = {"lansendw": "error_flags"}
 
 _WATER_MEDIA = frozenset({"water", "cold water", "warm water", "hot water"})
 _GAS_MEDIA = frozenset({"gas"})
+_TEXT = FieldKind(text=True)
+_DATE = FieldKind(device_class=_DC.DATE)
+_DATETIME = FieldKind(device_class=_DC.TIMESTAMP)
+#: What a name's point-in-time suffix makes of a field with no value yet.
+_NAMED_POINTS = {"date": _DATE, "datetime": _DATETIME, "time": _DATETIME, "utc": _DATETIME}
+#: A value not seen yet (or 3.0.0's null): the kind is read from the name alone.
+NO_VALUE: Any = None
 
 
 def unit_suffix(field: str) -> str | None:
@@ -152,16 +186,46 @@ def unit_suffix(field: str) -> str | None:
     return None
 
 
-def field_kind(field: str, media: str = "", driver: str = "") -> FieldKind:
-    """Describe a field of a meter of the given media (`cold water`, `gas`, `heat`, ...)."""
-    if special := _SPECIAL.get(field):
-        return special
-    if options := _ENUMS.get((driver, field)):
-        return FieldKind(device_class=_DC.ENUM, text=True, options=options)
+def number_suffix(field: str) -> str | None:
+    """The unit suffix of a field name, if it is the unit of a number (not `_date`)."""
     suffix = unit_suffix(field)
-    if suffix is None or suffix in _TEXT_SUFFIXES:
-        return FieldKind(text=True)
-    unit, device_class, cumulative = _SUFFIXES[suffix]
+    return suffix if suffix in _SUFFIXES else None
+
+
+def field_kind(field: str, value: Any = NO_VALUE, media: str = "", driver: str = "") -> FieldKind:
+    """Describe a field of a meter of the given media (`cold water`, `gas`, `heat`, ...) from
+    the value it carries (see the module's docstring for the rule)."""
+    if special := _SPECIAL.get(field) or _enum_kind(driver, field):
+        return special
+    if isinstance(value, str):
+        return _text_kind(field, value)
+    if isinstance(value, bool):
+        return _TEXT  # not in any recorded telegram: shown as it is, never counted
+    suffix = unit_suffix(field)
+    if suffix in _SUFFIXES:
+        return _number_kind(field, suffix, media)
+    if value is NO_VALUE:
+        return _NAMED_POINTS.get(suffix or "", _TEXT)
+    return FieldKind(state_class=_MEASUREMENT)  # a number with no unit
+
+
+def _enum_kind(driver: str, field: str) -> FieldKind | None:
+    options = _ENUMS.get((driver, field))
+    return FieldKind(device_class=_DC.ENUM, text=True, options=options) if options else None
+
+
+def _text_kind(field: str, value: str) -> FieldKind:
+    """A date or a date and time where the name says so and the value has the shape."""
+    if _DATE_WORD.search(field):
+        if _DATE_VALUE.fullmatch(value):
+            return _DATE
+        if _DATETIME_VALUE.fullmatch(value):
+            return _DATETIME
+    return _TEXT
+
+
+def _number_kind(field: str, suffix: str, media: str) -> FieldKind:
+    unit, device_class, grows = _SUFFIXES[suffix]
     if device_class is _DC.VOLUME:
         # A heat meter's volume is the water through its exchanger, not the house's water.
         media = media.lower()
@@ -169,17 +233,9 @@ def field_kind(field: str, media: str = "", driver: str = "") -> FieldKind:
             device_class = _DC.WATER
         elif media in _GAS_MEDIA:
             device_class = _DC.GAS
-    if cumulative:
-        if _SNAPSHOT.search(field.removesuffix(f"_{suffix}")):
-            # Not a running total: keep the device class (energy, water) but no statistics.
-            return FieldKind(unit, device_class)
-        return FieldKind(unit, device_class, _TOTAL, cumulative=True)
-    return FieldKind(unit, device_class, _MEASUREMENT)
-
-
-def field_title(field: str) -> str:
-    """A readable fallback name: `flow_temperature_c` -> `Flow temperature`."""
-    suffix = unit_suffix(field)
-    base = field.removesuffix(f"_{suffix}") if suffix else field
-    words = base.replace("_", " ").strip()
-    return words[:1].upper() + words[1:] if words else field
+    if not grows:
+        return FieldKind(unit, device_class, _MEASUREMENT)
+    if _SNAPSHOT.search(field.removesuffix(f"_{suffix}")):
+        # Not a running total: keep the device class (energy, water) but no statistics.
+        return FieldKind(unit, device_class)
+    return FieldKind(unit, device_class, _TOTAL, zero_is_glitch=device_class in _GLITCHY_TOTALS)

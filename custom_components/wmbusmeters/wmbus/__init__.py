@@ -4,7 +4,9 @@ Nothing in this package imports Home Assistant, so it can be tested and benchmar
 """
 
 from .config import (
+    DEVICE_KEYWORDS,
     LINK_MODES,
+    RTL_DEVICES,
     InvalidDeviceError,
     InvalidDriverError,
     InvalidKeyError,
@@ -18,7 +20,9 @@ from .config import (
     normalize_meter_id,
     render_config,
 )
+from .errors import WmbusError
 from .events import (
+    NON_READING_KEYS,
     DecryptionFailed,
     DecryptionProblem,
     DeviceNotFound,
@@ -27,6 +31,7 @@ from .events import (
     RunnerState,
     RunnerStatus,
     Telegram,
+    is_reading,
 )
 from .probe import (
     CommandNotFoundError,
@@ -45,7 +50,10 @@ from .probe import (
 from .runner import WmbusRunner
 
 __all__ = [
+    "DEVICE_KEYWORDS",
     "LINK_MODES",
+    "NON_READING_KEYS",
+    "RTL_DEVICES",
     "CommandNotFoundError",
     "DecryptionFailed",
     "DecryptionProblem",
@@ -69,8 +77,10 @@ __all__ = [
     "RunnerStatus",
     "Telegram",
     "WmbusConfigError",
+    "WmbusError",
     "WmbusRunner",
     "WmbusmetersInfo",
+    "is_reading",
     "is_simulation",
     "list_drivers",
     "list_fields",

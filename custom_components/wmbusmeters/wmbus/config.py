@@ -14,10 +14,14 @@ from pathlib import Path
 import re
 import tempfile
 
+from .errors import WmbusError
 from .events import CATCH_ALL_NAME
 
 LINK_MODES = ("c1", "t1", "s1", "s1m", "n1a", "n1b", "n1c", "n1d", "n1e", "n1f")
-DEVICE_KEYWORDS = ("auto", "rtlwmbus", "rtl433")
+#: RTL-SDR receivers, started by wmbusmeters itself (no serial port, no link modes to set).
+RTL_DEVICES = ("rtlwmbus", "rtl433")
+#: Devices that are words, not paths: wmbusmeters finds the radio itself.
+DEVICE_KEYWORDS = ("auto", *RTL_DEVICES)
 
 CONF_FILE = "wmbusmeters.conf"
 METERS_DIR = "wmbusmeters.d"
@@ -30,7 +34,7 @@ _DRIVER = re.compile(r"[a-z0-9_\-]{1,40}")
 _DEVICE_PATH = re.compile(r"/[A-Za-z0-9._/+\-]+")
 
 
-class WmbusConfigError(ValueError):
+class WmbusConfigError(WmbusError, ValueError):
     """A setting that must not be written to wmbusmeters' configuration."""
 
     #: Stable name for translations (config flow errors, exceptions).

@@ -8,6 +8,15 @@ from typing import Any
 
 #: JSON keys that describe the telegram rather than a reading (CONTRACT.md).
 NON_READING_KEYS = frozenset({"_", "media", "meter", "driver", "name", "id", "device"})
+#: Fields --listfields documents that the default JSON does not print (other timestamp forms).
+UNPRINTED_FIELDS = frozenset({"timestamp_ut", "timestamp_lt", "timestamp_utc"})
+
+
+def is_reading(field: str) -> bool:
+    """Whether a JSON key or a documented field is a reading (an entity), not telegram data."""
+    return field not in NON_READING_KEYS and field not in UNPRINTED_FIELDS
+
+
 #: The wmbusmeters name of the catch-all meter (config.render_lines).
 CATCH_ALL_NAME = "any"
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import os
 import re
 
+from .errors import WmbusError
+
 PROBE_TIMEOUT = 10.0
 
 _VERSION = re.compile(r"^wmbusmeters:\s*(\S+)", re.MULTILINE)
@@ -22,7 +24,7 @@ _LIST_METERS = "--listmeters"
 _HELP_OPTION = re.compile(r"^\s*(--listdrivers|--listmeters)\b", re.MULTILINE)
 
 
-class ProbeError(Exception):
+class ProbeError(WmbusError):
     """The wmbusmeters command cannot be used."""
 
     translation_key = "probe_failed"

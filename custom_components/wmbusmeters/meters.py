@@ -1,0 +1,304 @@
+"""A receiver's meters: their state, kept in line with the entry's meter subentries.
+
+Each meter carries its own listeners and clean-ups, which end with it: a meter removed and
+added again starts from nothing, with no listener of its earlier life left to answer for it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+import logging
+import statistics
+
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+
+from .compat import find_device
+from .const import (
+    CONF_DEVICE,
+    CONF_DRIVER,
+    CONF_KEY,
+    CONF_LINK_MODES,
+    CONF_METER_ID,
+    DOMAIN,
+    MIN_SILENCE_BEFORE_UNAVAILABLE,
+    SUBENTRY_METER,
+)
+from .drivers import DriverCatalog
+from .issues import (
+    async_clear_duplicate_meter_issue,
+    async_clear_meter_issues,
+    async_clear_unknown_driver_issue,
+    async_raise_duplicate_meter_issue,
+    async_raise_unknown_driver_issue,
+)
+from .wmbus import MeterConfig, ReceiverConfig, Telegram
+from .wmbus.upgrades import renamed_driver
+
+_LOGGER = logging.getLogger(__name__)
+
+type MeterListener = Callable[[Telegram | None], None]
+
+
+@dataclass(slots=True, eq=False)
+class MeterState:
+    """One configured meter and what has been heard from it."""
+
+    subentry_id: str
+    name: str
+    config: MeterConfig
+    #: Fields wmbusmeters documents for the configured driver (diagnostics, removed fields).
+    documented_fields: list[str] = field(default_factory=list)
+    last_telegram: Telegram | None = None
+    last_seen: datetime | None = None
+    intervals: deque[float] = field(default_factory=lambda: deque(maxlen=16))
+    lost: bool = False
+    #: A decryption failure was reported (issue and notification) and has not been fixed.
+    unreadable: bool = False
+    #: The driver wmbusmeters reports (differs from the configured one for `auto`).
+    driver: str = ""
+    _listeners: list[MeterListener] = field(default_factory=list)
+    _on_remove: list[CALLBACK_TYPE] = field(default_factory=list)
+
+    @property
+    def meter_id(self) -> str:
+        """The meter's 8-hex-digit id."""
+        return self.config.meter_id
+
+    def expected_silence(self) -> float:
+        """Seconds of silence after which the meter counts as lost.
+
+        Three times its usual spacing, never less than the floor (battery meters sleep).
+        """
+        if not self.intervals:
+            return MIN_SILENCE_BEFORE_UNAVAILABLE
+        return max(MIN_SILENCE_BEFORE_UNAVAILABLE, 3 * statistics.median(self.intervals))
+
+    @callback
+    def async_add_listener(self, listener: MeterListener) -> CALLBACK_TYPE:
+        """Call `listener(telegram)` for each telegram of this meter, `listener(None)` when
+        only its availability may have changed."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    @callback
+    def async_on_remove(self, func: CALLBACK_TYPE) -> None:
+        """Run `func` when this meter leaves (its subentry is removed, the receiver unloads)."""
+        self._on_remove.append(func)
+
+    def notify(self, telegram: Telegram | None) -> None:
+        """Tell this meter's listeners."""
+        for listener in list(self._listeners):
+            listener(telegram)
+
+    def close(self) -> None:
+        """The meter leaves: its listeners and clean-ups end with it."""
+        self._listeners.clear()
+        while self._on_remove:
+            self._on_remove.pop()()
+
+
+def meter_config(subentry: ConfigSubentry, rejected: Collection[str] = ()) -> MeterConfig:
+    """The wmbusmeters view of a meter subentry.
+
+    A driver the binary rejects (removed in its release) would stop wmbusmeters for every
+    meter of the receiver: such a meter is read with `auto` until the user picks its
+    replacement (the unknown_driver repair).
+    """
+    driver: str = subentry.data[CONF_DRIVER]
+    if driver in rejected:
+        driver = "auto"
+    return MeterConfig(
+        meter_id=subentry.data[CONF_METER_ID],
+        driver=driver,
+        key=subentry.data.get(CONF_KEY, ""),
+    )
+
+
+def meter_subentries(entry: ConfigEntry) -> list[ConfigSubentry]:
+    """The entry's meter subentries."""
+    return [sub for sub in entry.subentries.values() if sub.subentry_type == SUBENTRY_METER]
+
+
+def meter_owner(hass: HomeAssistant, meter_id: str) -> ConfigEntry | None:
+    """The receiver that holds a meter id: the first one that has it (CONTRACT.md: a meter id
+    is configured once in the whole integration)."""
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if any(sub.unique_id == meter_id for sub in meter_subentries(entry)):
+            return entry
+    return None
+
+
+def receiver_config(entry: ConfigEntry, meters: Collection[MeterConfig]) -> ReceiverConfig:
+    """The wmbusmeters view of a receiver entry and its meters.
+
+    With a catch-all meter, so that meters nobody configured are heard and offered (discovery):
+    2.0.0 drops other meters' telegrams silently once any meter is configured.
+    """
+    return ReceiverConfig(
+        listen_all=True,
+        device=entry.data[CONF_DEVICE],
+        link_modes=tuple(entry.data.get(CONF_LINK_MODES, ())),
+        meters=tuple(meters),
+    )
+
+
+class Meters:
+    """The meters of one receiver, by meter id."""
+
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry, catalog: DriverCatalog) -> None:
+        """Empty until sync()."""
+        self.hass = hass
+        self.entry = entry
+        self.catalog = catalog
+        self.by_id: dict[str, MeterState] = {}
+        #: Configured drivers the binary rejects (read with `auto` meanwhile).
+        self.rejected: set[str] = set()
+        self._added_listeners: list[Callable[[MeterState], None]] = []
+
+    def configs(self) -> tuple[MeterConfig, ...]:
+        """What wmbusmeters is told about the meters."""
+        return tuple(meter.config for meter in self.by_id.values())
+
+    @callback
+    def async_add_meter_added_listener(
+        self, listener: Callable[[MeterState], None]
+    ) -> CALLBACK_TYPE:
+        """Call `listener(meter)` when a meter subentry is added."""
+        self._added_listeners.append(listener)
+        return lambda: self._added_listeners.remove(listener)
+
+    def announce(self, meter: MeterState) -> None:
+        """A new meter is ready for the platforms (its documented fields are known)."""
+        for listener in list(self._added_listeners):
+            listener(meter)
+
+    def sync(self) -> list[MeterState]:
+        """Bring the meters in line with the subentries; return the new ones.
+
+        A meter another receiver holds already (saved before the flows refused it) is left
+        out, with a repair issue: two receivers would give its entities the same unique ids.
+        """
+        current: dict[str, MeterState] = {}
+        added = []
+        for subentry in meter_subentries(self.entry):
+            config = meter_config(subentry, self.rejected)
+            owner = meter_owner(self.hass, config.meter_id)
+            if owner is not None and owner.entry_id != self.entry.entry_id:
+                async_raise_duplicate_meter_issue(
+                    self.hass,
+                    entry_id=self.entry.entry_id,
+                    subentry_id=subentry.subentry_id,
+                    meter_id=config.meter_id,
+                    name=subentry.title,
+                    receiver=self.entry.title,
+                    owner=owner.title,
+                )
+                continue
+            async_clear_duplicate_meter_issue(self.hass, self.entry.entry_id, config.meter_id)
+            meter = self.by_id.get(config.meter_id)
+            if meter is None or meter.subentry_id != subentry.subentry_id:
+                meter = MeterState(
+                    subentry.subentry_id, subentry.title, config, driver=config.driver
+                )
+                added.append(meter)
+            if meter.name != subentry.title:
+                meter.name = subentry.title
+                self._rename_device(meter)
+            if meter.config != config:
+                meter.config = config
+                meter.driver = config.driver
+            current[config.meter_id] = meter
+        for meter_id, meter in self.by_id.items():
+            if current.get(meter_id) is not meter:
+                meter.close()
+                if meter.subentry_id not in self.entry.subentries:
+                    async_clear_meter_issues(self.hass, self.entry.entry_id, meter_id)
+        self.by_id = current
+        return added
+
+    def close(self) -> None:
+        """The receiver unloads: every meter's listeners end (its issues stay)."""
+        for meter in self.by_id.values():
+            meter.close()
+        self.by_id = {}
+
+    async def async_check_drivers(self, version: str) -> None:
+        """Meters whose driver this binary does not list (an upgrade of wmbusmeters).
+
+        A renamed driver follows in the subentry (the device keeps its id, entities and
+        statistics; its model follows with the first telegram). An alias the binary still
+        accepts (multical603) stays. A driver it rejects is read with `auto` and gets a
+        fixable repair to pick its replacement.
+        """
+        known = self.catalog.drivers.keys()
+        self.rejected.clear()
+        for subentry in meter_subentries(self.entry):
+            driver = subentry.data[CONF_DRIVER]
+            meter_id = subentry.data[CONF_METER_ID]
+            if new := renamed_driver(driver, known):
+                _LOGGER.info(
+                    "Meter %s: wmbusmeters %s calls driver %s %s now",
+                    subentry.title,
+                    version,
+                    driver,
+                    new,
+                )
+                self.hass.config_entries.async_update_subentry(
+                    self.entry, subentry, data={**subentry.data, CONF_DRIVER: new}
+                )
+            elif (
+                driver != "auto"
+                and driver not in known
+                and not await self.catalog.async_fields(driver)
+            ):
+                _LOGGER.warning(
+                    "Meter %s: wmbusmeters %s has no driver %s; reading it with auto",
+                    subentry.title,
+                    version,
+                    driver,
+                )
+                self.rejected.add(driver)
+                async_raise_unknown_driver_issue(
+                    self.hass,
+                    entry_id=self.entry.entry_id,
+                    subentry_id=subentry.subentry_id,
+                    meter_id=meter_id,
+                    name=subentry.title,
+                    driver=driver,
+                )
+                continue
+            async_clear_unknown_driver_issue(self.hass, meter_id)
+        self.sync()
+
+    async def async_document(self, meter: MeterState) -> None:
+        """Learn the fields the meter's driver documents."""
+        fields = await self.catalog.async_fields(meter.config.driver)
+        meter.documented_fields = [info.name for info in fields]
+
+    # -- devices ----------------------------------------------------------------------------
+
+    def _rename_device(self, meter: MeterState) -> None:
+        """A renamed meter subentry renames its device (unless the user named the device)."""
+        registry = dr.async_get(self.hass)
+        device = find_device(registry, (DOMAIN, meter.meter_id), self.entry.entry_id)
+        if device is not None and device.name != meter.name:
+            registry.async_update_device(device.id, name=meter.name)
+
+    def update_model(self, meter: MeterState) -> None:
+        """The driver wmbusmeters reports is the device's model."""
+        registry = dr.async_get(self.hass)
+        device = find_device(registry, (DOMAIN, meter.meter_id), self.entry.entry_id)
+        if device is not None and device.model != meter.driver:
+            registry.async_update_device(
+                device.id, model=meter.driver, manufacturer=self.catalog.manufacturer(meter.driver)
+            )
