@@ -2,32 +2,69 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+import asyncio
+from collections.abc import Awaitable, Callable, Generator
+from http import HTTPStatus
+import logging
 from pathlib import Path
 import shutil
+import sys
+from typing import Any
 from unittest.mock import PropertyMock, patch
 
 from homeassistant.const import MAJOR_VERSION, MINOR_VERSION
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 from syrupy.location import PyTestLocation
 
 # pytest-homeassistant-custom-component ships a `custom_components` package of its own: import
 # ours first, or HA answers "Integration not found".
 import custom_components.wmbusmeters  # noqa: F401
+from custom_components.wmbusmeters.const import DOMAIN
+from custom_components.wmbusmeters.wmbus import RunnerState
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wmbusmeters-2.0.0"
 #: The wmbusmeters versions the project supports, and their commands in the dev environment
 #: (scripts/setup: Debian's 2.0.0, and 3.0.0 built from the upstream release).
 BINARIES = {"2.0.0": "wmbusmeters", "3.0.0": "wmbusmeters-3.0.0"}
 DATA = Path(__file__).parent / "data"
+#: A stand-in for wmbusmeters, for the faults the real one cannot be made to show.
+FAKE = Path(__file__).parent / "fake_wmbusmeters.py"
 HA_SERIES = f"{MAJOR_VERSION}.{MINOR_VERSION}"
 
 
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let HA load integrations from custom_components/."""
+
+
+#: How Home Assistant words a deprecated use it detects (helpers/frame.py, deprecation.py).
+DEPRECATION_WORDS = ("will stop working", "deprecated", "is a deprecated")
+
+
+def deprecations(records: list[logging.LogRecord]) -> list[str]:
+    """The deprecation warnings Home Assistant logged about this integration."""
+    return [
+        message
+        for record in records
+        if DOMAIN in (message := record.getMessage())
+        and any(word in message.lower() for word in DEPRECATION_WORDS)
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_deprecated_api(caplog: pytest.LogCaptureFixture) -> Generator[None]:
+    """Every test fails if Home Assistant logs that this integration uses a deprecated API
+    (on both supported HA versions): such a use stops working in a later release."""
+    yield
+    # caplog.records is the current phase's (teardown): read the test's own phases.
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    assert deprecations(records) == []
 
 
 class VersionedSnapshotExtension(HomeAssistantSnapshotExtension):
@@ -102,3 +139,77 @@ def encrypted(tmp_path: Path) -> Path:
     path = tmp_path / "simulation_encrypted.txt"
     shutil.copy(DATA / "simulation_encrypted.txt", path)
     return path
+
+
+type RunUntilPlayed = Callable[[MockConfigEntry], Awaitable[None]]
+
+
+@pytest.fixture
+def run_until_played(hass: HomeAssistant) -> RunUntilPlayed:
+    """`await run_until_played(entry)`: wait until wmbusmeters has played the whole
+    simulation file of the receiver (it then exits 0)."""
+
+    async def wait(entry: MockConfigEntry) -> None:
+        coordinator = entry.runtime_data
+        played = asyncio.Event()
+
+        def check() -> None:
+            if coordinator.runner.status.state is RunnerState.BACKOFF:
+                played.set()
+
+        remove = coordinator.async_add_receiver_listener(check)
+        check()
+        try:
+            # No asyncio.timeout: a test may freeze the clock. pytest-timeout guards the test.
+            await played.wait()
+        finally:
+            remove()
+        await hass.async_block_till_done()
+
+    return wait
+
+
+@pytest.fixture
+def fake_command(tmp_path: Path) -> str:
+    """The fake wmbusmeters as an executable, run by this test's Python (tests using it say
+    which fault it plays, through FAKE_WMBUSMETERS_MODE)."""
+    path = tmp_path / "wmbusmeters"
+    path.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
+    path.chmod(0o755)
+    return str(path)
+
+
+class RepairFix:
+    """The Repairs page's fix flow, through the same HTTP API the frontend calls."""
+
+    def __init__(self, hass_client: ClientSessionGenerator) -> None:
+        self._hass_client = hass_client
+        self._client: Any = None
+
+    async def client(self) -> Any:
+        """The HTTP client, made at first use (HA's HTTP server starts with it, and a
+        websocket client wanted by the test must come first)."""
+        if self._client is None:
+            self._client = await self._hass_client()
+        return self._client
+
+    async def start(self, issue_id: str) -> dict[str, Any]:
+        """POST /api/repairs/issues/fix."""
+        resp = await (await self.client()).post(
+            "/api/repairs/issues/fix", json={"handler": DOMAIN, "issue_id": issue_id}
+        )
+        assert resp.status == HTTPStatus.OK
+        return await resp.json()  # type: ignore[no-any-return]
+
+    async def submit(self, flow_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """POST /api/repairs/issues/fix/<flow_id>."""
+        resp = await (await self.client()).post(f"/api/repairs/issues/fix/{flow_id}", json=data)
+        assert resp.status == HTTPStatus.OK
+        return await resp.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def repair_fix(hass: HomeAssistant, hass_client: ClientSessionGenerator) -> RepairFix:
+    """The repairs component set up, and a client for its fix flows."""
+    assert await async_setup_component(hass, "repairs", {})
+    return RepairFix(hass_client)

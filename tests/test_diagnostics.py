@@ -26,7 +26,7 @@ from custom_components.wmbusmeters.compat import find_device
 from custom_components.wmbusmeters.const import DOMAIN
 
 from .common import meter, receiver_entry, setup_receiver
-from .test_sensor import run_until_played
+from .conftest import RunUntilPlayed
 
 RIGHT_KEY = "28F64A24988064A079AA2C807D6102AE"
 
@@ -38,6 +38,7 @@ async def test_no_key_anywhere(
     wmbus_version: str,
     encrypted: Path,
     caplog: pytest.LogCaptureFixture,
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """A configured key is in no diagnostics, no log line, no process argument."""
     caplog.set_level(logging.DEBUG)
@@ -52,7 +53,7 @@ async def test_no_key_anywhere(
         ],
     )
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     assert hass.states.get("sensor.vand_total").state == "6.408"
     runner = entry.runtime_data.runner
 
@@ -71,13 +72,15 @@ async def test_no_key_anywhere(
     await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_restart_service(hass: HomeAssistant, wmbusmeters: str, tmp_path: Path) -> None:
+async def test_restart_service(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, run_until_played: RunUntilPlayed
+) -> None:
     """Restart one receiver or all; unknown, foreign or unloaded entries are refused."""
     sim = tmp_path / "simulation_quiet.txt"
     sim.write_text("")
     entry = receiver_entry(wmbusmeters, sim)
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)  # an empty file: wmbusmeters ends, backoff before replay
+    await run_until_played(entry)  # an empty file: wmbusmeters ends, backoff before replay
     runner = entry.runtime_data.runner
     before = runner.counters.restarts
 
@@ -112,7 +115,11 @@ async def test_restart_service(hass: HomeAssistant, wmbusmeters: str, tmp_path: 
 
 
 async def test_restart_service_times_out(
-    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """wmbusmeters does not come back (its command vanished): a translated error, not a hang."""
     command = tmp_path / "wmbusmeters"
@@ -121,7 +128,7 @@ async def test_restart_service_times_out(
     sim.write_text("")
     entry = receiver_entry(str(command), sim)
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     command.unlink()
     monkeypatch.setattr("custom_components.wmbusmeters.services.RESTART_TIMEOUT", 0.5)
     with pytest.raises(HomeAssistantError) as err:
@@ -138,13 +145,14 @@ async def test_diagnostics_snapshot(
     wmbusmeters: str,
     simulation: Callable[..., Path],
     snapshot: SnapshotAssertion,
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """The receiver's diagnostics, with the run-dependent parts made stable."""
     assert await async_setup_component(hass, "diagnostics", {})
     sim = simulation("c1_water_multical21")
     entry = receiver_entry(wmbusmeters, sim, [meter("Tap", "multical21", "76348799", "A" * 32)])
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     text = json.dumps(diagnostics)
     text = text.replace(str(sim.parent), "<tmp>").replace(entry.entry_id, "<entry>")

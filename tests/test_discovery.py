@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.common import async_capture_events
 from custom_components.wmbusmeters.const import DOMAIN, EVENT_TELEGRAM
 
 from .common import meter, receiver_entry, setup_receiver
-from .test_sensor import run_until_played
+from .conftest import RunUntilPlayed
 
 
 def offered(hass: HomeAssistant) -> dict[str, dict[str, Any]]:
@@ -32,7 +32,11 @@ def offered(hass: HomeAssistant) -> dict[str, dict[str, Any]]:
 
 
 async def test_discovery_beside_configured_meter(
-    hass: HomeAssistant, wmbusmeters: str, kamstrup: str, simulation: Callable[..., Path]
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    kamstrup: str,
+    simulation: Callable[..., Path],
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """Others are offered with driver and media; the configured meter is read once per telegram."""
     events = async_capture_events(hass, EVENT_TELEGRAM)
@@ -42,7 +46,7 @@ async def test_discovery_beside_configured_meter(
         [meter("Tap", "multical21", "76348799")],
     )
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     await hass.async_block_till_done()
 
     flows = offered(hass)
@@ -68,7 +72,7 @@ async def test_discovery_beside_configured_meter(
     }
     waiter = entry.runtime_data.runner.wait_running()
     await waiter
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     assert hass.states.get("sensor.garden_total").state == "20.015"
 
     # Ignored: never offered again, not even after a restart of wmbusmeters and of the entry.
@@ -79,7 +83,7 @@ async def test_discovery_beside_configured_meter(
         data={"unique_id": flow["context"]["unique_id"], "title": "x"},
     )
     await hass.config_entries.async_reload(entry.entry_id)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     await hass.async_block_till_done()
     assert "52525252" not in offered(hass)
     assert "78563412" in offered(hass)
@@ -87,12 +91,15 @@ async def test_discovery_beside_configured_meter(
 
 
 async def test_encrypted_neighbour_needs_a_key(
-    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path]
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    simulation: Callable[..., Path],
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """An encrypted meter nearby is offered as encrypted; adding it asks for the key."""
     entry = receiver_entry(wmbusmeters, simulation("aes_wrong_key", "simulation_bad_keys.txt"))
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     await hass.async_block_till_done()
     flow = offered(hass)["03065716"]
     result = await hass.config_entries.flow.async_configure(

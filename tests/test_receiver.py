@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-import sys
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
@@ -14,7 +13,6 @@ from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import RunnerState
 
 from .common import meter, receiver_entry, setup_receiver
-from .test_runner_faults import FAKE
 
 
 async def wait_for(check, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
@@ -61,13 +59,12 @@ async def test_device_missing_issue(
 
 
 async def test_command_missing_and_crash_loop(
-    hass: HomeAssistant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hass: HomeAssistant, fake_command: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """FAKE wmbusmeters that crashes at once: after 5 crashes a crash-loop issue with its last
     message; then the command disappears: a command issue; back again: it clears."""
-    command = tmp_path / "wmbusmeters"
-    command.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
-    command.chmod(0o755)
+    command = Path(fake_command)
+    fake = command.read_text()
     monkeypatch.setenv("FAKE_WMBUSMETERS_MODE", "crash_on_start")
     entry = receiver_entry(str(command), "auto", options={})
     await setup_receiver(hass, entry)
@@ -85,7 +82,7 @@ async def test_command_missing_and_crash_loop(
     await wait_for(
         lambda: registry.async_get_issue(DOMAIN, f"command_missing_{entry.entry_id}") is not None
     )
-    command.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
+    command.write_text(fake)
     command.chmod(0o755)
     monkeypatch.setenv("FAKE_WMBUSMETERS_MODE", "silent")
     await wait_for(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +19,10 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.wmbusmeters.const import DOMAIN
 
 from .common import meter, receiver_entry, setup_receiver
-from .test_sensor import run_until_played
+from .conftest import RepairFix, RunUntilPlayed
 
 RIGHT_KEY = "28F64A24988064A079AA2C807D6102AE"
 ISSUE_ID = "decryption_failed_76348799"
-
-
-async def start_fix(client: Any, issue_id: str) -> dict[str, Any]:
-    """POST /api/repairs/issues/fix, as the frontend's Repairs page does."""
-    resp = await client.post(
-        "/api/repairs/issues/fix", json={"handler": DOMAIN, "issue_id": issue_id}
-    )
-    assert resp.status == HTTPStatus.OK
-    return await resp.json()  # type: ignore[no-any-return]
-
-
-async def submit_fix(client: Any, flow_id: str, data: dict[str, Any]) -> dict[str, Any]:
-    resp = await client.post(f"/api/repairs/issues/fix/{flow_id}", json=data)
-    assert resp.status == HTTPStatus.OK
-    return await resp.json()  # type: ignore[no-any-return]
 
 
 async def notifications(
@@ -70,13 +54,14 @@ async def test_fix_key_end_to_end(
     encrypted: Path,
     key: str,
     step: str,
+    run_until_played: RunUntilPlayed,
+    repair_fix: RepairFix,
 ) -> None:
     """Wrong or missing key: issue + notification; the fix flow's key makes values appear."""
-    assert await async_setup_component(hass, "repairs", {})
     assert await async_setup_component(hass, "persistent_notification", {})
     entry = receiver_entry(wmbusmeters, encrypted, [meter("Vand", "multical21", "76348799", key)])
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
 
     issue = ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_ID)
     assert issue is not None
@@ -90,15 +75,14 @@ async def test_fix_key_end_to_end(
     # Nothing decoded, so no reading (entities come with their first value).
     assert hass.states.get("sensor.vand_total") is None
 
-    client = await hass_client()
-    flow = await start_fix(client, ISSUE_ID)
+    flow = await repair_fix.start(ISSUE_ID)
     assert flow["type"] == "form"
     assert flow["step_id"] == step
     assert [field["name"] for field in flow["data_schema"]] == ["key"]
-    flow = await submit_fix(client, flow["flow_id"], {"key": "not a key"})
+    flow = await repair_fix.submit(flow["flow_id"], {"key": "not a key"})
     assert flow["errors"] == {"key": "invalid_key"}
-    flow = await submit_fix(
-        client, flow["flow_id"], {"key": "28f6 4a24 9880 64a0 79aa 2c80 7d61 02ae"}
+    flow = await repair_fix.submit(
+        flow["flow_id"], {"key": "28f6 4a24 9880 64a0 79aa 2c80 7d61 02ae"}
     )
     assert flow["type"] == "create_entry"
     assert next(iter(entry.subentries.values())).data["key"] == RIGHT_KEY
@@ -115,26 +99,26 @@ async def test_key_for_unencrypted_meter(
     hass_client: ClientSessionGenerator,
     wmbusmeters: str,
     simulation: Callable[..., Path],
+    run_until_played: RunUntilPlayed,
+    repair_fix: RepairFix,
 ) -> None:
     """A key set for a meter that sends in the clear: the fix offers no key, and it reads."""
-    assert await async_setup_component(hass, "repairs", {})
     entry = receiver_entry(
         wmbusmeters,
         simulation("aes_key_but_unencrypted", "simulation_aes_removed.msg"),
         [meter("Vand", "apator162", "88888888", "0" * 32)],
     )
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     issue_id = "decryption_failed_88888888"
     issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert issue.data is not None
     assert issue.data["problem"] == "not_encrypted"
 
-    client = await hass_client()
-    flow = await start_fix(client, issue_id)
+    flow = await repair_fix.start(issue_id)
     assert flow["step_id"] == "not_encrypted"
-    flow = await submit_fix(client, flow["flow_id"], {"key": ""})
+    flow = await repair_fix.submit(flow["flow_id"], {"key": ""})
     assert flow["type"] == "create_entry"
     assert next(iter(entry.subentries.values())).data["key"] == ""
     await wait_for_state(hass, "sensor.vand_total", "4.848")

@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import Callable
 import os
 from pathlib import Path
-import sys
 
 import pytest
 
@@ -25,8 +24,6 @@ from custom_components.wmbusmeters.wmbus import (
     WmbusRunner,
 )
 from custom_components.wmbusmeters.wmbus.parse import redact
-
-FAKE = Path(__file__).parent / "fake_wmbusmeters.py"
 
 
 class FakeClock:
@@ -43,15 +40,6 @@ class FakeClock:
         self.sleeps.append(delay)
         self.now += delay
         await asyncio.sleep(0)
-
-
-@pytest.fixture
-def fake_command(tmp_path: Path) -> str:
-    """The fake as an executable, run by this test's Python."""
-    path = tmp_path / "wmbusmeters"
-    path.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
-    path.chmod(0o755)
-    return str(path)
 
 
 class Harness:
@@ -91,6 +79,7 @@ class Harness:
         return [s for s in self.statuses if s.state is state]
 
     def assert_reaped(self) -> None:
+        assert self.pids, "no process was seen running: nothing to check"
         for pid in self.pids:
             assert not os.path.exists(f"/proc/{pid}"), f"process {pid} left behind"
 

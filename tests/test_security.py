@@ -18,11 +18,15 @@ from custom_components.wmbusmeters.wmbus import (
 )
 
 from .common import meter, receiver_entry, setup_receiver
-from .test_sensor import run_until_played
+from .conftest import RunUntilPlayed
 
 
 async def test_hostile_meter_name(
-    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path], tmp_path: Path
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    simulation: Callable[..., Path],
+    tmp_path: Path,
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """A name with quotes, a newline and a shell= line: valid telegrams, nothing executed."""
     pwned = tmp_path / "pwned"
@@ -31,7 +35,7 @@ async def test_hostile_meter_name(
         wmbusmeters, simulation("c1_water_multical21"), [meter(name, "multical21", "76348799")]
     )
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
 
     states = [s for s in hass.states.async_all("sensor") if s.entity_id.endswith("_total")]
     assert [s.state for s in states] == ["6.408"]
@@ -43,21 +47,50 @@ async def test_hostile_meter_name(
     await hass.config_entries.async_unload(entry.entry_id)
 
 
+KEY = "0123456789ABCDEF" * 2
+INJECTED = "\nshell=touch /tmp/x"
+
+
 @pytest.mark.parametrize(
-    ("make", "error"),
+    ("make", "clean", "hostile", "error"),
     [
-        (lambda: MeterConfig("7634879\n"), InvalidMeterIdError),
-        (lambda: MeterConfig("76348799", "multical21\nshell=x"), InvalidDriverError),
-        (lambda: MeterConfig("76348799", "multical21", "00" * 16 + "\nshell=x"), InvalidKeyError),
-        (lambda: ReceiverConfig("/dev/ttyUSB0\nshell=touch /tmp/x"), InvalidDeviceError),
-        (lambda: ReceiverConfig("/dev/ttyUSB0:im871a"), InvalidDeviceError),
-        (lambda: ReceiverConfig("auto; rm -rf /"), InvalidDeviceError),
+        (MeterConfig, "76348799", "76348799" + INJECTED, InvalidMeterIdError),
+        (
+            lambda v: MeterConfig("76348799", v),
+            "multical21",
+            "multical21" + INJECTED,
+            InvalidDriverError,
+        ),
+        (lambda v: MeterConfig("76348799", "multical21", v), KEY, KEY + INJECTED, InvalidKeyError),
+        (
+            ReceiverConfig,
+            "/dev/ttyUSB0",
+            "/dev/ttyUSB0" + INJECTED,
+            InvalidDeviceError,
+        ),
+        (ReceiverConfig, "/dev/ttyUSB0", "/dev/ttyUSB0:im871a", InvalidDeviceError),
+        (ReceiverConfig, "auto", "auto; rm -rf /", InvalidDeviceError),
+        (
+            ReceiverConfig,
+            "/dev/serial/by-id/usb-a",
+            "/dev/serial/by-id/usb a",
+            InvalidDeviceError,
+        ),
     ],
 )
 def test_values_that_could_add_a_line_are_refused(
-    make: Callable[[], object], error: type[Exception]
+    make: Callable[[str], object], clean: str, hostile: str, error: type[Exception]
 ) -> None:
-    """Every value written after `key=` is checked first; the error never echoes a key."""
-    with pytest.raises(error) as err:
-        make()
-    assert "00000000" not in str(err.value)
+    """Every value written after `key=` is checked first: the same value without the hostile
+    part is accepted, so it is that part that is refused."""
+    make(clean)
+    with pytest.raises(error):
+        make(hostile)
+
+
+def test_a_refused_key_is_not_echoed() -> None:
+    """The error of a malformed key never carries the key (it is almost a secret)."""
+    with pytest.raises(InvalidKeyError) as err:
+        MeterConfig("76348799", "multical21", KEY[:-1] + "G")
+    assert KEY[:16] not in str(err.value)
+    assert KEY[16:-1] not in str(err.value)

@@ -31,10 +31,9 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.wmbusmeters.compat import find_device
 from custom_components.wmbusmeters.const import DOMAIN, EVENT_TELEGRAM
-from custom_components.wmbusmeters.wmbus import RunnerState
 
 from .common import device_subentry, meter, receiver_entry, setup_receiver
-from .conftest import fixture_text
+from .conftest import RunUntilPlayed, fixture_text
 
 # Recorded cases and the simulation file name their command line used.
 CASES = [
@@ -64,25 +63,6 @@ def case_meters(case: str) -> tuple[str, list[ConfigSubentryData]]:
     return sim, meters
 
 
-async def run_until_played(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    """Wait until wmbusmeters has played the whole simulation file (it then exits 0)."""
-    coordinator = entry.runtime_data
-    played = asyncio.Event()
-
-    def check() -> None:
-        if coordinator.runner.status.state is RunnerState.BACKOFF:
-            played.set()
-
-    remove = coordinator.async_add_receiver_listener(check)
-    check()
-    try:
-        # No asyncio.timeout: a test may freeze the clock. pytest-timeout guards the test.
-        await played.wait()
-    finally:
-        remove()
-    await hass.async_block_till_done()
-
-
 def stable_time(data: Any, path: Any) -> Any:
     """Wall-clock timestamps made stable: wmbusmeters stamps a simulated telegram when it
     decodes it, so the last-telegram state differs from run to run."""
@@ -99,13 +79,14 @@ async def test_fixture_meters(
     snapshot: SnapshotAssertion,
     caplog: pytest.LogCaptureFixture,
     case: str,
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """Every meter of every recorded case: entities, units, classes and values."""
     caplog.set_level(logging.WARNING)
     sim, meters = case_meters(case)
     entry = receiver_entry(wmbusmeters, simulation(case, sim), meters)
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
 
     # Entities and states are in test_platform_snapshot; here: which start disabled.
     disabled = sorted(
@@ -151,6 +132,7 @@ async def test_platform_snapshot(
     snapshot: SnapshotAssertion,
     case: str,
     platform: Platform,
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """Every entity of every recorded case, platform by platform: registry entry and state."""
     sim, meters = case_meters(case)
@@ -158,7 +140,7 @@ async def test_platform_snapshot(
     entry = receiver_entry(wmbusmeters, simulation(case, sim), meters, entry_id=SNAPSHOT_ENTRY_ID)
     with patch("custom_components.wmbusmeters.PLATFORMS", [platform]):
         await setup_receiver(hass, entry)
-        await run_until_played(hass, entry)
+        await run_until_played(entry)
         await snapshot_platform(
             hass,
             entity_registry,
@@ -169,7 +151,11 @@ async def test_platform_snapshot(
 
 
 async def test_device_and_event(
-    hass: HomeAssistant, wmbusmeters: str, kamstrup: str, simulation: Callable[..., Path]
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    kamstrup: str,
+    simulation: Callable[..., Path],
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """The meter's device is linked to the receiver; each telegram is a bus event without keys."""
     events: list[Event] = async_capture_events(hass, EVENT_TELEGRAM)
@@ -177,7 +163,7 @@ async def test_device_and_event(
         wmbusmeters, simulation("c1_water_multical21"), [meter("Køkken", kamstrup, "76348799")]
     )
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
 
     registry = dr.async_get(hass)
     device = find_device(registry, (DOMAIN, "76348799"), entry.entry_id)
@@ -203,7 +189,10 @@ async def test_device_and_event(
 
 
 async def test_removing_meter_removes_device(
-    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path]
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    simulation: Callable[..., Path],
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """Removing a meter subentry removes its device and entities, and restarts wmbusmeters."""
     entry = receiver_entry(
@@ -212,7 +201,7 @@ async def test_removing_meter_removes_device(
         [meter("Tap", "multical21", "76348799"), meter("Garden", "multical21", "44556677")],
     )
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     subentry_id = next(
         s.subentry_id for s in entry.subentries.values() if s.unique_id == "44556677"
     )
@@ -346,7 +335,11 @@ async def test_odd_values_do_not_break_entities(
 
 @pytest.mark.parametrize("driver", ["lansendw", "auto"])
 async def test_door_contact_status_is_an_enum_not_a_problem(
-    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path], driver: str
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    simulation: Callable[..., Path],
+    driver: str,
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """A Lansen door/window contact's status (OPEN/CLOSED) is an enum sensor, also when
     wmbusmeters finds the driver itself; its problem sensor follows the error flags, so an
@@ -357,7 +350,7 @@ async def test_door_contact_status_is_an_enum_not_a_problem(
         wmbusmeters, simulation("t1_water_mixed"), [meter("Door", driver, "00010205")]
     )
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     status = hass.states.get("sensor.door_status")
     assert status.state == "OPEN"  # the real binary's last telegram of this meter
     assert status.attributes["device_class"] == "enum"
@@ -389,6 +382,7 @@ async def test_availability_follows_silence(
     simulation: Callable[..., Path],
     freezer: FrozenDateTimeFactory,
     caplog: pytest.LogCaptureFixture,
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """Silent past the 2-hour floor: unavailable, logged once; heard again: back, logged once."""
     caplog.set_level(logging.INFO)
@@ -396,7 +390,7 @@ async def test_availability_follows_silence(
         wmbusmeters, simulation("c1_water_multical21"), [meter("Tap", "multical21", "76348799")]
     )
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     assert hass.states.get("sensor.tap_total").state == "6.408"
 
     for _ in range(3):
@@ -429,14 +423,17 @@ async def test_new_field_becomes_entity(
 
 
 async def test_meter_changes_restart_once(
-    hass: HomeAssistant, wmbusmeters: str, simulation: Callable[..., Path]
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    simulation: Callable[..., Path],
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """Three meters added in a row restart wmbusmeters once, with all three, without a reload."""
     from homeassistant.config_entries import ConfigSubentry  # noqa: PLC0415
 
     entry = receiver_entry(wmbusmeters, simulation("c1_water_multical21"))
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     runner = entry.runtime_data.runner
     coordinator = entry.runtime_data
     before = runner.counters.restarts
@@ -452,7 +449,7 @@ async def test_meter_changes_restart_once(
         )
     waiter = asyncio.ensure_future(runner.wait_running())
     await asyncio.wait_for(waiter, 10)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     assert runner.counters.restarts == before + 1
     assert [m.meter_id for m in runner.config.meters] == ["76348799", "44556677", "52525252"]
     assert entry.runtime_data is coordinator  # not reloaded

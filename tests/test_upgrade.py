@@ -25,7 +25,6 @@ from homeassistant.components.recorder.statistics import (
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
-from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -38,9 +37,7 @@ from custom_components.wmbusmeters.compat import find_device
 from custom_components.wmbusmeters.const import DOMAIN
 
 from .common import meter, receiver_entry, setup_receiver
-from .conftest import BINARIES
-from .test_repairs import start_fix, submit_fix
-from .test_sensor import run_until_played
+from .conftest import BINARIES, RepairFix, RunUntilPlayed
 
 TAP = "76348799"
 
@@ -60,13 +57,15 @@ def entity_id(hass: HomeAssistant, field: str) -> str | None:
     return er.async_get(hass).async_get_entity_id(Platform.SENSOR, DOMAIN, f"{TAP}_{field}")
 
 
-async def switch_binary(hass: HomeAssistant, entry: MockConfigEntry, version: str) -> None:
+async def switch_binary(
+    hass: HomeAssistant, entry: MockConfigEntry, version: str, run_until_played: RunUntilPlayed
+) -> None:
     """The same installation, its wmbusmeters upgraded (the add-on, a source build)."""
     await hass.config_entries.async_unload(entry.entry_id)
     hass.config_entries.async_update_entry(entry, data={**entry.data, "command": binary(version)})
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
 
 
 async def test_upgrade_to_3_keeps_device_entities_and_statistics(
@@ -74,6 +73,7 @@ async def test_upgrade_to_3_keeps_device_entities_and_statistics(
     hass: HomeAssistant,
     simulation: Callable[..., Path],
     caplog: pytest.LogCaptureFixture,
+    run_until_played: RunUntilPlayed,
 ) -> None:
     """A multical21 meter read by 2.0.0, then by 3.0.0: the subentry's driver follows
     (kamwater), the device and the total's entity and statistics stay, the renamed temperature
@@ -83,7 +83,7 @@ async def test_upgrade_to_3_keeps_device_entities_and_statistics(
         binary("2.0.0"), simulation("c1_water_multical21"), [meter("Tap", "multical21", TAP)]
     )
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     total = entity_id(hass, "total_m3")
     temperature = entity_id(hass, "external_temperature_c")
     assert total == "sensor.tap_total"
@@ -110,7 +110,7 @@ async def test_upgrade_to_3_keeps_device_entities_and_statistics(
     )
     await async_wait_recording_done(hass)
 
-    await switch_binary(hass, entry, "3.0.0")
+    await switch_binary(hass, entry, "3.0.0", run_until_played)
 
     subentry = next(iter(entry.subentries.values()))
     assert subentry.data["driver"] == "kamwater"
@@ -144,7 +144,11 @@ async def test_upgrade_to_3_keeps_device_entities_and_statistics(
 
 
 async def test_driver_the_binary_lacks_gets_a_repair(
-    hass: HomeAssistant, simulation: Callable[..., Path], hass_client: ClientSessionGenerator
+    hass: HomeAssistant,
+    simulation: Callable[..., Path],
+    hass_client: ClientSessionGenerator,
+    run_until_played: RunUntilPlayed,
+    repair_fix: RepairFix,
 ) -> None:
     """A driver 3.0.0 removed (wme5): read with auto meanwhile (the other meters keep working),
     a fixable repair offers upstream's replacement; picking a driver clears it."""
@@ -154,7 +158,7 @@ async def test_driver_the_binary_lacks_gets_a_repair(
         [meter("Tap", "kamwater", TAP), meter("Old", "wme5", "44556677")],
     )
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     issue_id = "unknown_driver_44556677"
     issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
     assert issue is not None
@@ -166,14 +170,12 @@ async def test_driver_the_binary_lacks_gets_a_repair(
     rendered = (entry.runtime_data.runner.config_dir / "wmbusmeters.d" / "m44556677").read_text()
     assert "driver=auto" in rendered.splitlines()
 
-    assert await async_setup_component(hass, "repairs", {})
-    client = await hass_client()
-    flow = await start_fix(client, issue_id)
+    flow = await repair_fix.start(issue_id)
     assert flow["step_id"] == "pick_driver"
     options = [o["value"] for o in flow["data_schema"][0]["selector"]["select"]["options"]]
     assert "wme5" not in options
     assert "kamwater" in options
-    result = await submit_fix(client, flow["flow_id"], {"driver": "kamwater"})
+    result = await repair_fix.submit(flow["flow_id"], {"driver": "kamwater"})
     assert result["type"] == "create_entry"
     await hass.async_block_till_done()
     old = next(s for s in entry.subentries.values() if s.unique_id == "44556677")
@@ -188,6 +190,8 @@ async def test_removed_field_is_reported_and_removed_on_request(
     simulation: Callable[..., Path],
     hass_client: ClientSessionGenerator,
     caplog: pytest.LogCaptureFixture,
+    run_until_played: RunUntilPlayed,
+    repair_fix: RepairFix,
 ) -> None:
     """3.0.0 dropped waterstarm's `current_status` (upstream: deprecated since 2022): after the
     upgrade its entity is listed in a fixable repair instead of keeping its last value
@@ -197,7 +201,7 @@ async def test_removed_field_is_reported_and_removed_on_request(
         binary("2.0.0"), simulation("t1_water_mixed", "simulation_t1.txt"), [woter]
     )
     await setup_receiver(hass, entry)
-    await run_until_played(hass, entry)
+    await run_until_played(entry)
     registry = er.async_get(hass)
     sensors = {
         e.entity_id
@@ -211,7 +215,7 @@ async def test_removed_field_is_reported_and_removed_on_request(
     )
     assert not ir.async_get(hass).issues  # on 2.0.0 every field is documented or sent
 
-    await switch_binary(hass, entry, "3.0.0")
+    await switch_binary(hass, entry, "3.0.0", run_until_played)
 
     issue_id = "fields_removed_20096221"
     issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
@@ -219,13 +223,11 @@ async def test_removed_field_is_reported_and_removed_on_request(
     assert issue.is_fixable
     assert issue.translation_placeholders == {"name": "Woter"}
     assert "sensor.woter_current_status" in caplog.text
-    assert await async_setup_component(hass, "repairs", {})
-    client = await hass_client()
-    flow = await start_fix(client, issue_id)
+    flow = await repair_fix.start(issue_id)
     assert flow["step_id"] == "confirm"
     assert flow["description_placeholders"]["entities"] == "- sensor.woter_current_status"
     assert flow["description_placeholders"]["version"] == "3.0.0"
-    result = await submit_fix(client, flow["flow_id"], {})
+    result = await repair_fix.submit(flow["flow_id"], {})
     assert result["type"] == "create_entry"
     await hass.async_block_till_done()
     assert registry.async_get("sensor.woter_current_status") is None
