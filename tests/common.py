@@ -29,12 +29,13 @@ def receiver_entry(
     meters: list[ConfigSubentryData] | None = None,
     options: dict[str, Any] | None = None,
     entry_id: str | None = None,
+    title: str = "wmbusmeters test",
 ) -> MockConfigEntry:
     """A receiver config entry on a device (a simulation file in most tests)."""
     return MockConfigEntry(
         domain=DOMAIN,
         entry_id=entry_id,
-        title="wmbusmeters test",
+        title=title,
         data={"command": command, "device": str(device), "link_modes": []},
         options=options or {},
         unique_id=str(device),
