@@ -134,6 +134,14 @@ def simulation(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
+def quiet(tmp_path: Path) -> Path:
+    """A radio that hears nothing: an empty simulation file (wmbusmeters plays it and ends)."""
+    path = tmp_path / "simulation_quiet.txt"
+    path.write_text("")
+    return path
+
+
+@pytest.fixture
 def encrypted(tmp_path: Path) -> Path:
     """A simulation file with one encrypted multical21 telegram (76348799, key in the file)."""
     path = tmp_path / "simulation_encrypted.txt"

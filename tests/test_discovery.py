@@ -132,10 +132,8 @@ async def start_discovery(
     )
 
 
-async def test_discovery_edge_cases(hass: HomeAssistant, wmbusmeters: str, tmp_path: Path) -> None:
+async def test_discovery_edge_cases(hass: HomeAssistant, wmbusmeters: str, quiet: Path) -> None:
     """Already configured, receiver gone, a bad key: clear aborts and errors, nothing lost."""
-    quiet = tmp_path / "simulation_quiet.txt"
-    quiet.write_text("")
     entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
     await setup_receiver(hass, entry)
 

@@ -162,12 +162,10 @@ async def test_meter_of_another_receiver_is_not_offered(
     wmbusmeters: str,
     kamstrup: str,
     simulation: Callable[..., Path],
-    tmp_path: Path,
     run_until_played: RunUntilPlayed,
+    quiet: Path,
 ) -> None:
     """A receiver that hears a meter another receiver has does not offer it as new."""
-    quiet = tmp_path / "simulation_quiet.txt"
-    quiet.write_text("")
     kitchen = receiver_entry(
         wmbusmeters, quiet, [meter("Tap", kamstrup, TAP)], title="Kitchen radio"
     )
@@ -301,12 +299,10 @@ async def test_descriptions_settled_across_restart(
 
 
 async def test_documented_fields_a_meter_never_sends_get_no_entity(
-    hass: HomeAssistant, wmbusmeters: str, kamstrup: str, tmp_path: Path
+    hass: HomeAssistant, wmbusmeters: str, kamstrup: str, quiet: Path
 ) -> None:
     """The driver documents a status and more; this meter sends only its total: only the total
     (and the last-telegram time) become entities, nothing stays "unknown" for good."""
-    quiet = tmp_path / "simulation_quiet.txt"
-    quiet.write_text("")
     entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", kamstrup, TAP)])
     await setup_receiver(hass, entry)
     entry.runtime_data.handle_telegram(
@@ -332,12 +328,10 @@ async def test_documented_fields_a_meter_never_sends_get_no_entity(
 
 
 async def test_zero_is_shown_where_it_is_a_reading(
-    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
+    hass: HomeAssistant, wmbusmeters: str, quiet: Path
 ) -> None:
     """A heat cost allocator's new period starts at 0 and a countdown runs out at 0: both are
     shown; a water total's 0 is a glitch and is not (tests/test_sensor.py)."""
-    quiet = tmp_path / "simulation_quiet.txt"
-    quiet.write_text("")
     entry = receiver_entry(wmbusmeters, quiet, [meter("Radiator", "qcaloric", "78563412")])
     await setup_receiver(hass, entry)
     coordinator = entry.runtime_data
@@ -359,13 +353,11 @@ async def test_zero_is_shown_where_it_is_a_reading(
 
 
 async def test_entity_registered_by_an_earlier_rule_is_described_again_once(
-    hass: HomeAssistant, wmbusmeters: str, kamstrup: str, tmp_path: Path
+    hass: HomeAssistant, wmbusmeters: str, kamstrup: str, quiet: Path
 ) -> None:
     """An earlier version registered a date under a unit-like name as a number of months (its
     state was "unknown" for good): its first value describes it again as a date, under the
     same entity id; a number as text in a numeric entity stays a number."""
-    quiet = tmp_path / "simulation_quiet.txt"
-    quiet.write_text("")
     entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", kamstrup, TAP)])
     entry.add_to_hass(hass)
     registry = er.async_get(hass)

@@ -22,11 +22,9 @@ async def wait_for(check, timeout: float = 20) -> None:  # type: ignore[no-untyp
 
 
 async def test_receiver_entities_and_button(
-    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
+    hass: HomeAssistant, wmbusmeters: str, quiet: Path
 ) -> None:
     """Running while wmbusmeters runs; the button restarts it."""
-    quiet = tmp_path / "simulation_quiet.txt"
-    quiet.write_text("")
     entry = receiver_entry(wmbusmeters, quiet)
     await setup_receiver(hass, entry)
     runner = entry.runtime_data.runner

@@ -12,7 +12,6 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.typing import (
-    ClientSessionGenerator,
     WebSocketGenerator,
 )
 
@@ -48,7 +47,6 @@ async def wait_for_state(hass: HomeAssistant, entity_id: str, value: str) -> Non
 )
 async def test_fix_key_end_to_end(
     hass: HomeAssistant,
-    hass_client: ClientSessionGenerator,
     hass_ws_client: WebSocketGenerator,
     wmbusmeters: str,
     encrypted: Path,
@@ -96,7 +94,6 @@ async def test_fix_key_end_to_end(
 
 async def test_key_for_unencrypted_meter(
     hass: HomeAssistant,
-    hass_client: ClientSessionGenerator,
     wmbusmeters: str,
     simulation: Callable[..., Path],
     run_until_played: RunUntilPlayed,

@@ -231,11 +231,9 @@ def restore_tap_total(hass: HomeAssistant, total: float) -> None:
     )
 
 
-async def setup_quiet_tap(hass: HomeAssistant, wmbusmeters: str, tmp_path: Path) -> MockConfigEntry:
+async def setup_quiet_tap(hass: HomeAssistant, wmbusmeters: str, quiet: Path) -> MockConfigEntry:
     """The Tap meter (multical21 76348799) on a radio that has heard nothing yet since HA
     restarted; its total was registered by the run before (the registry outlives a restart)."""
-    quiet = tmp_path / "simulation_quiet.txt"
-    quiet.write_text("")
     entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
     entry.add_to_hass(hass)
     er.async_get(hass).async_get_or_create(
@@ -255,10 +253,10 @@ async def setup_quiet_tap(hass: HomeAssistant, wmbusmeters: str, tmp_path: Path)
     return entry
 
 
-async def test_restore_after_restart(hass: HomeAssistant, wmbusmeters: str, tmp_path: Path) -> None:
+async def test_restore_after_restart(hass: HomeAssistant, wmbusmeters: str, quiet: Path) -> None:
     """After an HA restart, a meter's last reading is shown before it sends again."""
     restore_tap_total(hass, 6.4)
-    entry = await setup_quiet_tap(hass, wmbusmeters, tmp_path)
+    entry = await setup_quiet_tap(hass, wmbusmeters, quiet)
     state = hass.states.get("sensor.tap_total")
     assert state is not None
     assert state.state == "6.4"
@@ -266,11 +264,11 @@ async def test_restore_after_restart(hass: HomeAssistant, wmbusmeters: str, tmp_
 
 
 async def test_zero_total_does_not_overwrite_reading(
-    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
+    hass: HomeAssistant, wmbusmeters: str, quiet: Path
 ) -> None:
     """A 0 total after a real one (restart, short telegram) leaves the reading as it was."""
     restore_tap_total(hass, 6.4)
-    entry = await setup_quiet_tap(hass, wmbusmeters, tmp_path)
+    entry = await setup_quiet_tap(hass, wmbusmeters, quiet)
     coordinator = entry.runtime_data
     coordinator.handle_telegram(_telegram(total_m3=0, target_m3=0))
     await hass.async_block_till_done()
@@ -299,12 +297,15 @@ def _telegram(**readings: Any) -> Any:
 
 
 async def test_odd_values_do_not_break_entities(
-    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    caplog: pytest.LogCaptureFixture,
+    quiet: Path,
 ) -> None:
     """Numbers as text, text as numbers, a numeric timestamp: shown sensibly, nothing raises."""
     from custom_components.wmbusmeters.wmbus import Telegram  # noqa: PLC0415
 
-    entry = await setup_quiet_tap(hass, wmbusmeters, tmp_path)
+    entry = await setup_quiet_tap(hass, wmbusmeters, quiet)
     readings = {
         "total_m3": "6.7",
         "current_status": 3,
@@ -407,11 +408,9 @@ async def test_availability_follows_silence(
     await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_new_field_becomes_entity(
-    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
-) -> None:
+async def test_new_field_becomes_entity(hass: HomeAssistant, wmbusmeters: str, quiet: Path) -> None:
     """A field the driver does not document gets its entity when it first arrives."""
-    entry = await setup_quiet_tap(hass, wmbusmeters, tmp_path)
+    entry = await setup_quiet_tap(hass, wmbusmeters, quiet)
     assert hass.states.get("sensor.tap_leak_volume") is None
     entry.runtime_data.handle_telegram(_telegram(leak_volume_l=12.5))
     await hass.async_block_till_done()
@@ -458,13 +457,16 @@ async def test_meter_changes_restart_once(
 
 
 async def test_null_reading_is_unknown(
-    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    caplog: pytest.LogCaptureFixture,
+    quiet: Path,
 ) -> None:
     """3.0.0 prints `null` for a value the meter does not have: unknown, never 0 nor the old
     reading, also for a total; a field that has had no value yet gets no entity until its first
     real value, which describes it."""
     restore_tap_total(hass, 6.4)
-    entry = await setup_quiet_tap(hass, wmbusmeters, tmp_path)
+    entry = await setup_quiet_tap(hass, wmbusmeters, quiet)
     coordinator = entry.runtime_data
     coordinator.handle_telegram(_telegram(total_m3=None, flow_temperature_c=None))
     await hass.async_block_till_done()
@@ -481,12 +483,10 @@ async def test_null_reading_is_unknown(
 
 
 async def test_telegram_before_the_platforms_listen(
-    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
+    hass: HomeAssistant, wmbusmeters: str, quiet: Path
 ) -> None:
     """wmbusmeters starts before the platforms are set up: a telegram heard in between still
     gets its entities and values at once, not only with the meter's next telegram."""
-    quiet = tmp_path / "simulation_quiet.txt"
-    quiet.write_text("")
     entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
     forward = hass.config_entries.async_forward_entry_setups
 

@@ -31,7 +31,6 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
-from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.wmbusmeters.compat import find_device
 from custom_components.wmbusmeters.const import DOMAIN
@@ -146,7 +145,6 @@ async def test_upgrade_to_3_keeps_device_entities_and_statistics(
 async def test_driver_the_binary_lacks_gets_a_repair(
     hass: HomeAssistant,
     simulation: Callable[..., Path],
-    hass_client: ClientSessionGenerator,
     run_until_played: RunUntilPlayed,
     repair_fix: RepairFix,
 ) -> None:
@@ -188,7 +186,6 @@ async def test_driver_the_binary_lacks_gets_a_repair(
 async def test_removed_field_is_reported_and_removed_on_request(
     hass: HomeAssistant,
     simulation: Callable[..., Path],
-    hass_client: ClientSessionGenerator,
     caplog: pytest.LogCaptureFixture,
     run_until_played: RunUntilPlayed,
     repair_fix: RepairFix,
