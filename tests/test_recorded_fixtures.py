@@ -16,6 +16,7 @@ import sys
 from .conftest import FIXTURES
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "record_fixtures.py"
+DRIVER_TESTS = Path(__file__).resolve().parent.parent / "scripts" / "record_driver_tests.py"
 # What differs from one run to the next: the wall clock (wmbusmeters stamps a simulated
 # telegram when it decodes it; a few drivers derive dates from today).
 _CLOCK = (
@@ -52,3 +53,26 @@ def test_recording_reproduces_the_fixtures(
         if normalised(tmp_path / name) != normalised(committed / name)
     }
     assert {name: "\n".join(diff) for name, diff in different.items()} == {}
+
+
+def test_driver_tests_are_what_the_binary_prints(
+    wmbusmeters: str, wmbus_version: str, tmp_path: Path
+) -> None:
+    """Upstream's test telegram of every driver, through the binary again: the same output."""
+    corpus = FIXTURES.parent / "driver-tests"
+    out = tmp_path / "telegrams.jsonl"
+    subprocess.run(
+        [
+            sys.executable,
+            str(DRIVER_TESTS),
+            "record",
+            wmbusmeters,
+            str(corpus / "inputs.jsonl"),
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    committed = corpus / f"wmbusmeters-{wmbus_version}.jsonl"
+    assert normalised(out).splitlines() == normalised(committed).splitlines()
+    assert len(normalised(out).splitlines()) > 300
