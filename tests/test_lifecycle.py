@@ -391,3 +391,41 @@ async def test_entity_registered_by_an_earlier_rule_is_described_again_once(
     total = hass.states.get("sensor.tap_total")
     assert (total.state, total.attributes["unit_of_measurement"]) == ("6.4", "m³")
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_duplicate_is_read_by_the_other_receiver_once_the_owner_is_deleted(
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    kamstrup: str,
+    simulation: Callable[..., Path],
+    run_until_played: RunUntilPlayed,
+) -> None:
+    """The copy a second receiver held becomes its meter when the first one is deleted."""
+    kitchen = receiver_entry(
+        wmbusmeters,
+        simulation("c1_water_multical21", "simulation_a.txt"),
+        [meter("Tap", kamstrup, TAP)],
+        title="Kitchen radio",
+    )
+    cellar = receiver_entry(
+        wmbusmeters,
+        simulation("c1_water_multical21", "simulation_b.txt"),
+        [meter("Tap", kamstrup, TAP)],
+        title="Cellar radio",
+    )
+    await setup_receiver(hass, kitchen)
+    await setup_receiver(hass, cellar)
+    await run_until_played(cellar)
+    assert cellar.runtime_data.runner.config.meters == ()
+
+    waiter = asyncio.ensure_future(restarted(hass, cellar, run_until_played))
+    assert await hass.config_entries.async_remove(kitchen.entry_id)
+    await waiter
+    assert [m.meter_id for m in cellar.runtime_data.runner.config.meters] == [TAP]
+    assert {e.config_entry_id for e in meter_entities(hass, TAP)} == {cellar.entry_id}
+    assert hass.states.get("sensor.tap_total").state == "6.408"
+    assert (
+        ir.async_get(hass).async_get_issue(DOMAIN, f"duplicate_meter_{cellar.entry_id}_{TAP}")
+        is None
+    )
+    await hass.config_entries.async_unload(cellar.entry_id)

@@ -93,7 +93,11 @@ async def async_unload_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> bo
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> None:
-    """A deleted receiver leaves no repair issue and no configuration (with its keys) behind."""
+    """A deleted receiver leaves no repair issue and no configuration (with its keys) behind;
+    a meter another receiver also held (saved before the flows refused it) is read there now."""
     async_clear_receiver_issues(hass, entry.entry_id)
+    for other in hass.config_entries.async_loaded_entries(DOMAIN):
+        if other.entry_id != entry.entry_id:
+            other.runtime_data.async_entry_updated()
     config_dir = Path(hass.config.path(CONFIG_SUBDIR, entry.entry_id))
     await hass.async_add_executor_job(shutil.rmtree, config_dir, True)
