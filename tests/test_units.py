@@ -16,6 +16,7 @@ from homeassistant.components.sensor import (
 import pytest
 
 from custom_components.wmbusmeters.names import DeviceNames, field_title, preferred_name
+from custom_components.wmbusmeters.sensor import kind_from_description
 from custom_components.wmbusmeters.units import FieldKind, field_kind, unit_suffix
 from custom_components.wmbusmeters.wmbus import FieldInfo, Telegram
 from custom_components.wmbusmeters.wmbus.upgrades import renamed_driver, renamed_field
@@ -112,6 +113,27 @@ def test_every_recorded_field(version: str) -> None:
                     SensorDeviceClass.VOLUME,
                 ), field
     assert seen > 3000
+
+
+@pytest.mark.parametrize("version", list(BINARIES))
+def test_registered_description_reads_back_as_the_same_kind(version: str) -> None:
+    """After a restart an entity is described from what the entity registry kept (its
+    classes, unit, options): for every recorded field that gives back the very kind its first
+    value gave, so no entity is described again at a restart."""
+    for telegram in recorded_telegrams(version):
+        for field, value in telegram.readings.items():
+            if value is None:
+                continue
+            kind = field_kind(field, value, telegram.media, telegram.driver)
+            back = kind_from_description(
+                field,
+                telegram.driver,
+                device_class=kind.device_class,
+                state_class=kind.state_class,
+                unit=kind.unit,
+                options=list(kind.options) if kind.options else None,
+            )
+            assert back == kind, (telegram.driver, field, value)
 
 
 @pytest.mark.parametrize("version", list(BINARIES))

@@ -64,24 +64,36 @@ def describe(field: str, kind: FieldKind, name: FieldName) -> SensorEntityDescri
 def registered_kind(field: str, entry: er.RegistryEntry, driver: str) -> FieldKind:
     """The kind an entity was registered with (a run before this one), read back from the
     entity registry: device class, state class and unit say what it was."""
-    device_class = entry.original_device_class
     capabilities = entry.capabilities or {}
+    return kind_from_description(
+        field,
+        driver,
+        device_class=entry.original_device_class,
+        state_class=capabilities.get("state_class"),
+        unit=entry.unit_of_measurement,
+        options=capabilities.get("options"),
+    )
+
+
+def kind_from_description(
+    field: str,
+    driver: str,
+    *,
+    device_class: str | None,
+    state_class: str | None,
+    unit: str | None,
+    options: list[str] | None,
+) -> FieldKind:
+    """The kind whose description has these classes, unit and options (units.py's rule gives
+    every kind it makes at least one of them, or none for text)."""
     sample: Any
-    if capabilities.get("options"):
-        return FieldKind(
-            device_class=SensorDeviceClass.ENUM,
-            text=True,
-            options=tuple(capabilities["options"]),
-        )
+    if options:
+        return FieldKind(device_class=SensorDeviceClass.ENUM, text=True, options=tuple(options))
     if device_class == SensorDeviceClass.DATE:
         sample = "2000-01-01"
     elif device_class == SensorDeviceClass.TIMESTAMP:
         sample = "2000-01-01 00:00"
-    elif (
-        device_class is None
-        and capabilities.get("state_class") is None
-        and entry.unit_of_measurement is None
-    ):
+    elif device_class is None and state_class is None and unit is None:
         sample = ""  # text
     else:
         sample = 0  # a number

@@ -14,8 +14,9 @@ The rule, in order (the tests apply it to every field of every recorded telegram
    the meter's media (water, gas; a heat meter's volume is plain volume).
 4. State class: only a register that grows for good (energy, volume, heat cost units, m³·°C)
    is total_increasing, and only while it is the running value: a register read at a past
-   date (`target_`, `_at_set_date`, history slots, `prev`, `max`) has no state class. Every
-   other number (a count of events, a countdown, a ratio, a temperature) is measurement.
+   date (`target_`, `_at_set_date`, history slots, `prev`, `max`) has no state class (heat
+   cost units, which have no unit, are then a measurement). Every other number (a count of
+   events, a countdown, a ratio, a temperature) is measurement.
 5. A 0 is a known glitch only of a running total of water, gas, energy or volume (some
    meters send 0 in a short telegram): it never overwrites a reading there. Everywhere else
    0 is shown: a heat cost allocator's new period, a countdown that has run out.
@@ -236,6 +237,10 @@ def _number_kind(field: str, suffix: str, media: str) -> FieldKind:
     if not grows:
         return FieldKind(unit, device_class, _MEASUREMENT)
     if _SNAPSHOT.search(field.removesuffix(f"_{suffix}")):
-        # Not a running total: keep the device class (energy, water) but no statistics.
+        # Not a running total: keep the device class (energy, water) but no statistics. A
+        # register with neither unit nor class (heat cost units) is a measurement: a number
+        # needs one of the three to be read back as a number from the entity registry.
+        if device_class is None and unit is None:
+            return FieldKind(state_class=_MEASUREMENT)
         return FieldKind(unit, device_class)
     return FieldKind(unit, device_class, _TOTAL, zero_is_glitch=device_class in _GLITCHY_TOTALS)
