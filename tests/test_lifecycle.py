@@ -224,6 +224,11 @@ async def test_duplicate_saved_before_gets_a_repair(
         "owner": "Kitchen radio",
     }
 
+    # Restarting the receiver keeps the issue (its cause is still there).
+    await hass.config_entries.async_reload(cellar.entry_id)
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+
     flow = await repair_fix.start(issue_id)
     assert flow["step_id"] == "confirm"
     flow = await repair_fix.submit(flow["flow_id"], {})
@@ -428,4 +433,31 @@ async def test_duplicate_is_read_by_the_other_receiver_once_the_owner_is_deleted
         ir.async_get(hass).async_get_issue(DOMAIN, f"duplicate_meter_{cellar.entry_id}_{TAP}")
         is None
     )
+    await hass.config_entries.async_unload(cellar.entry_id)
+
+
+async def test_duplicate_removed_by_hand_clears_its_issue(
+    hass: HomeAssistant, wmbusmeters: str, kamstrup: str, simulation: Callable[..., Path]
+) -> None:
+    """The copy deleted from the receiver's page, not through the repair: the issue goes too."""
+    kitchen = receiver_entry(
+        wmbusmeters,
+        simulation("c1_water_multical21", "simulation_a.txt"),
+        [meter("Tap", kamstrup, TAP)],
+        title="Kitchen radio",
+    )
+    cellar = receiver_entry(
+        wmbusmeters,
+        simulation("c1_water_multical21", "simulation_b.txt"),
+        [meter("Tap", kamstrup, TAP)],
+        title="Cellar radio",
+    )
+    await setup_receiver(hass, kitchen)
+    await setup_receiver(hass, cellar)
+    issue_id = f"duplicate_meter_{cellar.entry_id}_{TAP}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    assert hass.config_entries.async_remove_subentry(cellar, next(iter(cellar.subentries)))
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    await hass.config_entries.async_unload(kitchen.entry_id)
     await hass.config_entries.async_unload(cellar.entry_id)

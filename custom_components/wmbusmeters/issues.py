@@ -8,6 +8,8 @@ issues. The fix flows are in repairs.py.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from homeassistant.components import persistent_notification
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
@@ -243,9 +245,21 @@ def async_raise_duplicate_meter_issue(
 
 
 @callback
-def async_clear_duplicate_meter_issue(hass: HomeAssistant, entry_id: str, meter_id: str) -> None:
-    """The receiver holds the meter alone (again)."""
-    ir.async_delete_issue(hass, DOMAIN, duplicate_issue_id(entry_id, meter_id))
+def async_clear_duplicate_meter_issues(
+    hass: HomeAssistant, entry_id: str, keep: Collection[str]
+) -> None:
+    """The receiver's duplicate issues, except those of the meter ids in `keep` (its copy was
+    removed, or it holds the meter alone now)."""
+    prefix = duplicate_issue_id(entry_id, "")
+    stale = [
+        issue_id
+        for (domain, issue_id) in ir.async_get(hass).issues
+        if domain == DOMAIN
+        and issue_id.startswith(prefix)
+        and issue_id.removeprefix(prefix) not in keep
+    ]
+    for issue_id in stale:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
 
 
 @callback

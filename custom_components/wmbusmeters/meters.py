@@ -30,7 +30,7 @@ from .const import (
 )
 from .drivers import DriverCatalog
 from .issues import (
-    async_clear_duplicate_meter_issue,
+    async_clear_duplicate_meter_issues,
     async_clear_meter_issues,
     async_clear_unknown_driver_issue,
     async_raise_duplicate_meter_issue,
@@ -190,6 +190,7 @@ class Meters:
         """
         current: dict[str, MeterState] = {}
         added = []
+        duplicates: set[str] = set()
         for subentry in meter_subentries(self.entry):
             config = meter_config(subentry, self.rejected)
             owner = meter_owner(self.hass, config.meter_id)
@@ -203,8 +204,8 @@ class Meters:
                     receiver=self.entry.title,
                     owner=owner.title,
                 )
+                duplicates.add(config.meter_id)
                 continue
-            async_clear_duplicate_meter_issue(self.hass, self.entry.entry_id, config.meter_id)
             meter = self.by_id.get(config.meter_id)
             if meter is None or meter.subentry_id != subentry.subentry_id:
                 meter = MeterState(
@@ -223,6 +224,7 @@ class Meters:
                 meter.close()
                 if meter.subentry_id not in self.entry.subentries:
                     async_clear_meter_issues(self.hass, self.entry.entry_id, meter_id)
+        async_clear_duplicate_meter_issues(self.hass, self.entry.entry_id, keep=duplicates)
         self.by_id = current
         return added
 
