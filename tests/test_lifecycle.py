@@ -118,6 +118,15 @@ async def test_remove_add_again_rename_rekey(
     await waiter
     assert sorted(e.unique_id for e in meter_entities(hass, TAP)) == full
     assert hass.states.get("sensor.tap_total").state == "6.408"
+
+    # Reconfigured to another driver (auto finds the same one): the same entities.
+    waiter = asyncio.ensure_future(restarted(hass, entry, run_until_played))
+    hass.config_entries.async_update_subentry(
+        entry, subentry, data={**subentry.data, "driver": "auto"}
+    )
+    await waiter
+    assert entry.runtime_data.runner.config.meters[0].driver == "auto"
+    assert sorted(e.unique_id for e in meter_entities(hass, TAP)) == full
     assert errors(caplog) == []
     await hass.config_entries.async_unload(entry.entry_id)
 
