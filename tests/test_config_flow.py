@@ -48,7 +48,12 @@ async def test_user_flow_creates_receiver(
         result["flow_id"], {"command": wmbusmeters, "device": device, "link_modes": []}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {"command": wmbusmeters, "device": device, "link_modes": []}
+    assert result["data"] == {
+        "command": wmbusmeters,
+        "device": device,
+        "device_type": "",  # a simulation file has no type
+        "link_modes": [],
+    }
     assert result["result"].unique_id == device
     await hass.async_block_till_done()
 

@@ -12,6 +12,7 @@ import stat
 import pytest
 
 from custom_components.wmbusmeters.wmbus import (
+    DEVICE_TYPES,
     DecryptionFailed,
     DecryptionProblem,
     DeviceNotFound,
@@ -29,7 +30,8 @@ from custom_components.wmbusmeters.wmbus import (
     render_config,
 )
 
-from .conftest import fixture_text
+from .conftest import DATA, fixture_text
+from .pty_dongle import PtyDongle, rawtty_telegrams
 
 WRONG_KEY = "00112233445566778899AABBCCDDEEFF"
 
@@ -264,3 +266,68 @@ def test_render_is_private_and_keys_stay_in_files(tmp_path: Path) -> None:
     # A meter removed later leaves no file (and no key) behind.
     render_config(ReceiverConfig("auto", ("c1",)), conf)
     assert os.listdir(conf / "wmbusmeters.d") == []
+
+
+async def _start_on(wmbusmeters: str, tmp_path: Path, device_type: str) -> tuple[Path, str]:
+    """What wmbusmeters says in two seconds on an emulated (silent) dongle of this type."""
+    dongle = PtyDongle(tmp_path, f"usb-emulated-{device_type}")
+    config = ReceiverConfig(
+        str(dongle.path), ("c1", "t1"), (MeterConfig("12345678"),), device_type=device_type
+    )
+    args = render_config(config, tmp_path / device_type)
+    proc = await asyncio.create_subprocess_exec(
+        wmbusmeters,
+        *args,
+        "--exitafter=2s",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        dongle.unplug()
+    return dongle.path, out.decode(errors="replace")
+
+
+async def test_every_device_type_renders_a_device_the_binary_takes(
+    wmbusmeters: str, tmp_path: Path
+) -> None:
+    """A serial path with each type: wmbusmeters takes the device line and looks for that dongle
+    on that tty (an emulated one that stays silent), never "Not a valid device" nor "specify the
+    expected device type"."""
+    said = await asyncio.gather(*(_start_on(wmbusmeters, tmp_path, t) for t in DEVICE_TYPES))
+    for device_type, (path, text) in zip(DEVICE_TYPES, said, strict=True):
+        assert "Not a valid device" not in text, device_type
+        assert "specify the expected device type" not in text, device_type
+        if device_type == "rawtty":
+            assert f"Started config rawtty on {path}" in text
+        else:
+            assert f"Expected {device_type} on {path} but did not find it" in text
+
+
+async def test_rawtty_dongle_on_a_pty(wmbusmeters: str, tmp_path: Path) -> None:
+    """The runner on a raw-telegram tty (emulated on a pty): its telegrams are decoded."""
+    dongle = PtyDongle(tmp_path)
+    recorder = Recorder()
+    config = ReceiverConfig(
+        str(dongle.path),
+        meters=(MeterConfig("00010203", "lansenth"), MeterConfig("11772288", "rfmamb")),
+        device_type="rawtty",
+    )
+    runner = recorder.runner(wmbusmeters, config, tmp_path)
+    runner.start()
+    data = rawtty_telegrams((DATA / "serial_rawtty_ok.hex").read_text())
+    try:
+        async with asyncio.timeout(20):
+            while {t.meter_id for t in recorder.telegrams} != {"00010203", "11772288"}:
+                dongle.send(data)  # a meter sends again and again
+                await asyncio.sleep(0.3)
+    finally:
+        await runner.stop()
+        dongle.unplug()
+    rooms = {t.meter_id: t.readings for t in recorder.telegrams}
+    assert rooms["00010203"]["current_temperature_c"] == 21.8
+    assert rooms["11772288"]["current_relative_humidity_rh"] == 44.2

@@ -71,6 +71,18 @@ INJECTED = "\nshell=touch /tmp/x"
         (ReceiverConfig, "/dev/ttyUSB0", "/dev/ttyUSB0:im871a", InvalidDeviceError),
         (ReceiverConfig, "auto", "auto; rm -rf /", InvalidDeviceError),
         (
+            lambda v: ReceiverConfig("/dev/ttyUSB0", device_type=v),
+            "im871a",
+            "im871a" + INJECTED,
+            InvalidDeviceError,
+        ),
+        (
+            lambda v: ReceiverConfig("/dev/ttyUSB0", device_type=v),
+            "cul",
+            "cul:c1",
+            InvalidDeviceError,
+        ),
+        (
             ReceiverConfig,
             "/dev/serial/by-id/usb-a",
             "/dev/serial/by-id/usb a",

@@ -33,6 +33,7 @@ from .compat import vol
 from .const import (
     CONF_COMMAND,
     CONF_DEVICE,
+    CONF_DEVICE_TYPE,
     CONF_DRIVER,
     CONF_KEY,
     CONF_LINK_MODES,
@@ -48,15 +49,17 @@ from .key_input import key_field, read_key
 from .meters import meter_owner
 from .wmbus import (
     DEVICE_KEYWORDS,
+    DEVICE_TYPES,
     LINK_MODES,
     RTL_DEVICES,
     ProbeError,
     WmbusConfigError,
     is_simulation,
+    needs_device_type,
     normalize_meter_id,
     probe_version,
 )
-from .wmbus.config import validate_device
+from .wmbus.config import RAWTTY, validate_device
 from .wmbus.probe import check_command
 
 _SERIAL_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*")
@@ -90,7 +93,11 @@ def _check_receiver(command: str, device: str) -> dict[str, str]:
 async def _validate_receiver(flow: ConfigFlow, data: Mapping[str, Any]) -> dict[str, str]:
     """Everything a receiver needs before it is saved; errors keyed by field."""
     command, device = data[CONF_COMMAND], data[CONF_DEVICE]
+    device_type = data.get(CONF_DEVICE_TYPE, "")
     errors = await flow.hass.async_add_executor_job(_check_receiver, command, device)
+    if CONF_DEVICE not in errors and needs_device_type(device) and not device_type:
+        # A bare tty never starts: "You have to specify the expected device type".
+        errors[CONF_DEVICE_TYPE] = "device_type_required"
     if CONF_COMMAND not in errors:
         try:
             await probe_version(command)
@@ -101,10 +108,22 @@ async def _validate_receiver(flow: ConfigFlow, data: Mapping[str, Any]) -> dict[
         and not data.get(CONF_LINK_MODES)
         and not is_simulation(device)
         and device not in RTL_DEVICES
+        and device_type != RAWTTY  # a raw tty passes every telegram it carries
     ):
         # 2.0.0 refuses a dongle without link modes ("You must supply which link modes").
         errors[CONF_LINK_MODES] = "link_modes_required"
     return errors
+
+
+def _receiver_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """What is stored of a validated receiver form: a type only with a serial path."""
+    device = user_input[CONF_DEVICE]
+    return {
+        CONF_COMMAND: user_input[CONF_COMMAND],
+        CONF_DEVICE: device,
+        CONF_DEVICE_TYPE: user_input.get(CONF_DEVICE_TYPE, "") if needs_device_type(device) else "",
+        CONF_LINK_MODES: list(user_input.get(CONF_LINK_MODES, [])),
+    }
 
 
 def _receiver_schema(devices: list[str]) -> vol.Schema:
@@ -117,6 +136,13 @@ def _receiver_schema(devices: list[str]) -> vol.Schema:
                     custom_value=True,
                     mode=SelectSelectorMode.DROPDOWN,
                     translation_key=CONF_DEVICE,
+                )
+            ),
+            vol.Optional(CONF_DEVICE_TYPE): SelectSelector(
+                SelectSelectorConfig(
+                    options=list(DEVICE_TYPES),
+                    mode=SelectSelectorMode.DROPDOWN,
+                    translation_key=CONF_DEVICE_TYPE,
                 )
             ),
             vol.Optional(CONF_LINK_MODES, default=[]): SelectSelector(
@@ -162,7 +188,7 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
                 self._abort_if_unique_id_configured()
                 return self.async_create_entry(
                     title=f"wmbusmeters {os.path.basename(user_input[CONF_DEVICE])}",
-                    data={**user_input, CONF_LINK_MODES: list(user_input.get(CONF_LINK_MODES, []))},
+                    data=_receiver_data(user_input),
                 )
         suggested = user_input or {
             CONF_COMMAND: await self.hass.async_add_executor_job(shutil.which, "wmbusmeters") or "",
@@ -267,16 +293,14 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self.async_update_and_abort(
                     entry,
                     unique_id=user_input[CONF_DEVICE],
-                    data_updates={
-                        **user_input,
-                        CONF_LINK_MODES: list(user_input.get(CONF_LINK_MODES, [])),
-                    },
+                    data_updates=_receiver_data(user_input),
                 )
         devices = await self.hass.async_add_executor_job(_serial_devices)
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                _receiver_schema(devices), user_input or dict(entry.data)
+                _receiver_schema(devices),
+                user_input or {k: v for k, v in entry.data.items() if v != ""},
             ),
             errors=errors,
         )

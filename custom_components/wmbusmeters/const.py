@@ -7,6 +7,8 @@ DOMAIN: Final = "wmbusmeters"
 # Receiver (config entry data)
 CONF_COMMAND: Final = "command"
 CONF_DEVICE: Final = "device"
+#: What is on a serial device path: a dongle type (`im871a`) or `rawtty` (wmbus.DEVICE_TYPES).
+CONF_DEVICE_TYPE: Final = "device_type"
 CONF_LINK_MODES: Final = "link_modes"
 
 # Receiver options

@@ -20,6 +20,7 @@ from homeassistant.helpers import device_registry as dr
 from .compat import find_device
 from .const import (
     CONF_DEVICE,
+    CONF_DEVICE_TYPE,
     CONF_DRIVER,
     CONF_KEY,
     CONF_LINK_MODES,
@@ -147,6 +148,7 @@ def receiver_config(entry: ConfigEntry, meters: Collection[MeterConfig]) -> Rece
     return ReceiverConfig(
         listen_all=True,
         device=entry.data[CONF_DEVICE],
+        device_type=entry.data.get(CONF_DEVICE_TYPE, ""),
         link_modes=tuple(entry.data.get(CONF_LINK_MODES, ())),
         meters=tuple(meters),
     )

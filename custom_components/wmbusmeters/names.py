@@ -37,6 +37,7 @@ _TRANSLATED = {
     "timestamp": "last_telegram",
     "humidity": "humidity",
     "relative_humidity": "humidity",
+    "current_relative_humidity": "humidity",
 }
 
 

@@ -5,6 +5,8 @@ Nothing in this package imports Home Assistant, so it can be tested and benchmar
 
 from .config import (
     DEVICE_KEYWORDS,
+    DEVICE_TYPES,
+    DONGLE_TYPES,
     LINK_MODES,
     RTL_DEVICES,
     InvalidDeviceError,
@@ -16,6 +18,7 @@ from .config import (
     ReceiverConfig,
     WmbusConfigError,
     is_simulation,
+    needs_device_type,
     normalize_key,
     normalize_meter_id,
     render_config,
@@ -51,6 +54,8 @@ from .runner import WmbusRunner
 
 __all__ = [
     "DEVICE_KEYWORDS",
+    "DEVICE_TYPES",
+    "DONGLE_TYPES",
     "LINK_MODES",
     "NON_READING_KEYS",
     "RTL_DEVICES",
@@ -84,6 +89,7 @@ __all__ = [
     "is_simulation",
     "list_drivers",
     "list_fields",
+    "needs_device_type",
     "normalize_key",
     "normalize_meter_id",
     "probe_info",

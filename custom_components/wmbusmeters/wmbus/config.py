@@ -22,6 +22,15 @@ LINK_MODES = ("c1", "t1", "s1", "s1m", "n1a", "n1b", "n1c", "n1d", "n1e", "n1f")
 RTL_DEVICES = ("rtlwmbus", "rtl433")
 #: Devices that are words, not paths: wmbusmeters finds the radio itself.
 DEVICE_KEYWORDS = ("auto", *RTL_DEVICES)
+#: Serial dongles wmbusmeters detects and sets up on a tty given as `<path>:<type>` (a bare
+#: path never starts: "You have to specify the expected device type for the tty").
+DONGLE_TYPES = ("im871a", "im170a", "amb8465", "amb3665", "cul", "rc1180", "iu891a", "iu880b")
+#: A tty that carries raw telegrams. wmbusmeters cannot detect it on a tty (`<path>:rawtty`
+#: is "not found", measured on 2.0.0 and 3.0.0): it is given by its speed, `<path>:<bps>`.
+RAWTTY = "rawtty"
+RAWTTY_BPS = 9600
+#: The types a serial device path is stored with.
+DEVICE_TYPES = (*DONGLE_TYPES, RAWTTY)
 
 CONF_FILE = "wmbusmeters.conf"
 METERS_DIR = "wmbusmeters.d"
@@ -120,6 +129,23 @@ def validate_device(device: str) -> str:
     )
 
 
+def validate_device_type(device: str, device_type: str) -> str:
+    """A type belongs to a serial device path, one of DEVICE_TYPES; a keyword or a simulation
+    file has none."""
+    if not device_type:
+        return device_type
+    if device_type not in DEVICE_TYPES:
+        raise InvalidDeviceError("unknown device type")
+    if device in DEVICE_KEYWORDS or is_simulation(device):
+        raise InvalidDeviceError("a device type is only given with a serial device path")
+    return device_type
+
+
+def needs_device_type(device: str) -> bool:
+    """Whether wmbusmeters needs to be told what is on this device (a serial path)."""
+    return device not in DEVICE_KEYWORDS and not is_simulation(device)
+
+
 def is_simulation(device: str) -> bool:
     """Whether wmbusmeters replays this device as a simulation file (it checks the base name)."""
     return device.startswith("/") and os.path.basename(device).startswith("simulation")
@@ -154,10 +180,13 @@ class ReceiverConfig:
     meters: tuple[MeterConfig, ...] = field(default=())
     #: Add a catch-all meter (driver auto, id *) so meters nobody configured are still heard.
     listen_all: bool = False
+    #: What is on a serial device path (DEVICE_TYPES); empty for a keyword or a simulation.
+    device_type: str = ""
 
     def __post_init__(self) -> None:
         """Refuse anything that could not be written safely."""
         validate_device(self.device)
+        validate_device_type(self.device, self.device_type)
         object.__setattr__(self, "link_modes", validate_link_modes(self.link_modes))
         ids = [meter.meter_id for meter in self.meters]
         if len(ids) != len(set(ids)):
@@ -165,10 +194,18 @@ class ReceiverConfig:
 
     @property
     def device_spec(self) -> str:
-        """The `device=` value: the device, then the link modes (not for a simulation file)."""
-        if is_simulation(self.device) or not self.link_modes:
+        """The `device=` value, built from validated parts only: the device, its type (`im871a`,
+        or the speed of a raw tty), then the link modes (not for a simulation file)."""
+        if is_simulation(self.device):
             return self.device
-        return f"{self.device}:{','.join(self.link_modes)}"
+        parts = [self.device]
+        if self.device_type == RAWTTY:
+            parts.append(str(RAWTTY_BPS))
+        elif self.device_type:
+            parts.append(self.device_type)
+        if self.link_modes:
+            parts.append(",".join(self.link_modes))
+        return ":".join(parts)
 
 
 def render_lines(config: ReceiverConfig) -> dict[str, list[str]]:
