@@ -30,13 +30,23 @@ def receiver_entry(
     options: dict[str, Any] | None = None,
     entry_id: str | None = None,
     title: str = "wmbusmeters test",
+    device_type: str = "",
+    link_modes: list[str] | None = None,
 ) -> MockConfigEntry:
-    """A receiver config entry on a device (a simulation file in most tests)."""
+    """A receiver config entry on a device (a simulation file in most tests), as the current
+    flow saves it (1.2)."""
     return MockConfigEntry(
         domain=DOMAIN,
         entry_id=entry_id,
         title=title,
-        data={"command": command, "device": str(device), "link_modes": []},
+        version=1,
+        minor_version=2,
+        data={
+            "command": command,
+            "device": str(device),
+            "device_type": device_type,
+            "link_modes": link_modes or [],
+        },
         options=options or {},
         unique_id=str(device),
         subentries_data=meters or [],

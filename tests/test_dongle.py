@@ -7,14 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_USER
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.wmbusmeters.const import DOMAIN
 
-from .conftest import DATA
+from .common import meter
+from .conftest import DATA, RepairFix
 from .pty_dongle import PtyDongle, rawtty_telegrams
 
 
@@ -105,4 +108,52 @@ async def test_raw_telegram_dongle_end_to_end(
     assert hass.states.get("sensor.bedroom_temperature").state == "21.8"
     humidity = hass.states.get("sensor.living_room_humidity")
     assert (humidity.state, humidity.attributes["unit_of_measurement"]) == ("44.2", "%")
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_receiver_saved_with_a_bare_port_is_repaired(
+    hass: HomeAssistant, wmbusmeters: str, dongle: PtyDongle, repair_fix: RepairFix
+) -> None:
+    """An entry saved (by an earlier version, 1.1) with a bare serial port: migrated to 1.2,
+    it does not start wmbusmeters for nothing but raises a repair; the type given there
+    starts it, and the telegrams flow."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Kitchen radio",
+        version=1,
+        minor_version=1,
+        data={"command": wmbusmeters, "device": str(dongle.path), "link_modes": []},
+        unique_id=str(dongle.path),
+        subentries_data=[meter("Bedroom", "lansenth", "00010203")],
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert entry.minor_version == 2
+    assert entry.data["device_type"] == ""
+    issue_id = f"device_type_missing_{entry.entry_id}"
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders == {"title": "Kitchen radio", "device": str(dongle.path)}
+
+    flow = await repair_fix.start(issue_id)
+    assert flow["step_id"] == "device_type"
+    flow = await repair_fix.submit(flow["flow_id"], {"device_type": "im871a", "link_modes": []})
+    assert flow["errors"] == {"link_modes": "link_modes_required"}
+    flow = await repair_fix.submit(flow["flow_id"], {"device_type": "rawtty", "link_modes": []})
+    assert flow["type"] == "create_entry"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.data["device_type"] == "rawtty"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    data = rawtty_telegrams((DATA / "serial_rawtty_ok.hex").read_text())
+    async with asyncio.timeout(30):
+        while (state := hass.states.get("sensor.bedroom_temperature")) is None or state.state in (
+            "unknown",
+            "unavailable",
+        ):
+            dongle.send(data)
+            await asyncio.sleep(0.3)
+    assert state.state == "21.8"
     await hass.config_entries.async_unload(entry.entry_id)

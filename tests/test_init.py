@@ -45,7 +45,9 @@ async def test_missing_command_retries(hass: HomeAssistant, tmp_path: Path) -> N
 
 async def test_missing_device_retries(hass: HomeAssistant, wmbusmeters: str) -> None:
     """An unplugged dongle: setup is retried, with a message naming the device."""
-    entry = receiver_entry(wmbusmeters, "/dev/serial/by-id/usb-im871a-gone")
+    entry = receiver_entry(
+        wmbusmeters, "/dev/serial/by-id/usb-im871a-gone", device_type="im871a", link_modes=["c1"]
+    )
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.SETUP_RETRY

@@ -46,7 +46,13 @@ async def test_device_missing_issue(
 ) -> None:
     """A dongle unplugged after setup: the real wmbusmeters reports it; an issue says so."""
     monkeypatch.setattr("custom_components.wmbusmeters.device_present", lambda device: True)
-    entry = receiver_entry(wmbusmeters, "/dev/ttyUSB9", [meter("Tap", "multical21", "76348799")])
+    entry = receiver_entry(
+        wmbusmeters,
+        "/dev/ttyUSB9",
+        [meter("Tap", "multical21", "76348799")],
+        device_type="im871a",
+        link_modes=["c1"],
+    )
     await setup_receiver(hass, entry)
     issue_id = f"device_missing_{entry.entry_id}"
     await wait_for(lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None)

@@ -191,7 +191,9 @@ async def test_key_but_unencrypted(
 async def test_device_missing(wmbusmeters: str, tmp_path: Path) -> None:
     """A dongle that is not there: a DeviceNotFound event; 2.0.0 keeps waiting for it."""
     rec = Recorder()
-    config = ReceiverConfig("/dev/ttyUSB9", ("c1",), (MeterConfig("76348799", "multical21"),))
+    config = ReceiverConfig(
+        "/dev/ttyUSB9", ("c1",), (MeterConfig("76348799", "multical21"),), device_type="im871a"
+    )
     runner = rec.runner(wmbusmeters, config, tmp_path)
     runner.start()
     try:

@@ -8,15 +8,20 @@ import shutil
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
-from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_COMMAND, CONF_DEVICE, CONFIG_SUBDIR, DOMAIN
+from .const import CONF_COMMAND, CONF_DEVICE, CONF_DEVICE_TYPE, CONFIG_SUBDIR, DOMAIN
 from .coordinator import WmbusConfigEntry, WmbusCoordinator
-from .issues import async_clear_receiver_issues
+from .issues import (
+    ISSUE_DEVICE_TYPE,
+    async_clear_receiver_issue,
+    async_clear_receiver_issues,
+    async_raise_device_type_issue,
+)
 from .services import async_setup_services
-from .wmbus import DEVICE_KEYWORDS, ProbeError, probe_info
+from .wmbus import DEVICE_KEYWORDS, ProbeError, needs_device_type, probe_info
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -34,9 +39,31 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
+async def async_migrate_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> bool:
+    """1.1 -> 1.2: receivers get device_type. A serial port saved bare stays without one (its
+    type cannot be guessed): setup raises a repair that asks for it."""
+    if entry.version > 1:
+        return False  # saved by a newer version of the integration
+    if entry.minor_version < 2:
+        hass.config_entries.async_update_entry(
+            entry, data={CONF_DEVICE_TYPE: "", **entry.data}, minor_version=2
+        )
+    return True
+
+
 async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> bool:
     """Check the command and the device, then start wmbusmeters."""
     command: str = entry.data[CONF_COMMAND]
+    device: str = entry.data[CONF_DEVICE]
+    if needs_device_type(device) and not entry.data.get(CONF_DEVICE_TYPE):
+        # Saved with a bare serial port: wmbusmeters would exit at once, again and again.
+        async_raise_device_type_issue(hass, entry.entry_id, entry.title, device)
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key=ISSUE_DEVICE_TYPE,
+            translation_placeholders={"device": device},
+        )
+    async_clear_receiver_issue(hass, entry.entry_id, ISSUE_DEVICE_TYPE)
     try:
         info = await probe_info(command)
     except ProbeError as err:
@@ -45,7 +72,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
             translation_key=err.translation_key,
             translation_placeholders={"command": command},
         ) from err
-    device: str = entry.data[CONF_DEVICE]
     if not await hass.async_add_executor_job(device_present, device):
         # The dongle is unplugged: HA retries with backoff.
         raise ConfigEntryNotReady(

@@ -47,19 +47,17 @@ from .const import (
 from .driver_input import DriverList, driver_field, read_driver
 from .key_input import key_field, read_key
 from .meters import meter_owner
+from .radio_input import link_modes_needed, radio_fields
 from .wmbus import (
     DEVICE_KEYWORDS,
-    DEVICE_TYPES,
-    LINK_MODES,
     RTL_DEVICES,
     ProbeError,
     WmbusConfigError,
-    is_simulation,
     needs_device_type,
     normalize_meter_id,
     probe_version,
 )
-from .wmbus.config import RAWTTY, validate_device
+from .wmbus.config import validate_device
 from .wmbus.probe import check_command
 
 _SERIAL_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*")
@@ -106,11 +104,8 @@ async def _validate_receiver(flow: ConfigFlow, data: Mapping[str, Any]) -> dict[
     if (
         CONF_DEVICE not in errors
         and not data.get(CONF_LINK_MODES)
-        and not is_simulation(device)
-        and device not in RTL_DEVICES
-        and device_type != RAWTTY  # a raw tty passes every telegram it carries
+        and link_modes_needed(device, device_type)
     ):
-        # 2.0.0 refuses a dongle without link modes ("You must supply which link modes").
         errors[CONF_LINK_MODES] = "link_modes_required"
     return errors
 
@@ -138,21 +133,7 @@ def _receiver_schema(devices: list[str]) -> vol.Schema:
                     translation_key=CONF_DEVICE,
                 )
             ),
-            vol.Optional(CONF_DEVICE_TYPE): SelectSelector(
-                SelectSelectorConfig(
-                    options=list(DEVICE_TYPES),
-                    mode=SelectSelectorMode.DROPDOWN,
-                    translation_key=CONF_DEVICE_TYPE,
-                )
-            ),
-            vol.Optional(CONF_LINK_MODES, default=[]): SelectSelector(
-                SelectSelectorConfig(
-                    options=list(LINK_MODES),
-                    multiple=True,
-                    mode=SelectSelectorMode.LIST,
-                    translation_key=CONF_LINK_MODES,
-                )
-            ),
+            **radio_fields(),
         }
     )
 
@@ -161,6 +142,8 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
     """A receiver: the wmbusmeters command, the radio device, the link modes."""
 
     VERSION = 1
+    #: 1.2: entry.data has device_type (async_migrate_entry in __init__.py).
+    MINOR_VERSION = 2
     _discovered: dict[str, Any]
 
     @staticmethod

@@ -22,6 +22,7 @@ ISSUE_DECRYPTION = "decryption_failed"
 ISSUE_UNKNOWN_DRIVER = "unknown_driver"
 ISSUE_REMOVED_FIELDS = "fields_removed"
 ISSUE_DUPLICATE_METER = "duplicate_meter"
+ISSUE_DEVICE_TYPE = "device_type_missing"
 #: Receiver problems that clear themselves when the receiver works again.
 RECEIVER_ISSUES = ("command_missing", "device_missing", "crash_loop")
 #: Meter issues, each named `<kind>_<meter_id>`.
@@ -241,6 +242,22 @@ def async_raise_duplicate_meter_issue(
         ISSUE_DUPLICATE_METER,
         placeholders,
         {"entry_id": entry_id, "subentry_id": subentry_id, **placeholders},
+    )
+
+
+@callback
+def async_raise_device_type_issue(
+    hass: HomeAssistant, entry_id: str, title: str, device: str
+) -> None:
+    """A receiver saved with a bare serial port (before the flow asked for the dongle's type):
+    wmbusmeters cannot start on it. The fix asks for the type."""
+    _create(
+        hass,
+        receiver_issue_id(ISSUE_DEVICE_TYPE, entry_id),
+        ISSUE_DEVICE_TYPE,
+        {"title": title, "device": device},
+        {"entry_id": entry_id, "title": title, "device": device},
+        severity=ir.IssueSeverity.ERROR,
     )
 
 

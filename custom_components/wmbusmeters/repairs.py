@@ -13,15 +13,24 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 
 from .compat import vol
-from .const import CONF_COMMAND, CONF_DRIVER, CONF_KEY
+from .const import (
+    CONF_COMMAND,
+    CONF_DEVICE,
+    CONF_DEVICE_TYPE,
+    CONF_DRIVER,
+    CONF_KEY,
+    CONF_LINK_MODES,
+)
 from .driver_input import DriverList, driver_field, read_driver
 from .issues import (
     ISSUE_DECRYPTION,
+    ISSUE_DEVICE_TYPE,
     ISSUE_DUPLICATE_METER,
     ISSUE_REMOVED_FIELDS,
     ISSUE_UNKNOWN_DRIVER,
 )
 from .key_input import key_field, read_key
+from .radio_input import link_modes_needed, radio_fields
 from .wmbus import DecryptionProblem
 from .wmbus.upgrades import DRIVER_REPLACEMENTS
 
@@ -201,10 +210,54 @@ class DuplicateMeterRepairFlow(RepairsFlow):
         )
 
 
+class DeviceTypeRepairFlow(RepairsFlow):
+    """Ask a receiver saved with a bare serial port for its dongle's type, then start it."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        """Remember which receiver this is about."""
+        self._entry_id: str = data["entry_id"]
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
+        """(The repairs manager passes the issue's data here, not a user's answer.)"""
+        return await self.async_step_device_type()
+
+    async def async_step_device_type(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """The type, and link modes where the dongle needs them; saved, the receiver starts."""
+        entry = self.hass.config_entries.async_get_entry(self._entry_id)
+        if entry is None:
+            return self.async_abort(reason="receiver_removed")
+        device: str = entry.data[CONF_DEVICE]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            device_type: str = user_input[CONF_DEVICE_TYPE]
+            link_modes = list(user_input.get(CONF_LINK_MODES, []))
+            if not link_modes and link_modes_needed(device, device_type):
+                errors[CONF_LINK_MODES] = "link_modes_required"
+            else:
+                self.hass.config_entries.async_update_entry(
+                    entry,
+                    data={**entry.data, CONF_DEVICE_TYPE: device_type, CONF_LINK_MODES: link_modes},
+                )
+                # It failed to set up, so no update listener runs: start it from here.
+                self.hass.config_entries.async_schedule_reload(entry.entry_id)
+                return self.async_create_entry(data={})
+        return self.async_show_form(
+            step_id="device_type",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(radio_fields(type_required=True)),
+                user_input or {CONF_LINK_MODES: entry.data.get(CONF_LINK_MODES, [])},
+            ),
+            errors=errors,
+            description_placeholders={"title": entry.title, "device": device},
+        )
+
+
 async def async_create_fix_flow(
     hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
 ) -> RepairsFlow:
-    """The fix flow of a decryption, an unknown-driver, a removed-fields or a duplicate issue."""
+    """The fix flow of one of the integration's fixable issues (issues.py)."""
     if issue_id.startswith(f"{ISSUE_DECRYPTION}_") and data:
         return DecryptionRepairFlow(dict(data))
     if issue_id.startswith(f"{ISSUE_UNKNOWN_DRIVER}_") and data:
@@ -213,4 +266,6 @@ async def async_create_fix_flow(
         return RemovedFieldsRepairFlow(dict(data))
     if issue_id.startswith(f"{ISSUE_DUPLICATE_METER}_") and data:
         return DuplicateMeterRepairFlow(dict(data))
+    if issue_id.startswith(f"{ISSUE_DEVICE_TYPE}_") and data:
+        return DeviceTypeRepairFlow(dict(data))
     raise ValueError(f"unknown repair {issue_id}")

@@ -1,0 +1,41 @@
+"""The dongle type and link mode fields, shared by the receiver form and its repair."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.helpers.selector import SelectSelector, SelectSelectorConfig, SelectSelectorMode
+
+from .compat import vol
+from .const import CONF_DEVICE_TYPE, CONF_LINK_MODES
+from .wmbus import DEVICE_TYPES, LINK_MODES, RTL_DEVICES, is_simulation
+from .wmbus.config import RAWTTY
+
+
+def radio_fields(*, type_required: bool = False) -> dict[Any, SelectSelector]:
+    """The dongle type (what is on a serial port) and the link modes to listen to."""
+    key = vol.Required(CONF_DEVICE_TYPE) if type_required else vol.Optional(CONF_DEVICE_TYPE)
+    return {
+        key: SelectSelector(
+            SelectSelectorConfig(
+                options=list(DEVICE_TYPES),
+                mode=SelectSelectorMode.DROPDOWN,
+                translation_key=CONF_DEVICE_TYPE,
+            )
+        ),
+        vol.Optional(CONF_LINK_MODES, default=[]): SelectSelector(
+            SelectSelectorConfig(
+                options=list(LINK_MODES),
+                multiple=True,
+                mode=SelectSelectorMode.LIST,
+                translation_key=CONF_LINK_MODES,
+            )
+        ),
+    }
+
+
+def link_modes_needed(device: str, device_type: str) -> bool:
+    """Whether wmbusmeters needs link modes for this radio: 2.0.0 refuses a dongle without
+    ("You must supply which link modes"); a simulation file, an RTL-SDR stick (it listens to
+    S1, T1 and C1 at once) and a raw tty (it passes every telegram it carries) do not."""
+    return not (is_simulation(device) or device in RTL_DEVICES or device_type == RAWTTY)
