@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+import time
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
@@ -14,9 +16,10 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.wmbusmeters import coordinator
 from custom_components.wmbusmeters.const import DOMAIN
 
-from .common import meter
+from .common import meter, receiver_entry, setup_receiver
 from .conftest import DATA, RepairFix
 from .pty_dongle import PtyDongle, rawtty_telegrams
 
@@ -35,10 +38,11 @@ async def receiver_form(hass: HomeAssistant, data: dict[str, Any]) -> dict[str, 
 
 
 async def test_a_serial_dongle_is_saved_with_its_type(
-    hass: HomeAssistant, wmbusmeters: str, dongle: PtyDongle
+    hass: HomeAssistant, wmbusmeters: str, dongle: PtyDongle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A serial port alone is refused (wmbusmeters could never start on it); with the dongle's
     type it is saved, and the device line wmbusmeters gets is built from both."""
+    monkeypatch.setattr(coordinator, "REPLUG_CHECK_INTERVAL", timedelta(seconds=0.5))
     port = str(dongle.path)
     result = await receiver_form(
         hass, {"command": wmbusmeters, "device": port, "link_modes": ["c1"]}
@@ -58,7 +62,16 @@ async def test_a_serial_dongle_is_saved_with_its_type(
     }
     await hass.async_block_till_done()
     entry = hass.config_entries.async_entries(DOMAIN)[0]
-    assert entry.runtime_data.runner.config.device_spec == f"{port}:im871a:c1"
+    runner = entry.runtime_data.runner
+    assert runner.config.device_spec == f"{port}:im871a:c1"
+    # The emulated port stays silent, so wmbusmeters does not find an iM871A on it: the
+    # device-missing repair says so, and (the port never went away) no restart loop follows.
+    issue_id = f"device_missing_{entry.entry_id}"
+    async with asyncio.timeout(20):
+        while ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None:
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(1.5)  # three replug checks
+    assert runner.counters.restarts == 0
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -157,3 +170,49 @@ async def test_receiver_saved_with_a_bare_port_is_repaired(
             await asyncio.sleep(0.3)
     assert state.state == "21.8"
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_unplug_and_replug(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dongle pulled out: the device-missing repair appears and the meter goes unavailable;
+    plugged in again (a new tty behind the same by-id name): it recovers by itself, the repair
+    clears, values flow again. The seconds each takes are printed (run with -s)."""
+    dongle = PtyDongle(tmp_path)
+    data = rawtty_telegrams((DATA / "serial_rawtty_ok.hex").read_text())
+    entry = receiver_entry(
+        wmbusmeters, dongle.path, [meter("Bedroom", "lansenth", "00010203")], device_type="rawtty"
+    )
+    await setup_receiver(hass, entry)
+
+    async def until_value() -> None:
+        async with asyncio.timeout(30):
+            while (s := hass.states.get("sensor.bedroom_temperature")) is None or s.state in (
+                "unknown",
+                "unavailable",
+            ):
+                dongle.send(data)
+                await asyncio.sleep(0.2)
+
+    await until_value()
+    issue_id = f"device_missing_{entry.entry_id}"
+    registry = ir.async_get(hass)
+
+    unplugged = time.monotonic()
+    dongle.unplug()
+    async with asyncio.timeout(30):
+        while registry.async_get_issue(DOMAIN, issue_id) is None:
+            await asyncio.sleep(0.1)
+    to_repair = time.monotonic() - unplugged
+    assert hass.states.get("sensor.bedroom_temperature").state == "unavailable"
+
+    dongle = PtyDongle(tmp_path)  # the same name, a new tty
+    replugged = time.monotonic()
+    await until_value()
+    to_value = time.monotonic() - replugged
+    assert hass.states.get("sensor.bedroom_temperature").state == "21.8"
+    assert registry.async_get_issue(DOMAIN, issue_id) is None
+    with capsys.disabled():
+        print(f"\nunplug -> repair {to_repair:.1f} s, replug -> first value {to_value:.1f} s")
+    await hass.config_entries.async_unload(entry.entry_id)
+    dongle.unplug()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime, timedelta
 import logging
+import os
 from pathlib import Path
 import time
 from typing import Any
@@ -52,6 +53,7 @@ from .wmbus import (
     Telegram,
     WmbusmetersInfo,
     WmbusRunner,
+    needs_device_type,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -62,6 +64,9 @@ CRASH_LOOP_WINDOW = 600.0
 #: Quick successive meter changes (add three meters) restart wmbusmeters once.
 RESTART_COOLDOWN = 2.0
 SILENCE_CHECK_INTERVAL = timedelta(minutes=1)
+#: How often a lost serial dongle is looked for: wmbusmeters (2.0.0 and 3.0.0, measured on an
+#: emulated dongle) does not open a tty again once it is lost, so a replugged one is found here.
+REPLUG_CHECK_INTERVAL = timedelta(seconds=5)
 
 type WmbusConfigEntry = ConfigEntry[WmbusCoordinator]
 
@@ -95,6 +100,10 @@ class WmbusCoordinator:
         self._was_up = False
         self._crashes: deque[float] = deque()
         self._device_missing = False
+        self._unsub_replug: CALLBACK_TYPE | None = None
+        #: The lost device's path was seen gone (unplugged), so its return is a replug.
+        self._seen_unplugged = False
+        self._stopping = False
         self.meters.sync()
         self.runner = WmbusRunner(
             entry.data[CONF_COMMAND],
@@ -130,7 +139,9 @@ class WmbusCoordinator:
 
     async def async_stop(self) -> None:
         """Stop wmbusmeters; nothing is left running, no meter listener is left behind."""
+        self._stopping = True  # its last lines may still report the device: no new watch
         self._restart_debouncer.async_cancel()
+        self._stop_replug_watch()
         if self._unsub_silence:
             self._unsub_silence()
             self._unsub_silence = None
@@ -183,9 +194,10 @@ class WmbusCoordinator:
         return status.state is RunnerState.BACKOFF and status.returncode == 0
 
     def meter_available(self, meter: MeterState) -> bool:
-        """Whether a meter's entities show values: the runner is up and the meter not lost."""
+        """Whether a meter's entities show values: the runner is up, the radio there and the
+        meter not lost."""
         # _was_up follows runner_up on every status change; read per state write, so cheap.
-        return not meter.lost and self._was_up
+        return not meter.lost and self._was_up and not self._device_missing
 
     # -- runner callbacks -------------------------------------------------------------------
 
@@ -205,7 +217,10 @@ class WmbusCoordinator:
         meter.last_seen = now
         meter.last_telegram = telegram
         # A telegram shows the receiver works: its issues clear themselves (dict lookups).
-        self._device_missing = False
+        if self._device_missing:
+            self._device_missing = False
+            self._stop_replug_watch()
+            self._notify_meters()  # available again, not only this meter
         self._clear_receiver_issue("device_missing")
         self._clear_receiver_issue("crash_loop")
         if meter.unreadable or is_open(self.hass, decryption_issue_id(meter.meter_id)):
@@ -260,8 +275,12 @@ class WmbusCoordinator:
         elif isinstance(event, DeviceNotFound):
             _LOGGER.warning("wmbusmeters: %s", event.line)
             # Not while HA is still starting: the dongle may simply not have answered yet.
-            self._device_missing = True
+            if not self._device_missing:
+                self._device_missing = True
+                self._notify_meters()  # unavailable: nothing can be heard
             self.entry.async_on_unload(async_at_started(self.hass, self._async_device_missing))
+            if needs_device_type(self.runner.config.device):
+                self._watch_for_replug()
         elif isinstance(event, Message) and event.level == "error":
             _LOGGER.error("wmbusmeters: %s", event.line)
         else:
@@ -271,6 +290,43 @@ class WmbusCoordinator:
     def _async_device_missing(self, _hass: HomeAssistant) -> None:
         if self._device_missing:  # no telegram since
             self._raise_receiver_issue("device_missing", device=self.runner.config.device)
+
+    def _watch_for_replug(self) -> None:
+        """Look for the serial device until it is back, then start wmbusmeters on it again.
+
+        Only a device that was gone and came back restarts wmbusmeters: one that is there but
+        not answering (the wrong dongle type) would otherwise restart it every few seconds.
+        """
+        if self._unsub_replug is None and not self._stopping:
+            self._seen_unplugged = False
+            self._unsub_replug = async_track_time_interval(
+                self.hass,
+                self._async_check_replug,
+                REPLUG_CHECK_INTERVAL,
+                name="wmbusmeters replug",
+            )
+            # At once too: an unplugged device is gone by the time wmbusmeters says so.
+            self.entry.async_create_background_task(
+                self.hass, self._async_check_replug(dt_util.utcnow()), "wmbusmeters replug"
+            )
+
+    def _stop_replug_watch(self) -> None:
+        if self._unsub_replug is not None:
+            self._unsub_replug()
+            self._unsub_replug = None
+
+    async def _async_check_replug(self, _now: datetime) -> None:
+        device = self.runner.config.device
+        if not await self.hass.async_add_executor_job(os.path.exists, device):
+            self._seen_unplugged = True
+        elif self._seen_unplugged and self._unsub_replug is not None:
+            _LOGGER.info("The radio %s is back; restarting wmbusmeters", device)
+            self._stop_replug_watch()
+            self.runner.restart()
+
+    def _notify_meters(self) -> None:
+        for meter in list(self.meters.by_id.values()):
+            meter.notify(None)
 
     def _raise_receiver_issue(self, kind: str, **placeholders: str) -> None:
         async_raise_receiver_issue(
@@ -315,8 +371,7 @@ class WmbusCoordinator:
         if (up := self.runner_up) != self._was_up:
             # Only a change of availability touches the meters' entities (thousands of them).
             self._was_up = up
-            for meter in list(self.meters.by_id.values()):
-                meter.notify(None)
+            self._notify_meters()
         self._notify_receiver()
 
     @callback
