@@ -51,7 +51,7 @@ class Api:
             return json.loads(response.read() or b"null")
 
 
-def main(base: str, command: str, device: str, link_modes: str = "") -> None:
+def main(base: str, command: str, device: str, link_modes: str = "", device_type: str = "") -> None:
     api = Api(base)
     client_id = base + "/"
     for _ in range(300):
@@ -90,6 +90,7 @@ def main(base: str, command: str, device: str, link_modes: str = "") -> None:
             "command": command,
             "device": device,
             "link_modes": [m for m in link_modes.split(",") if m],
+            **({"device_type": device_type} if device_type else {}),
         },
     )
     if result.get("type") != "create_entry":
@@ -159,4 +160,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "--check":
         check(sys.argv[2])
     else:
-        main(*sys.argv[1:5])
+        main(*sys.argv[1:6])
