@@ -41,7 +41,7 @@ from .issues import (
     is_open,
     receiver_issue_id,
 )
-from .meters import MeterListener, Meters, MeterState, receiver_config
+from .meters import Meters, MeterState, receiver_config
 from .wmbus import (
     DecryptionFailed,
     DeviceNotFound,
@@ -69,8 +69,6 @@ SILENCE_CHECK_INTERVAL = timedelta(minutes=1)
 REPLUG_CHECK_INTERVAL = timedelta(seconds=5)
 
 type WmbusConfigEntry = ConfigEntry[WmbusCoordinator]
-
-__all__ = ["MeterListener", "MeterState", "WmbusConfigEntry", "WmbusCoordinator"]
 
 
 def silence_timeout(entry: ConfigEntry) -> float | None:
