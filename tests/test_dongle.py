@@ -21,7 +21,7 @@ from custom_components.wmbusmeters.const import DOMAIN
 
 from .common import meter, receiver_entry, setup_receiver
 from .conftest import DATA, RepairFix
-from .pty_dongle import PtyDongle, rawtty_telegrams
+from .pty_dongle import Im871aEmulator, PtyDongle, rawtty_telegrams, split_telegrams
 
 
 @pytest.fixture
@@ -216,3 +216,45 @@ async def test_unplug_and_replug(
         print(f"\nunplug -> repair {to_repair:.1f} s, replug -> first value {to_value:.1f} s")
     await hass.config_entries.async_unload(entry.entry_id)
     dongle.unplug()
+
+
+async def test_im871a_detected_configured_and_read(
+    hass: HomeAssistant, wmbusmeters: str, dongle: PtyDongle
+) -> None:
+    """An emulated IMST iM871A set up in the UI: the real wmbusmeters detects it, sets the link
+    mode chosen in the form, and the telegrams the stick hears become values."""
+    stick = Im871aEmulator(dongle)
+    stick.start()
+    try:
+        result = await receiver_form(
+            hass,
+            {
+                "command": wmbusmeters,
+                "device": str(dongle.path),
+                "device_type": "im871a",
+                "link_modes": ["t1"],
+            },
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        entry = result["result"]
+        flow = await hass.config_entries.subentries.async_init(
+            (entry.entry_id, "meter"), context={"source": SOURCE_USER}
+        )
+        await hass.config_entries.subentries.async_configure(
+            flow["flow_id"],
+            {"name": "Bedroom", "meter_id": "00010203", "driver": "lansenth", "key": ""},
+        )
+        telegrams = split_telegrams(rawtty_telegrams((DATA / "serial_rawtty_ok.hex").read_text()))
+        async with asyncio.timeout(30):
+            while (s := hass.states.get("sensor.bedroom_temperature")) is None or s.state in (
+                "unknown",
+                "unavailable",
+            ):
+                for telegram in telegrams:
+                    stick.hear(telegram)
+                await asyncio.sleep(0.3)
+        assert s.state == "21.8"
+        assert stick.link_mode == 0x03  # T1 in the stick's numbering
+        await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        stick.stop()
