@@ -24,7 +24,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from typing import IO
 
 TIMEOUT = 60
 STDIN_GRACE = 1.0
@@ -48,14 +50,41 @@ def run(
         stderr=subprocess.PIPE,
         env=env,
     ) as proc:
-        if stdin:
-            # wmbusmeters may stop at the end of its input before it has decoded the lines
-            # still buffered: keep standard input open a moment, as a live receiver does.
-            assert proc.stdin is not None
-            proc.stdin.write(stdin)
-            proc.stdin.flush()
-            time.sleep(STDIN_GRACE)
-        stdout, stderr = proc.communicate(timeout=TIMEOUT)
+        if not stdin:
+            stdout, stderr = proc.communicate(timeout=TIMEOUT)
+            return stdout, stderr, proc.returncode
+        # wmbusmeters may stop at the end of its input before it has decoded the lines still
+        # buffered: keep standard input open, as a live receiver does, until it has been quiet
+        # for a moment (a fixed pause lost telegrams on a busy machine).
+        chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+        last = [time.monotonic()]
+
+        def drain(name: str, pipe: IO[bytes]) -> None:
+            for chunk in iter(lambda: pipe.read1(4096), b""):
+                chunks[name].append(chunk)
+                last[0] = time.monotonic()
+
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        readers = [
+            threading.Thread(target=drain, args=("stdout", proc.stdout), daemon=True),
+            threading.Thread(target=drain, args=("stderr", proc.stderr), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        proc.stdin.write(stdin)
+        proc.stdin.flush()
+        started = time.monotonic()
+        while time.monotonic() - started < TIMEOUT and (
+            time.monotonic() - started < STDIN_GRACE or time.monotonic() - last[0] < STDIN_GRACE
+        ):
+            time.sleep(0.1)
+        proc.stdin.close()
+        proc.wait(timeout=TIMEOUT)
+        for reader in readers:
+            reader.join(timeout=TIMEOUT)
+        stdout, stderr = b"".join(chunks["stdout"]), b"".join(chunks["stderr"])
     return stdout, stderr, proc.returncode
 
 

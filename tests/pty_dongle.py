@@ -73,10 +73,12 @@ class Im871aEmulator:
     WMBUSMSG_IND = 0x03
     MODULE_IM871A = 0x33
 
-    def __init__(self, dongle: PtyDongle, uid: int = 0x12345678) -> None:
-        """Serve on the dongle's pty once start() is called."""
+    def __init__(self, dongle: PtyDongle, uid: int = 0x12345678, firmware: int = 0x15) -> None:
+        """Serve on the dongle's pty once start() is called. Firmware after 0x13 listens to
+        C1 and T1 at once (wmbusmeters asks older ones for one link mode)."""
         self.dongle = dongle
         self.uid = uid
+        self.firmware = firmware
         #: The link mode wmbusmeters set (the HCI's number: 3 is T1, 6 is C1a), if any.
         self.link_mode: int | None = None
         self._buffer = b""
@@ -117,7 +119,7 @@ class Im871aEmulator:
         uid = self.uid.to_bytes(4, "little")
         if msg_id == self.GET_DEVICEINFO_REQ:
             # module type, device mode, firmware, HCI version, unique id
-            body = bytes([self.MODULE_IM871A, 0x00, 0x01, 0x01]) + uid
+            body = bytes([self.MODULE_IM871A, 0x00, self.firmware, 0x01]) + uid
         elif msg_id == self.GET_CONFIG_REQ:
             # flags: device mode, link mode, id present; then the second (empty) flag group
             body = bytes([0x13, 0x00, self.link_mode or 0x03]) + uid + bytes([0x00, 0x00])

@@ -218,12 +218,22 @@ async def test_unplug_and_replug(
     dongle.unplug()
 
 
+@pytest.mark.parametrize(
+    ("link_modes", "firmware", "expected"),
+    [(["t1"], 0x13, 0x03), (["c1", "t1"], 0x15, None)],
+    ids=["t1", "c1+t1"],
+)
 async def test_im871a_detected_configured_and_read(
-    hass: HomeAssistant, wmbusmeters: str, dongle: PtyDongle
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    dongle: PtyDongle,
+    link_modes: list[str],
+    firmware: int,
+    expected: int | None,
 ) -> None:
     """An emulated IMST iM871A set up in the UI: the real wmbusmeters detects it, sets the link
     mode chosen in the form, and the telegrams the stick hears become values."""
-    stick = Im871aEmulator(dongle)
+    stick = Im871aEmulator(dongle, firmware=firmware)
     stick.start()
     try:
         result = await receiver_form(
@@ -232,7 +242,7 @@ async def test_im871a_detected_configured_and_read(
                 "command": wmbusmeters,
                 "device": str(dongle.path),
                 "device_type": "im871a",
-                "link_modes": ["t1"],
+                "link_modes": link_modes,
             },
         )
         assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -254,7 +264,9 @@ async def test_im871a_detected_configured_and_read(
                     stick.hear(telegram)
                 await asyncio.sleep(0.3)
         assert s.state == "21.8"
-        assert stick.link_mode == 0x03  # T1 in the stick's numbering
+        assert stick.link_mode is not None  # wmbusmeters set it
+        if expected is not None:
+            assert stick.link_mode == expected  # T1 in the stick's numbering
         await hass.config_entries.async_unload(entry.entry_id)
     finally:
         stick.stop()

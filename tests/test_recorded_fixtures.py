@@ -26,8 +26,14 @@ _CLOCK = (
 )
 
 
+# Said only when another wmbusmeters runs on the machine at the same moment (another test).
+_OTHER_INSTANCE = re.compile(
+    r"^Notice! Other wmbusmeters \(pid \d+\) is running.*\n?", re.MULTILINE
+)
+
+
 def normalised(path: Path) -> str:
-    text = path.read_text(errors="replace")
+    text = _OTHER_INSTANCE.sub("", path.read_text(errors="replace"))
     for pattern in _CLOCK:
         text = pattern.sub("<clock>", text)
     return text
