@@ -32,6 +32,14 @@ class PtyDongle:
         """What the radio heard, as the dongle writes it to the host."""
         os.write(self.master, data)
 
+    async def send_raw_telegrams(self, data: bytes) -> None:
+        """Raw telegrams one at a time, a moment apart, as meters send them: wmbusmeters drops
+        a buffer that starts inside a telegram (it opened the tty mid-stream), and the gap
+        lets it find the start of the next one."""
+        for telegram in split_telegrams(data):
+            self.send(telegram)
+            await asyncio.sleep(0.05)
+
     def unplug(self) -> None:
         """The dongle is pulled out: its tty and its by-id name disappear."""
         self.path.unlink(missing_ok=True)

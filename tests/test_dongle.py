@@ -115,7 +115,7 @@ async def test_raw_telegram_dongle_end_to_end(
             or bedroom.state in ("unknown", "unavailable")
             or hass.states.get("sensor.living_room_humidity") is None
         ):
-            dongle.send(data)  # the meters send again and again, as real ones do
+            await dongle.send_raw_telegrams(data)  # again and again, as meters do
             await asyncio.sleep(0.3)
     await hass.async_block_till_done()
     assert hass.states.get("sensor.bedroom_temperature").state == "21.8"
@@ -166,7 +166,7 @@ async def test_receiver_saved_with_a_bare_port_is_repaired(
             "unknown",
             "unavailable",
         ):
-            dongle.send(data)
+            await dongle.send_raw_telegrams(data)
             await asyncio.sleep(0.3)
     assert state.state == "21.8"
     await hass.config_entries.async_unload(entry.entry_id)
@@ -191,7 +191,7 @@ async def test_unplug_and_replug(
                 "unknown",
                 "unavailable",
             ):
-                dongle.send(data)
+                await dongle.send_raw_telegrams(data)
                 await asyncio.sleep(0.2)
 
     await until_value()

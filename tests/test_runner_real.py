@@ -325,7 +325,7 @@ async def test_rawtty_dongle_on_a_pty(wmbusmeters: str, tmp_path: Path) -> None:
     try:
         async with asyncio.timeout(20):
             while {t.meter_id for t in recorder.telegrams} != {"00010203", "11772288"}:
-                dongle.send(data)  # a meter sends again and again
+                await dongle.send_raw_telegrams(data)  # again and again, as meters do
                 await asyncio.sleep(0.3)
     finally:
         await runner.stop()
