@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 import time
@@ -22,6 +22,25 @@ from custom_components.wmbusmeters.const import DOMAIN
 from .common import meter, receiver_entry, setup_receiver
 from .conftest import DATA, RepairFix
 from .pty_dongle import Im871aEmulator, PtyDongle, rawtty_telegrams, split_telegrams
+
+#: Two room sensors' telegrams as a raw-telegram tty carries them (wmbusmeters' own sample).
+ROOMS = rawtty_telegrams((DATA / "serial_rawtty_ok.hex").read_text())
+
+
+def has_value(hass: HomeAssistant, entity_id: str) -> bool:
+    state = hass.states.get(entity_id)
+    return state is not None and state.state not in ("unknown", "unavailable")
+
+
+async def send_until(
+    hass: HomeAssistant, send: Callable[[], Awaitable[None]], *entity_ids: str
+) -> None:
+    """Let the emulated meters send, again and again as real ones do, until every entity
+    has a value."""
+    async with asyncio.timeout(30):
+        while not all(has_value(hass, entity_id) for entity_id in entity_ids):
+            await send()
+            await asyncio.sleep(0.3)
 
 
 @pytest.fixture
@@ -108,15 +127,12 @@ async def test_raw_telegram_dongle_end_to_end(
             flow["flow_id"], {"name": name, "meter_id": meter_id, "driver": driver, "key": ""}
         )
         assert flow["type"] is FlowResultType.CREATE_ENTRY
-    data = rawtty_telegrams((DATA / "serial_rawtty_ok.hex").read_text())
-    async with asyncio.timeout(30):
-        while (
-            (bedroom := hass.states.get("sensor.bedroom_temperature")) is None
-            or bedroom.state in ("unknown", "unavailable")
-            or hass.states.get("sensor.living_room_humidity") is None
-        ):
-            await dongle.send_raw_telegrams(data)  # again and again, as meters do
-            await asyncio.sleep(0.3)
+    await send_until(
+        hass,
+        lambda: dongle.send_raw_telegrams(ROOMS),
+        "sensor.bedroom_temperature",
+        "sensor.living_room_humidity",
+    )
     await hass.async_block_till_done()
     assert hass.states.get("sensor.bedroom_temperature").state == "21.8"
     humidity = hass.states.get("sensor.living_room_humidity")
@@ -160,15 +176,8 @@ async def test_receiver_saved_with_a_bare_port_is_repaired(
     assert entry.state is ConfigEntryState.LOADED
     assert entry.data["device_type"] == "rawtty"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
-    data = rawtty_telegrams((DATA / "serial_rawtty_ok.hex").read_text())
-    async with asyncio.timeout(30):
-        while (state := hass.states.get("sensor.bedroom_temperature")) is None or state.state in (
-            "unknown",
-            "unavailable",
-        ):
-            await dongle.send_raw_telegrams(data)
-            await asyncio.sleep(0.3)
-    assert state.state == "21.8"
+    await send_until(hass, lambda: dongle.send_raw_telegrams(ROOMS), "sensor.bedroom_temperature")
+    assert hass.states.get("sensor.bedroom_temperature").state == "21.8"
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -179,20 +188,16 @@ async def test_unplug_and_replug(
     plugged in again (a new tty behind the same by-id name): it recovers by itself, the repair
     clears, values flow again. The seconds each takes are printed (run with -s)."""
     dongle = PtyDongle(tmp_path)
-    data = rawtty_telegrams((DATA / "serial_rawtty_ok.hex").read_text())
     entry = receiver_entry(
         wmbusmeters, dongle.path, [meter("Bedroom", "lansenth", "00010203")], device_type="rawtty"
     )
     await setup_receiver(hass, entry)
 
     async def until_value() -> None:
-        async with asyncio.timeout(30):
-            while (s := hass.states.get("sensor.bedroom_temperature")) is None or s.state in (
-                "unknown",
-                "unavailable",
-            ):
-                await dongle.send_raw_telegrams(data)
-                await asyncio.sleep(0.2)
+        # The dongle of the moment (replugging makes a new one).
+        await send_until(
+            hass, lambda: dongle.send_raw_telegrams(ROOMS), "sensor.bedroom_temperature"
+        )
 
     await until_value()
     issue_id = f"device_missing_{entry.entry_id}"
@@ -254,16 +259,13 @@ async def test_im871a_detected_configured_and_read(
             flow["flow_id"],
             {"name": "Bedroom", "meter_id": "00010203", "driver": "lansenth", "key": ""},
         )
-        telegrams = split_telegrams(rawtty_telegrams((DATA / "serial_rawtty_ok.hex").read_text()))
-        async with asyncio.timeout(30):
-            while (s := hass.states.get("sensor.bedroom_temperature")) is None or s.state in (
-                "unknown",
-                "unavailable",
-            ):
-                for telegram in telegrams:
-                    stick.hear(telegram)
-                await asyncio.sleep(0.3)
-        assert s.state == "21.8"
+
+        async def hear_all() -> None:
+            for telegram in split_telegrams(ROOMS):
+                stick.hear(telegram)
+
+        await send_until(hass, hear_all, "sensor.bedroom_temperature")
+        assert hass.states.get("sensor.bedroom_temperature").state == "21.8"
         assert stick.link_mode is not None  # wmbusmeters set it
         if expected is not None:
             assert stick.link_mode == expected  # T1 in the stick's numbering

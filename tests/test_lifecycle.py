@@ -8,7 +8,7 @@ from collections.abc import Callable
 import logging
 from pathlib import Path
 
-from homeassistant.config_entries import SOURCE_USER, ConfigSubentry
+from homeassistant.config_entries import SOURCE_USER, ConfigSubentry, ConfigSubentryData
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.data_entry_flow import FlowResultType
@@ -56,6 +56,31 @@ async def restarted(
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def kitchen_and_cellar(
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    simulation: Callable[..., Path],
+    kitchen_meters: list[ConfigSubentryData],
+    cellar_meters: list[ConfigSubentryData],
+) -> tuple[MockConfigEntry, MockConfigEntry]:
+    """Two receivers hearing the same simulated neighbourhood, set up in this order."""
+    kitchen = receiver_entry(
+        wmbusmeters,
+        simulation("c1_water_multical21", "simulation_a.txt"),
+        kitchen_meters,
+        title="Kitchen radio",
+    )
+    cellar = receiver_entry(
+        wmbusmeters,
+        simulation("c1_water_multical21", "simulation_b.txt"),
+        cellar_meters,
+        title="Cellar radio",
+    )
+    await setup_receiver(hass, kitchen)
+    await setup_receiver(hass, cellar)
+    return kitchen, cellar
 
 
 async def test_remove_add_again_rename_rekey(
@@ -135,17 +160,9 @@ async def test_a_meter_belongs_to_one_receiver(
     hass: HomeAssistant, wmbusmeters: str, kamstrup: str, simulation: Callable[..., Path]
 ) -> None:
     """Adding a meter id another receiver has is refused, naming that receiver."""
-    kitchen = receiver_entry(
-        wmbusmeters,
-        simulation("c1_water_multical21", "simulation_a.txt"),
-        [meter("Tap", kamstrup, TAP)],
-        title="Kitchen radio",
+    kitchen, cellar = await kitchen_and_cellar(
+        hass, wmbusmeters, simulation, [meter("Tap", kamstrup, TAP)], []
     )
-    cellar = receiver_entry(
-        wmbusmeters, simulation("c1_water_multical21", "simulation_b.txt"), title="Cellar radio"
-    )
-    await setup_receiver(hass, kitchen)
-    await setup_receiver(hass, cellar)
     result = await hass.config_entries.subentries.async_init(
         (cellar.entry_id, "meter"), context={"source": SOURCE_USER}
     )
@@ -203,20 +220,13 @@ async def test_duplicate_saved_before_gets_a_repair(
 ) -> None:
     """Two receivers saved with one meter (before the flows refused it): no unique id clash;
     the first keeps it, the second gets a fixable issue whose fix removes its copy."""
-    kitchen = receiver_entry(
+    kitchen, cellar = await kitchen_and_cellar(
+        hass,
         wmbusmeters,
-        simulation("c1_water_multical21", "simulation_a.txt"),
+        simulation,
         [meter("Tap", kamstrup, TAP)],
-        title="Kitchen radio",
-    )
-    cellar = receiver_entry(
-        wmbusmeters,
-        simulation("c1_water_multical21", "simulation_b.txt"),
         [meter("Tap copy", kamstrup, TAP)],
-        title="Cellar radio",
     )
-    await setup_receiver(hass, kitchen)
-    await setup_receiver(hass, cellar)
     await run_until_played(kitchen)
     await run_until_played(cellar)
     assert "unique ID" not in caplog.text
@@ -415,20 +425,13 @@ async def test_duplicate_is_read_by_the_other_receiver_once_the_owner_is_deleted
     run_until_played: RunUntilPlayed,
 ) -> None:
     """The copy a second receiver held becomes its meter when the first one is deleted."""
-    kitchen = receiver_entry(
+    kitchen, cellar = await kitchen_and_cellar(
+        hass,
         wmbusmeters,
-        simulation("c1_water_multical21", "simulation_a.txt"),
+        simulation,
         [meter("Tap", kamstrup, TAP)],
-        title="Kitchen radio",
-    )
-    cellar = receiver_entry(
-        wmbusmeters,
-        simulation("c1_water_multical21", "simulation_b.txt"),
         [meter("Tap", kamstrup, TAP)],
-        title="Cellar radio",
     )
-    await setup_receiver(hass, kitchen)
-    await setup_receiver(hass, cellar)
     await run_until_played(cellar)
     assert cellar.runtime_data.runner.config.meters == ()
 
@@ -449,20 +452,13 @@ async def test_duplicate_removed_by_hand_clears_its_issue(
     hass: HomeAssistant, wmbusmeters: str, kamstrup: str, simulation: Callable[..., Path]
 ) -> None:
     """The copy deleted from the receiver's page, not through the repair: the issue goes too."""
-    kitchen = receiver_entry(
+    kitchen, cellar = await kitchen_and_cellar(
+        hass,
         wmbusmeters,
-        simulation("c1_water_multical21", "simulation_a.txt"),
+        simulation,
         [meter("Tap", kamstrup, TAP)],
-        title="Kitchen radio",
-    )
-    cellar = receiver_entry(
-        wmbusmeters,
-        simulation("c1_water_multical21", "simulation_b.txt"),
         [meter("Tap", kamstrup, TAP)],
-        title="Cellar radio",
     )
-    await setup_receiver(hass, kitchen)
-    await setup_receiver(hass, cellar)
     issue_id = f"duplicate_meter_{cellar.entry_id}_{TAP}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
     assert hass.config_entries.async_remove_subentry(cellar, next(iter(cellar.subentries)))
