@@ -57,7 +57,7 @@ async def test_discovery_beside_configured_meter(
 
     # One click (a name) adds the meter with the driver wmbusmeters found; it reads at once.
     flow = flows["44556677"]
-    assert flow["context"]["title_placeholders"] == {"meter_id": "44556677", "kind": "cold water"}
+    assert flow["context"]["title_placeholders"] == {"name": "44556677 (cold water)"}
     result = await hass.config_entries.flow.async_configure(
         flow["flow_id"], {"name": "Garden", "key": ""}
     )

@@ -56,41 +56,87 @@ async def receiver_form(hass: HomeAssistant, data: dict[str, Any]) -> dict[str, 
     return await hass.config_entries.flow.async_configure(result["flow_id"], data)  # type: ignore[return-value]
 
 
-async def test_a_serial_dongle_is_saved_with_its_type(
-    hass: HomeAssistant, wmbusmeters: str, dongle: PtyDongle, monkeypatch: pytest.MonkeyPatch
+async def test_a_serial_port_needs_its_dongle_type_and_the_dongle(
+    hass: HomeAssistant, wmbusmeters: str, dongle: PtyDongle
 ) -> None:
-    """A serial port alone is refused (wmbusmeters could never start on it); with the dongle's
-    type it is saved, and the device line wmbusmeters gets is built from both."""
-    monkeypatch.setattr(coordinator, "REPLUG_CHECK_INTERVAL", timedelta(seconds=0.5))
+    """A serial port alone is refused (wmbusmeters could never start on it); with a type, the
+    type's link-mode rules apply; then wmbusmeters itself looks for that dongle on the port
+    and nothing is saved while it finds none."""
     port = str(dongle.path)
     result = await receiver_form(
         hass, {"command": wmbusmeters, "device": port, "link_modes": ["c1"]}
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"device_type": "device_type_required"}
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"],
-        {"command": wmbusmeters, "device": port, "device_type": "im871a", "link_modes": ["c1"]},
-    )
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {
+    answer = {
         "command": wmbusmeters,
         "device": port,
-        "device_type": "im871a",
-        "link_modes": ["c1"],
+        "device_type": "cul",
+        "link_modes": ["c1", "t1"],
     }
-    await hass.async_block_till_done()
-    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], answer)
+    assert result["errors"] == {"link_modes": "link_modes_unsupported"}
+    assert result["description_placeholders"] == {"modes": "C1, S1, T1"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**answer, "device_type": "im871a"}
+    )
+    assert result["errors"] == {"base": "dongle_not_found"}
+    assert not hass.config_entries.async_entries(DOMAIN)
+
+
+async def test_a_silent_dongle_raises_device_missing_without_a_restart_loop(
+    hass: HomeAssistant, wmbusmeters: str, dongle: PtyDongle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saved dongle that stops answering (the port is still there): the device line is built
+    from port, type and modes, the device-missing repair says so, and no restart loop
+    follows while the port stays."""
+    monkeypatch.setattr(coordinator, "REPLUG_CHECK_INTERVAL", timedelta(seconds=0.5))
+    port = str(dongle.path)
+    entry = receiver_entry(wmbusmeters, port, device_type="im871a", link_modes=["c1"])
+    await setup_receiver(hass, entry)
     runner = entry.runtime_data.runner
     assert runner.config.device_spec == f"{port}:im871a:c1"
-    # The emulated port stays silent, so wmbusmeters does not find an iM871A on it: the
-    # device-missing repair says so, and (the port never went away) no restart loop follows.
     issue_id = f"device_missing_{entry.entry_id}"
     async with asyncio.timeout(20):
         while ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None:
             await asyncio.sleep(0.1)
     await asyncio.sleep(1.5)  # three replug checks
     assert runner.counters.restarts == 0
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_rtl_sdr_tuning_reaches_wmbusmeters(hass: HomeAssistant, wmbusmeters: str) -> None:
+    """An RTL-SDR stick's serial, ppm and frequency from the form's section become
+    wmbusmeters' own device syntax; a serial with a space (it would reach wmbusmeters'
+    rtl_sdr shell line) and a fractional ppm are refused."""
+    form = {"command": wmbusmeters, "device": "rtlwmbus", "link_modes": []}
+    result = await receiver_form(hass, {**form, "rtl_sdr": {"rtl_serial": "stick 1"}})
+    assert result["errors"] == {"base": "invalid_rtl_option"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**form, "rtl_sdr": {"rtl_ppm": 1.5}}
+    )
+    assert result["errors"] == {"base": "invalid_rtl_option"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {**form, "rtl_sdr": {"rtl_serial": "00000101", "rtl_ppm": -17, "rtl_frequency": 868.95}},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {
+        **form,
+        "device_type": "",
+        "rtl_serial": "00000101",
+        "rtl_ppm": -17,
+        "rtl_frequency": 868.95,
+    }
+    await hass.async_block_till_done()
+    entry = result["result"]
+    assert entry.runtime_data.runner.config.device_spec == "rtlwmbus[00000101](ppm=-17):868.95M"
+    # No stick here: wmbusmeters starts on that line and reports the stick missing.
+    issue_id = f"device_missing_{entry.entry_id}"
+    async with asyncio.timeout(20):
+        while ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None:
+            await asyncio.sleep(0.1)
+    assert entry.runtime_data.runner.counters.restarts == 0
     await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -19,6 +19,7 @@ from homeassistant.config_entries import (
     SubentryFlowResult,
 )
 from homeassistant.core import callback
+from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
@@ -28,6 +29,7 @@ from homeassistant.helpers.selector import (
     SelectSelectorMode,
     TextSelector,
 )
+from homeassistant.helpers.service_info.usb import UsbServiceInfo
 
 from .compat import vol
 from .const import (
@@ -39,15 +41,19 @@ from .const import (
     CONF_LINK_MODES,
     CONF_METER_ID,
     CONF_NAME,
+    CONF_RTL_FREQUENCY,
+    CONF_RTL_PPM,
+    CONF_RTL_SERIAL,
     CONF_SILENCE_TIMEOUT,
     DEFAULT_SILENCE_TIMEOUT,
     DOMAIN,
+    SECTION_RTL,
     SUBENTRY_METER,
 )
 from .driver_input import DriverList, driver_field, read_driver
 from .key_input import key_field, read_key
 from .meters import meter_owner
-from .radio_input import link_modes_needed, radio_fields
+from .radio_input import dongle_modes_text, link_modes_needed, radio_fields
 from .wmbus import (
     DEVICE_KEYWORDS,
     RTL_DEVICES,
@@ -57,8 +63,18 @@ from .wmbus import (
     normalize_meter_id,
     probe_version,
 )
-from .wmbus.config import validate_device
-from .wmbus.probe import check_command
+from .wmbus.config import (
+    DONGLE_MODES,
+    DONGLE_TYPES,
+    RTL_FREQUENCY_RANGE_MHZ,
+    RTL_PPM_RANGE,
+    ReceiverConfig,
+    RtlOptions,
+    check_dongle_link_modes,
+    validate_device,
+)
+from .wmbus.probe import LinkModesRefusedError, check_command, detect_dongle
+from .wmbus.usb_ids import dongle_type_for
 
 _SERIAL_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*")
 
@@ -88,8 +104,28 @@ def _check_receiver(command: str, device: str) -> dict[str, str]:
     return errors
 
 
-async def _validate_receiver(flow: ConfigFlow, data: Mapping[str, Any]) -> dict[str, str]:
-    """Everything a receiver needs before it is saved; errors keyed by field."""
+def _rtl_options(data: Mapping[str, Any]) -> RtlOptions:
+    """The RTL-SDR tuning of a form (its collapsed section) or of stored entry data."""
+    section_data: Mapping[str, Any] = data.get(SECTION_RTL, data)
+    ppm = section_data.get(CONF_RTL_PPM) or 0
+    frequency = section_data.get(CONF_RTL_FREQUENCY)
+    return RtlOptions(
+        serial=str(section_data.get(CONF_RTL_SERIAL) or "").strip(),
+        # A number box gives floats; 17.5 ppm is refused rather than rounded.
+        ppm=int(ppm) if float(ppm).is_integer() else ppm,
+        frequency_mhz=float(frequency) if frequency not in (None, "") else None,
+    )
+
+
+async def _validate_receiver(
+    flow: ConfigFlow, data: Mapping[str, Any], *, detect: bool = True
+) -> dict[str, str]:
+    """Everything a receiver needs before it is saved; errors keyed by field.
+
+    With `detect`, a dongle is looked for by wmbusmeters itself on its port (with the link
+    modes chosen): a port with nothing or something else on it is refused here, not found
+    broken after saving. Not while this receiver's own wmbusmeters holds the port.
+    """
     command, device = data[CONF_COMMAND], data[CONF_DEVICE]
     device_type = data.get(CONF_DEVICE_TYPE, "")
     errors = await flow.hass.async_add_executor_job(_check_receiver, command, device)
@@ -107,18 +143,75 @@ async def _validate_receiver(flow: ConfigFlow, data: Mapping[str, Any]) -> dict[
         and link_modes_needed(device, device_type)
     ):
         errors[CONF_LINK_MODES] = "link_modes_required"
+    if errors:
+        return errors
+    device_type = _receiver_data_type(data)  # a type given with `auto` is not used
+    try:
+        check_dongle_link_modes(device_type, data.get(CONF_LINK_MODES, ()))
+        config = ReceiverConfig(
+            device=device,
+            device_type=device_type,
+            link_modes=tuple(data.get(CONF_LINK_MODES, ())),
+            rtl=_rtl_options(data) if device in RTL_DEVICES else RtlOptions(),
+        )
+    except WmbusConfigError as err:
+        field = CONF_LINK_MODES if err.translation_key.startswith("link_modes") else "base"
+        return {field: err.translation_key}
+    if detect and device_type in DONGLE_TYPES:
+        try:
+            await detect_dongle(command, config.device_spec)
+        except LinkModesRefusedError as err:
+            errors[CONF_LINK_MODES] = err.translation_key
+        except ProbeError as err:
+            errors["base"] = err.translation_key
     return errors
 
 
+def _receiver_data_type(user_input: Mapping[str, Any]) -> str:
+    """The dongle type that is stored: only with a serial path."""
+    if not needs_device_type(user_input[CONF_DEVICE]):
+        return ""
+    return str(user_input.get(CONF_DEVICE_TYPE, ""))
+
+
 def _receiver_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """What is stored of a validated receiver form: a type only with a serial path."""
+    """What is stored of a validated receiver form: a type only with a serial path, the
+    RTL-SDR tuning only with an RTL-SDR stick."""
     device = user_input[CONF_DEVICE]
-    return {
+    data = {
         CONF_COMMAND: user_input[CONF_COMMAND],
         CONF_DEVICE: device,
-        CONF_DEVICE_TYPE: user_input.get(CONF_DEVICE_TYPE, "") if needs_device_type(device) else "",
+        CONF_DEVICE_TYPE: _receiver_data_type(user_input),
         CONF_LINK_MODES: list(user_input.get(CONF_LINK_MODES, [])),
     }
+    if device in RTL_DEVICES:
+        rtl = _rtl_options(user_input)
+        data |= {
+            CONF_RTL_SERIAL: rtl.serial,
+            CONF_RTL_PPM: rtl.ppm,
+            CONF_RTL_FREQUENCY: rtl.frequency_mhz,
+        }
+    return data
+
+
+def _form_values(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored receiver data as the form shows it (the RTL-SDR tuning in its section)."""
+    rtl_keys = (CONF_RTL_SERIAL, CONF_RTL_PPM, CONF_RTL_FREQUENCY)
+    values = {k: v for k, v in data.items() if v not in ("", None) and k not in rtl_keys}
+    values[SECTION_RTL] = {k: data[k] for k in rtl_keys if data.get(k) not in ("", None, 0)}
+    return values
+
+
+def _number_box(limits: tuple[float, float], step: float, unit: str) -> NumberSelector:
+    return NumberSelector(
+        NumberSelectorConfig(
+            min=limits[0],
+            max=limits[1],
+            step=step,
+            mode=NumberSelectorMode.BOX,
+            unit_of_measurement=unit,
+        )
+    )
 
 
 def _receiver_schema(devices: list[str]) -> vol.Schema:
@@ -134,8 +227,31 @@ def _receiver_schema(devices: list[str]) -> vol.Schema:
                 )
             ),
             **radio_fields(),
+            vol.Optional(SECTION_RTL, default={}): section(
+                vol.Schema(
+                    {
+                        vol.Optional(CONF_RTL_SERIAL): TextSelector(),
+                        vol.Optional(CONF_RTL_PPM): _number_box(RTL_PPM_RANGE, 1, "ppm"),
+                        vol.Optional(CONF_RTL_FREQUENCY): _number_box(
+                            RTL_FREQUENCY_RANGE_MHZ, 0.001, "MHz"
+                        ),
+                    }
+                ),
+                {"collapsed": True},
+            ),
         }
     )
+
+
+def _stable_port(device: str, configured: list[str]) -> tuple[str, bool]:
+    """The /dev/serial/by-id name of a discovered port (it survives replugging), and whether
+    a receiver already uses that port under any of its names (blocking: readlink)."""
+    real = os.path.realpath(device)
+    stable = device
+    if not device.startswith("/dev/serial/by-id/"):
+        stable = next((p for p in _serial_devices() if os.path.realpath(p) == real), device)
+    used = any(os.path.realpath(path) == real for path in configured if path.startswith("/"))
+    return stable, used
 
 
 class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -183,6 +299,64 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(_receiver_schema(devices), suggested),
             errors=errors,
+            description_placeholders={
+                "modes": dongle_modes_text((user_input or {}).get(CONF_DEVICE_TYPE))
+            },
+        )
+
+    async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
+        """A dongle was plugged in (the manifest's `usb` matchers): offer it, port and type
+        filled in, unless a receiver already uses that port."""
+        device_type = dongle_type_for(
+            discovery_info.vid, discovery_info.pid, discovery_info.description
+        )
+        if device_type is None:
+            return self.async_abort(reason="not_a_dongle")
+        configured = [entry.data[CONF_DEVICE] for entry in self._async_current_entries()]
+        port, used = await self.hass.async_add_executor_job(
+            _stable_port, discovery_info.device, configured
+        )
+        if used:
+            return self.async_abort(reason="already_configured")
+        await self.async_set_unique_id(port)
+        self._abort_if_unique_id_configured()
+        self._discovered = {CONF_DEVICE: port, CONF_DEVICE_TYPE: device_type}
+        self.context["title_placeholders"] = {"name": f"{device_type} ({os.path.basename(port)})"}
+        return await self.async_step_usb_confirm()
+
+    async def async_step_usb_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Confirm the dongle's type and link modes; wmbusmeters looks for it before saving."""
+        port = self._discovered[CONF_DEVICE]
+        device_type = self._discovered[CONF_DEVICE_TYPE]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**user_input, CONF_DEVICE: port}
+            errors = await _validate_receiver(self, data)
+            if not errors:
+                return self.async_create_entry(
+                    title=f"wmbusmeters {os.path.basename(port)}", data=_receiver_data(data)
+                )
+            device_type = user_input.get(CONF_DEVICE_TYPE, device_type)
+        rule = DONGLE_MODES[device_type]
+        both = next(iter(rule.pairs), None)
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_COMMAND): TextSelector(),
+                **radio_fields(type_required=True),
+            }
+        )
+        suggested = user_input or {
+            CONF_COMMAND: await self.hass.async_add_executor_job(shutil.which, "wmbusmeters") or "",
+            CONF_DEVICE_TYPE: device_type,
+            CONF_LINK_MODES: sorted(both) if both else [rule.modes[-1]],
+        }
+        return self.async_show_form(
+            step_id="usb_confirm",
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
+            errors=errors,
+            description_placeholders={"port": port, "modes": dongle_modes_text(device_type)},
         )
 
     async def async_step_integration_discovery(
@@ -203,7 +377,7 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_abort(reason="meter_configured")
         self._discovered = discovery_info
         kind = discovery_info["media"] or discovery_info["driver"]
-        self.context["title_placeholders"] = {"meter_id": meter_id, "kind": kind}
+        self.context["title_placeholders"] = {"name": f"{meter_id} ({kind})"}
         return await self.async_step_discovery_confirm()
 
     async def async_step_discovery_confirm(
@@ -269,7 +443,9 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            errors = await _validate_receiver(self, user_input)
+            # Its own wmbusmeters holds the port it has: only a new port is looked at.
+            moved = user_input[CONF_DEVICE] != entry.data[CONF_DEVICE]
+            errors = await _validate_receiver(self, user_input, detect=moved)
             if not errors:
                 # The update listener restarts wmbusmeters with it (once; a reload only for
                 # another command): no reload from here, HA 2026.12 refuses it.
@@ -282,10 +458,12 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                _receiver_schema(devices),
-                user_input or {k: v for k, v in entry.data.items() if v != ""},
+                _receiver_schema(devices), user_input or _form_values(entry.data)
             ),
             errors=errors,
+            description_placeholders={
+                "modes": dongle_modes_text((user_input or entry.data).get(CONF_DEVICE_TYPE))
+            },
         )
 
 

@@ -10,6 +10,13 @@ CONF_DEVICE: Final = "device"
 #: What is on a serial device path: a dongle type (`im871a`) or `rawtty` (wmbus.DEVICE_TYPES).
 CONF_DEVICE_TYPE: Final = "device_type"
 CONF_LINK_MODES: Final = "link_modes"
+#: RTL-SDR tuning (only with rtlwmbus or rtl433; absent otherwise): the stick's serial,
+#: its frequency correction (ppm) and the frequency to listen on (MHz, None: wmbusmeters').
+CONF_RTL_SERIAL: Final = "rtl_serial"
+CONF_RTL_PPM: Final = "rtl_ppm"
+CONF_RTL_FREQUENCY: Final = "rtl_frequency"
+#: The receiver form's collapsed section holding them.
+SECTION_RTL: Final = "rtl_sdr"
 
 # Receiver options
 CONF_SILENCE_TIMEOUT: Final = "silence_timeout"

@@ -25,6 +25,9 @@ from .const import (
     CONF_KEY,
     CONF_LINK_MODES,
     CONF_METER_ID,
+    CONF_RTL_FREQUENCY,
+    CONF_RTL_PPM,
+    CONF_RTL_SERIAL,
     DOMAIN,
     MIN_SILENCE_BEFORE_UNAVAILABLE,
     SUBENTRY_METER,
@@ -38,6 +41,7 @@ from .issues import (
     async_raise_unknown_driver_issue,
 )
 from .wmbus import MeterConfig, ReceiverConfig, Telegram
+from .wmbus.config import RtlOptions
 from .wmbus.upgrades import renamed_driver
 
 _LOGGER = logging.getLogger(__name__)
@@ -151,6 +155,11 @@ def receiver_config(entry: ConfigEntry, meters: Collection[MeterConfig]) -> Rece
         device_type=entry.data.get(CONF_DEVICE_TYPE, ""),
         link_modes=tuple(entry.data.get(CONF_LINK_MODES, ())),
         meters=tuple(meters),
+        rtl=RtlOptions(
+            serial=entry.data.get(CONF_RTL_SERIAL, ""),
+            ppm=entry.data.get(CONF_RTL_PPM, 0),
+            frequency_mhz=entry.data.get(CONF_RTL_FREQUENCY),
+        ),
     )
 
 

@@ -9,7 +9,7 @@ from homeassistant.helpers.selector import SelectSelector, SelectSelectorConfig,
 from .compat import vol
 from .const import CONF_DEVICE_TYPE, CONF_LINK_MODES
 from .wmbus import DEVICE_TYPES, LINK_MODES, RTL_DEVICES, is_simulation
-from .wmbus.config import RAWTTY
+from .wmbus.config import DONGLE_MODES, RAWTTY
 
 
 def radio_fields(*, type_required: bool = False) -> dict[Any, SelectSelector]:
@@ -39,3 +39,14 @@ def link_modes_needed(device: str, device_type: str) -> bool:
     ("You must supply which link modes"); a simulation file, an RTL-SDR stick (it listens to
     S1, T1 and C1 at once) and a raw tty (it passes every telegram it carries) do not."""
     return not (is_simulation(device) or device in RTL_DEVICES or device_type == RAWTTY)
+
+
+def dongle_modes_text(device_type: str | None) -> str:
+    """What a dongle type listens to, for the link-mode error: `C1, S1, S1M, T1 (C1+T1)`."""
+    rule = DONGLE_MODES.get(device_type or "")
+    if rule is None:
+        return "-"
+    text = ", ".join(mode.upper() for mode in rule.modes)
+    if rule.pairs:
+        text += " (" + ", ".join("+".join(sorted(pair)).upper() for pair in rule.pairs) + ")"
+    return text

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.repairs import RepairsFlow
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 
@@ -30,8 +31,10 @@ from .issues import (
     ISSUE_UNKNOWN_DRIVER,
 )
 from .key_input import key_field, read_key
-from .radio_input import link_modes_needed, radio_fields
-from .wmbus import DecryptionProblem
+from .radio_input import dongle_modes_text, link_modes_needed, radio_fields
+from .wmbus import DecryptionProblem, ProbeError, ReceiverConfig, WmbusConfigError
+from .wmbus.config import DONGLE_TYPES, check_dongle_link_modes
+from .wmbus.probe import LinkModesRefusedError, detect_dongle
 from .wmbus.upgrades import DRIVER_REPLACEMENTS
 
 if TYPE_CHECKING:
@@ -236,6 +239,8 @@ class DeviceTypeRepairFlow(RepairsFlow):
             if not link_modes and link_modes_needed(device, device_type):
                 errors[CONF_LINK_MODES] = "link_modes_required"
             else:
+                errors = await _check_dongle(entry, device_type, link_modes)
+            if not errors:
                 self.hass.config_entries.async_update_entry(
                     entry,
                     data={**entry.data, CONF_DEVICE_TYPE: device_type, CONF_LINK_MODES: link_modes},
@@ -250,8 +255,35 @@ class DeviceTypeRepairFlow(RepairsFlow):
                 user_input or {CONF_LINK_MODES: entry.data.get(CONF_LINK_MODES, [])},
             ),
             errors=errors,
-            description_placeholders={"title": entry.title, "device": device},
+            description_placeholders={
+                "title": entry.title,
+                "device": device,
+                "modes": dongle_modes_text((user_input or {}).get(CONF_DEVICE_TYPE)),
+            },
         )
+
+
+async def _check_dongle(
+    entry: ConfigEntry, device_type: str, link_modes: list[str]
+) -> dict[str, str]:
+    """The link modes the type allows, then wmbusmeters' own look for the dongle on the port
+    (the receiver is not running: it could not start without a type)."""
+    try:
+        check_dongle_link_modes(device_type, link_modes)
+        config = ReceiverConfig(
+            device=entry.data[CONF_DEVICE], device_type=device_type, link_modes=tuple(link_modes)
+        )
+    except WmbusConfigError as err:
+        return {CONF_LINK_MODES: err.translation_key}
+    if device_type not in DONGLE_TYPES:
+        return {}
+    try:
+        await detect_dongle(entry.data[CONF_COMMAND], config.device_spec)
+    except LinkModesRefusedError as err:
+        return {CONF_LINK_MODES: err.translation_key}
+    except ProbeError as err:
+        return {"base": err.translation_key}
+    return {}
 
 
 async def async_create_fix_flow(

@@ -17,7 +17,7 @@ import tempfile
 from .errors import WmbusError
 from .events import CATCH_ALL_NAME
 
-LINK_MODES = ("c1", "t1", "s1", "s1m", "n1a", "n1b", "n1c", "n1d", "n1e", "n1f")
+LINK_MODES = ("c1", "t1", "s1", "s1m", "n1a", "n1b", "n1c", "n1d", "n1e", "n1f", "lora")
 #: RTL-SDR receivers, started by wmbusmeters itself (no serial port, no link modes to set).
 RTL_DEVICES = ("rtlwmbus", "rtl433")
 #: Devices that are words, not paths: wmbusmeters finds the radio itself.
@@ -31,6 +31,52 @@ RAWTTY = "rawtty"
 RAWTTY_BPS = 9600
 #: The types a serial device path is stored with.
 DEVICE_TYPES = (*DONGLE_TYPES, RAWTTY)
+
+_C_S_T = ("c1", "s1", "s1m", "t1")
+_N = ("n1a", "n1b", "n1c", "n1d", "n1e", "n1f")
+_C_T = frozenset({"c1", "t1"})
+
+
+@dataclass(frozen=True, slots=True)
+class DongleModes:
+    """What a dongle can listen to: its link modes, and the pairs it can listen to at once
+    (every other choice is one mode). wmbusmeters' own rules (`supportedLinkModes` and
+    `canSetLinkModes` of each dongle in 3.0.0); a choice they refuse makes wmbusmeters warn
+    "Desired link modes ... cannot be set" and listen to something else."""
+
+    modes: tuple[str, ...]
+    pairs: tuple[frozenset[str], ...] = ()
+
+    def allows(self, chosen: Collection[str]) -> bool:
+        """Whether the dongle can listen to exactly these modes."""
+        wanted = frozenset(chosen)
+        if not wanted or not wanted <= set(self.modes):
+            return False
+        return len(wanted) == 1 or wanted in self.pairs
+
+
+DONGLE_MODES: dict[str, DongleModes] = {
+    # C1+T1 at once needs firmware 0x14 or later; detection reports the refusal of older ones.
+    "im871a": DongleModes(_C_S_T, (_C_T,)),
+    "im170a": DongleModes(_N),
+    # Upstream accepts any pair with S1 or S1-m besides C1+T1.
+    "amb8465": DongleModes(
+        _C_S_T,
+        (_C_T, *(frozenset({s, other}) for s in ("s1", "s1m") for other in _C_S_T if other != s)),
+    ),
+    "amb3665": DongleModes(_N),
+    "cul": DongleModes(("c1", "s1", "t1")),
+    "rc1180": DongleModes(("t1",)),
+    "iu891a": DongleModes(_C_S_T, (_C_T,)),
+    "iu880b": DongleModes(("lora",)),
+}
+
+#: RTL-SDR tuning wmbusmeters passes to rtl_sdr/rtl_433 (`rtlwmbus[serial](ppm=N):868.95M`).
+#: It builds a shell command line from them, so each is a number or a short word of letters
+#: and digits, nothing else.
+RTL_PPM_RANGE = (-500, 500)
+RTL_FREQUENCY_RANGE_MHZ = (24.0, 1766.0)
+_RTL_SERIAL = re.compile(r"[A-Za-z0-9]{1,32}")
 
 CONF_FILE = "wmbusmeters.conf"
 METERS_DIR = "wmbusmeters.d"
@@ -72,6 +118,18 @@ class InvalidLinkModeError(WmbusConfigError):
     """A link mode wmbusmeters does not know."""
 
     translation_key = "invalid_link_mode"
+
+
+class UnsupportedLinkModesError(InvalidLinkModeError):
+    """Link modes this dongle cannot listen to (or not all at once)."""
+
+    translation_key = "link_modes_unsupported"
+
+
+class InvalidRtlOptionError(WmbusConfigError):
+    """An RTL-SDR serial, ppm or frequency wmbusmeters could not take."""
+
+    translation_key = "invalid_rtl_option"
 
 
 class InvalidDeviceError(WmbusConfigError):
@@ -118,6 +176,50 @@ def validate_link_modes(modes: Iterable[str]) -> tuple[str, ...]:
     if unknown:
         raise InvalidLinkModeError(f"unknown link mode(s): {', '.join(sorted(unknown))[:80]}")
     return tuple(mode for mode in LINK_MODES if mode in chosen)
+
+
+def check_dongle_link_modes(device_type: str, modes: Collection[str]) -> None:
+    """Raise if this dongle type cannot listen to these link modes (no rule: no check)."""
+    rule = DONGLE_MODES.get(device_type)
+    if rule is not None and modes and not rule.allows(modes):
+        raise UnsupportedLinkModesError(f"{device_type} cannot listen to {', '.join(modes)}")
+
+
+@dataclass(frozen=True, slots=True)
+class RtlOptions:
+    """Which RTL-SDR stick (its serial, as rtl_eeprom set it), its frequency correction and the
+    frequency to listen on (otherwise wmbusmeters' default, which hears S1, T1 and C1)."""
+
+    serial: str = ""
+    ppm: int = 0
+    frequency_mhz: float | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse anything wmbusmeters could not put into its rtl_sdr command line."""
+        if self.serial and not _RTL_SERIAL.fullmatch(self.serial):
+            raise InvalidRtlOptionError("an RTL-SDR serial is 1-32 letters and digits")
+        if isinstance(self.ppm, bool) or not isinstance(self.ppm, int):
+            raise InvalidRtlOptionError("ppm is a whole number")
+        if not RTL_PPM_RANGE[0] <= self.ppm <= RTL_PPM_RANGE[1]:
+            raise InvalidRtlOptionError("ppm out of range")
+        freq = self.frequency_mhz
+        if freq is not None and not (
+            isinstance(freq, (int, float))
+            and RTL_FREQUENCY_RANGE_MHZ[0] <= freq <= RTL_FREQUENCY_RANGE_MHZ[1]
+        ):
+            raise InvalidRtlOptionError("frequency out of range")
+
+    def spec(self, keyword: str) -> str:
+        """`rtlwmbus[serial](ppm=N):868.95M`, each part only when set."""
+        text = keyword
+        if self.serial:
+            text += f"[{self.serial}]"
+        if self.ppm:
+            text += f"(ppm={self.ppm})"
+        if self.frequency_mhz is not None:
+            # Digits and one dot (kHz precision): what wmbusmeters' isFrequency accepts.
+            text += ":" + f"{self.frequency_mhz:.3f}".rstrip("0").rstrip(".") + "M"
+        return text
 
 
 def validate_device(device: str) -> str:
@@ -182,11 +284,15 @@ class ReceiverConfig:
     listen_all: bool = False
     #: What is on a serial device path (DEVICE_TYPES); empty for a keyword or a simulation.
     device_type: str = ""
+    #: Tuning of an RTL-SDR stick (only with rtlwmbus or rtl433).
+    rtl: RtlOptions = field(default_factory=RtlOptions)
 
     def __post_init__(self) -> None:
         """Refuse anything that could not be written safely."""
         validate_device(self.device)
         validate_device_type(self.device, self.device_type)
+        if self.rtl != RtlOptions() and self.device not in RTL_DEVICES:
+            raise InvalidRtlOptionError("RTL-SDR options belong to rtlwmbus or rtl433")
         object.__setattr__(self, "link_modes", validate_link_modes(self.link_modes))
         ids = [meter.meter_id for meter in self.meters]
         if len(ids) != len(set(ids)):
@@ -198,7 +304,7 @@ class ReceiverConfig:
         or the speed of a raw tty), then the link modes (not for a simulation file)."""
         if is_simulation(self.device):
             return self.device
-        parts = [self.device]
+        parts = [self.rtl.spec(self.device) if self.device in RTL_DEVICES else self.device]
         if self.device_type == RAWTTY:
             parts.append(str(RAWTTY_BPS))
         elif self.device_type:
