@@ -190,8 +190,8 @@ async def test_receiver_saved_with_a_bare_port_is_repaired(
     hass: HomeAssistant, wmbusmeters: str, dongle: PtyDongle, repair_fix: RepairFix
 ) -> None:
     """An entry saved (by an earlier version, 1.1) with a bare serial port: migrated to 1.2,
-    it does not start wmbusmeters for nothing but raises a repair; the type given there
-    starts it, and the telegrams flow."""
+    it does not start wmbusmeters for nothing but raises a repair; a type wmbusmeters does not
+    find there is refused, the right one starts it, and the telegrams flow."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Kitchen radio",
@@ -216,6 +216,11 @@ async def test_receiver_saved_with_a_bare_port_is_repaired(
     assert flow["step_id"] == "device_type"
     flow = await repair_fix.submit(flow["flow_id"], {"device_type": "im871a", "link_modes": []})
     assert flow["errors"] == {"link_modes": "link_modes_required"}
+    # wmbusmeters looks for an iM871A on the port first: there is none (it carries raw
+    # telegrams), so nothing is saved.
+    flow = await repair_fix.submit(flow["flow_id"], {"device_type": "im871a", "link_modes": ["t1"]})
+    assert flow["errors"] == {"base": "dongle_not_found"}
+    assert entry.data["device_type"] == ""
     flow = await repair_fix.submit(flow["flow_id"], {"device_type": "rawtty", "link_modes": []})
     assert flow["type"] == "create_entry"
     await hass.async_block_till_done()
