@@ -39,6 +39,17 @@ HA_SERIES = f"{MAJOR_VERSION}.{MINOR_VERSION}"
 
 
 @pytest.fixture(autouse=True)
+def own_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's receivers write their wmbusmeters configuration under its own tmp_path:
+    HA's test config dir is shared by the parallel workers, and tests with a fixed entry id
+    (the snapshots) otherwise rewrote each other's files mid-run."""
+    folder = tmp_path / "wmbusmeters-config"
+    monkeypatch.setattr("custom_components.wmbusmeters.coordinator.CONFIG_SUBDIR", str(folder))
+    monkeypatch.setattr("custom_components.wmbusmeters.CONFIG_SUBDIR", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let HA load integrations from custom_components/."""
 
@@ -172,6 +183,11 @@ def run_until_played(hass: HomeAssistant) -> RunUntilPlayed:
             await played.wait()
         finally:
             remove()
+        import sys
+
+        print(
+            "PLAYED", coordinator.runner.status.reason, coordinator.runner.counters, file=sys.stderr
+        )
         await hass.async_block_till_done()
 
     return wait

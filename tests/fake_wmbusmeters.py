@@ -28,11 +28,16 @@ def main() -> int:
     if "--version" in sys.argv:
         out("wmbusmeters: 9.9.9-fake\n\n")
         return 0
+    if any(arg.startswith("--list") for arg in sys.argv):
+        return 0  # no drivers or fields to tell of: the integration then reads without them
     if "--help" in sys.argv:  # the probe reads which listing option the binary has
         out("    --listdrivers list all meter drivers\n")
         return 0
     if mode == "crash_on_start":
         sys.stderr.write("fake: cannot open device\n")
+        return 3
+    if mode == "crash_with_long_error":
+        sys.stderr.write("fake: " + "e" * 60_000 + "\n")
         return 3
     if mode == "crash_mid_stream":
         out(TELEGRAM)
@@ -53,6 +58,23 @@ def main() -> int:
         sys.stderr.write("(wmbus) warning: noise\n" * 100_000)
         sys.stderr.flush()
         out(TELEGRAM)
+    elif mode == "script":
+        # Lines from the file FAKE_WMBUSMETERS_SCRIPT: stdout lines as they are, `stderr:<line>`
+        # to stderr, `sleep:<seconds>` to pause; then it stays up.
+        with open(os.environ["FAKE_WMBUSMETERS_SCRIPT"], encoding="utf-8") as script:
+            for line in script:
+                if line.startswith("stderr:"):
+                    sys.stderr.write(line[7:])
+                    sys.stderr.flush()
+                elif line.startswith("sleep:"):
+                    time.sleep(float(line[6:]))
+                else:
+                    out(line)
+    elif mode == "stderr_flood_forever":
+        noise = "(wmbus) warning: noise\n" * 1000
+        while True:
+            sys.stderr.write(noise)
+            sys.stderr.flush()
     elif mode == "exit_clean":
         out(TELEGRAM)
         return 0

@@ -19,7 +19,7 @@ from .coordinator import WmbusConfigEntry, WmbusCoordinator
 from .entity import WmbusMeterEntity, WmbusReceiverEntity
 from .meters import MeterState
 from .units import HEALTH_FIELDS
-from .wmbus import RunnerState, Telegram
+from .wmbus import Telegram
 
 PARALLEL_UPDATES = 0
 
@@ -127,5 +127,6 @@ class WmbusReceiverRunning(WmbusReceiverEntity, BinarySensorEntity):
 
     @property
     def is_on(self) -> bool:
-        """Whether the wmbusmeters process is running."""
-        return self.coordinator.runner.status.state is RunnerState.RUNNING
+        """Whether wmbusmeters runs with its radio there: off while it backs off, is stopped,
+        or waits for a dongle that is missing."""
+        return self.coordinator.receiving

@@ -53,9 +53,9 @@ from .const import (
 from .driver_input import DriverList, driver_field, read_driver
 from .key_input import key_field, read_key
 from .meters import meter_owner
+from .name_input import read_name
 from .radio_input import dongle_modes_text, link_modes_needed, radio_fields
 from .wmbus import (
-    DEVICE_KEYWORDS,
     RTL_DEVICES,
     ProbeError,
     WmbusConfigError,
@@ -71,11 +71,14 @@ from .wmbus.config import (
     ReceiverConfig,
     RtlOptions,
     check_dongle_link_modes,
+    device_kind_problem,
     validate_device,
 )
 from .wmbus.probe import LinkModesRefusedError, check_command, detect_dongle
 from .wmbus.usb_ids import dongle_type_for
 
+#: A day: a meter that is silent longer is lost, not waiting for a restart.
+MAX_SILENCE_MINUTES = 1440
 _SERIAL_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*")
 
 
@@ -87,8 +90,9 @@ def _serial_devices() -> list[str]:
     return found
 
 
-def _check_receiver(command: str, device: str) -> dict[str, str]:
-    """Form errors for a command and a device that do not exist (blocking: stat)."""
+def _check_receiver(command: str, device: str, others: list[str]) -> dict[str, str]:
+    """Form errors for a command and a device that do not exist, are no radio, or are the
+    radio of another receiver under any of its names (blocking: stat)."""
     errors: dict[str, str] = {}
     try:
         check_command(command)
@@ -99,8 +103,14 @@ def _check_receiver(command: str, device: str) -> dict[str, str]:
     except WmbusConfigError:
         errors[CONF_DEVICE] = "invalid_device"
     else:
-        if device not in DEVICE_KEYWORDS and not os.path.exists(device):
-            errors[CONF_DEVICE] = "device_not_found"
+        if problem := device_kind_problem(device):
+            errors[CONF_DEVICE] = problem
+        elif device.startswith("/") and any(
+            other.startswith("/") and os.path.realpath(other) == os.path.realpath(device)
+            for other in others
+        ):
+            # Two wmbusmeters on one radio steal each other's bytes.
+            errors[CONF_DEVICE] = "device_in_use"
     return errors
 
 
@@ -128,7 +138,13 @@ async def _validate_receiver(
     """
     command, device = data[CONF_COMMAND], data[CONF_DEVICE]
     device_type = data.get(CONF_DEVICE_TYPE, "")
-    errors = await flow.hass.async_add_executor_job(_check_receiver, command, device)
+    this = flow.context.get("entry_id")  # a reconfigure: its own radio is no conflict
+    others = [
+        entry.data[CONF_DEVICE]
+        for entry in flow.hass.config_entries.async_entries(DOMAIN)
+        if entry.entry_id != this
+    ]
+    errors = await flow.hass.async_add_executor_job(_check_receiver, command, device, others)
     if CONF_DEVICE not in errors and needs_device_type(device) and not device_type:
         # A bare tty never starts: "You have to specify the expected device type".
         errors[CONF_DEVICE_TYPE] = "device_type_required"
@@ -395,8 +411,8 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
             key = read_key(user_input, errors)
             if info["encrypted"] and key == "":
                 errors[CONF_KEY] = "key_required"
-            if key is not None and not errors:
-                name = user_input[CONF_NAME].strip() or info["meter_id"]
+            name = read_name(user_input, errors, info["meter_id"])
+            if key is not None and name is not None and not errors:
                 self.hass.config_entries.async_add_subentry(
                     entry,
                     ConfigSubentry(
@@ -472,22 +488,15 @@ class WmbusOptionsFlow(OptionsFlow):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The silence timeout (minutes without any telegram before a restart)."""
+        errors: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(
-                data={CONF_SILENCE_TIMEOUT: int(user_input[CONF_SILENCE_TIMEOUT])}
-            )
+            minutes = float(user_input[CONF_SILENCE_TIMEOUT])
+            # The watchdog counts whole minutes; 0.5 was stored as 0 (off) and 1.9 as 1.
+            if minutes.is_integer() and 0 <= minutes <= MAX_SILENCE_MINUTES:
+                return self.async_create_entry(data={CONF_SILENCE_TIMEOUT: int(minutes)})
+            errors[CONF_SILENCE_TIMEOUT] = "whole_minutes"
         schema = vol.Schema(
-            {
-                vol.Required(CONF_SILENCE_TIMEOUT): NumberSelector(
-                    NumberSelectorConfig(
-                        min=0,
-                        max=1440,
-                        step=1,
-                        mode=NumberSelectorMode.BOX,
-                        unit_of_measurement="min",
-                    )
-                )
-            }
+            {vol.Required(CONF_SILENCE_TIMEOUT): _number_box((0, MAX_SILENCE_MINUTES), 1, "min")}
         )
         current = {
             CONF_SILENCE_TIMEOUT: self.config_entry.options.get(
@@ -495,7 +504,9 @@ class WmbusOptionsFlow(OptionsFlow):
             )
         }
         return self.async_show_form(
-            step_id="init", data_schema=self.add_suggested_values_to_schema(schema, current)
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or current),
+            errors=errors,
         )
 
 
@@ -518,6 +529,10 @@ class MeterSubentryFlow(ConfigSubentryFlow):
             data[CONF_KEY] = key
         return data
 
+    @staticmethod
+    def _name(user_input: dict[str, Any], errors: dict[str, str], default: str) -> str:
+        return read_name(user_input, errors, default) or default
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Add a meter."""
         errors: dict[str, str] = {}
@@ -536,8 +551,8 @@ class MeterSubentryFlow(ConfigSubentryFlow):
                     # Its entities' unique ids are the meter id's: one receiver holds it.
                     errors[CONF_METER_ID] = "meter_on_other_receiver"
                     placeholders["receiver"] = owner.title
+            name = self._name(user_input, errors, user_input[CONF_METER_ID].strip().lower())
             if not errors:
-                name = user_input[CONF_NAME].strip() or meter_id
                 return self.async_create_entry(
                     title=name,
                     data={CONF_NAME: name, **data, CONF_METER_ID: meter_id},
@@ -567,8 +582,8 @@ class MeterSubentryFlow(ConfigSubentryFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = await self._validate(user_input, errors)
+            name = self._name(user_input, errors, subentry.data[CONF_METER_ID])
             if not errors:
-                name = user_input[CONF_NAME].strip() or subentry.data[CONF_METER_ID]
                 return self.async_update_and_abort(
                     entry,
                     subentry,

@@ -7,12 +7,10 @@ drivers.py, offers of unknown meters in discovery.py, repair issues in issues.py
 
 from __future__ import annotations
 
-from collections import deque
 from datetime import datetime, timedelta
 import logging
 import os
 from pathlib import Path
-import time
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -55,12 +53,15 @@ from .wmbus import (
     WmbusRunner,
     needs_device_type,
 )
+from .wmbus.loglimit import LogLimiter
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Crash loop: this many unexpected ends of wmbusmeters within the window.
+#: Crash loop: this many unexpected ends of wmbusmeters in a row, with no stable run between
+#: (counted by the runner whatever its backoff: 5 → 300 s makes any time window miss it).
 CRASH_LOOP_COUNT = 5
-CRASH_LOOP_WINDOW = 600.0
+#: Longest last error a repair shows.
+MAX_ISSUE_TEXT = 200
 #: Quick successive meter changes (add three meters) restart wmbusmeters once.
 RESTART_COOLDOWN = 2.0
 SILENCE_CHECK_INTERVAL = timedelta(minutes=1)
@@ -96,8 +97,8 @@ class WmbusCoordinator:
         #: Meters whose decryption failure was reported in the current wmbusmeters run.
         self._reported_this_run: set[str] = set()
         self._was_up = False
-        self._crashes: deque[float] = deque()
         self._device_missing = False
+        self._log = LogLimiter(_LOGGER)
         self._unsub_replug: CALLBACK_TYPE | None = None
         #: The lost device's path was seen gone (unplugged), so its return is a replug.
         self._seen_unplugged = False
@@ -184,6 +185,11 @@ class WmbusCoordinator:
     # -- state ------------------------------------------------------------------------------
 
     @property
+    def receiving(self) -> bool:
+        """Whether wmbusmeters runs with its radio there (what the "running" sensor shows)."""
+        return self.runner.status.state is RunnerState.RUNNING and not self._device_missing
+
+    @property
     def runner_up(self) -> bool:
         """Whether wmbusmeters is running or about to be (a simulation replay)."""
         status = self.runner.status
@@ -219,6 +225,7 @@ class WmbusCoordinator:
             self._device_missing = False
             self._stop_replug_watch()
             self._notify_meters()  # available again, not only this meter
+            self._notify_receiver()
         self._clear_receiver_issue("device_missing")
         self._clear_receiver_issue("crash_loop")
         if meter.unreadable or is_open(self.hass, decryption_issue_id(meter.meter_id)):
@@ -271,18 +278,19 @@ class WmbusCoordinator:
                     problem=problem,
                 )
         elif isinstance(event, DeviceNotFound):
-            _LOGGER.warning("wmbusmeters: %s", event.line)
+            self._log.log(logging.WARNING, event.line)
             # Not while HA is still starting: the dongle may simply not have answered yet.
             if not self._device_missing:
                 self._device_missing = True
                 self._notify_meters()  # unavailable: nothing can be heard
+                self._notify_receiver()
             self.entry.async_on_unload(async_at_started(self.hass, self._async_device_missing))
             if needs_device_type(self.runner.config.device):
                 self._watch_for_replug()
         elif isinstance(event, Message) and event.level == "error":
-            _LOGGER.error("wmbusmeters: %s", event.line)
+            self._log.log(logging.ERROR, event.line)
         else:
-            _LOGGER.debug("wmbusmeters: %s", event.line)
+            self._log.log(logging.DEBUG, event.line)
 
     @callback
     def _async_device_missing(self, _hass: HomeAssistant) -> None:
@@ -336,16 +344,13 @@ class WmbusCoordinator:
             async_clear_receiver_issue(self.hass, self.entry.entry_id, kind)
 
     def _note_crash(self, status: RunnerStatus) -> None:
-        """Five unexpected ends within ten minutes are a crash loop."""
-        now = time.monotonic()
-        self._crashes.append(now)
-        while self._crashes and now - self._crashes[0] > CRASH_LOOP_WINDOW:
-            self._crashes.popleft()
-        if len(self._crashes) >= CRASH_LOOP_COUNT:
+        """Five unexpected ends in a row are a crash loop."""
+        if status.failures >= CRASH_LOOP_COUNT:
+            reason = status.reason or ""
+            if len(reason) > MAX_ISSUE_TEXT:
+                reason = reason[: MAX_ISSUE_TEXT - 1] + "…"
             self._raise_receiver_issue(
-                "crash_loop",
-                restarts=str(len(self._crashes)),
-                last_error=status.reason or "",
+                "crash_loop", restarts=str(status.failures), last_error=reason
             )
 
     @callback
@@ -375,6 +380,7 @@ class WmbusCoordinator:
     @callback
     def _check_silence(self, now: datetime) -> None:
         self._notify_receiver()  # the receiver's counters, once a minute
+        self._log.flush()  # "N more like this" of a flood that has stopped
         for meter in list(self.meters.by_id.values()):
             last = meter.last_seen or self._started_at
             silent = (now - last).total_seconds()
@@ -404,6 +410,9 @@ class WmbusCoordinator:
                 "restarts": runner.counters.restarts,
                 "skipped_lines": runner.counters.skipped_lines,
                 "stderr_lines": runner.counters.stderr_lines,
+                "flooded_lines": runner.counters.flooded_lines,
+                "callback_errors": runner.counters.callback_errors,
+                "refused_values": runner.counters.refused_values,
             },
             "stderr_tail": list(runner.stderr_tail),
         }

@@ -64,6 +64,10 @@ class MeterState:
     lost: bool = False
     #: A decryption failure was reported (issue and notification) and has not been fixed.
     unreadable: bool = False
+    #: Listener calls that raised (caught in notify()).
+    listener_errors: int = 0
+    #: The meter left (its subentry was removed or the receiver unloaded).
+    closed: bool = False
     #: The driver wmbusmeters reports (differs from the configured one for `auto`).
     driver: str = ""
     _listeners: list[MeterListener] = field(default_factory=list)
@@ -101,12 +105,26 @@ class MeterState:
         self._on_remove.append(func)
 
     def notify(self, telegram: Telegram | None) -> None:
-        """Tell this meter's listeners."""
+        """Tell this meter's listeners. One that fails (a value Home Assistant refuses) is
+        logged with its entity; the others, and the next telegram, go on."""
         for listener in list(self._listeners):
-            listener(telegram)
+            try:
+                listener(telegram)
+            except Exception:
+                self.listener_errors += 1
+                if self.listener_errors <= 5 or self.listener_errors % 1000 == 0:
+                    owner = getattr(listener, "__self__", None)
+                    _LOGGER.exception(
+                        "Meter %s (%s): %s could not take its telegram (%d errors so far)",
+                        self.name,
+                        self.meter_id,
+                        getattr(owner, "entity_id", None) or getattr(listener, "__name__", "?"),
+                        self.listener_errors,
+                    )
 
     def close(self) -> None:
         """The meter leaves: its listeners and clean-ups end with it."""
+        self.closed = True
         self._listeners.clear()
         while self._on_remove:
             self._on_remove.pop()()

@@ -7,6 +7,7 @@ long-term statistics rely on. After a restart the registry's description is take
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -39,6 +40,8 @@ from .wmbus import Telegram
 from .wmbus.upgrades import renamed_field
 
 _LOGGER = logging.getLogger(__name__)
+#: New entities added per event-loop turn (scripts/faults: 500 fields in one telegram).
+ADD_BATCH = 20
 
 PARALLEL_UPDATES = 0
 
@@ -224,7 +227,22 @@ class _MeterSensors:
             self.known[sensor.field] = sensor
             # A removed entity (a removed field, a removed meter) can come back with a value.
             sensor.async_on_remove(partial(self._forget, sensor))
-        self._add_entities(sensors, config_subentry_id=self.meter.subentry_id)
+        if len(sensors) <= ADD_BATCH:
+            self._add_entities(sensors, config_subentry_id=self.meter.subentry_id)
+            return
+        # A telegram with hundreds of new fields: added a batch per loop turn, so that the
+        # event loop (the UI, the API) never waits on all of them at once.
+        self.coordinator.entry.async_create_background_task(
+            self.hass, self._add_in_batches(sensors), f"wmbusmeters {self.meter.meter_id} fields"
+        )
+
+    async def _add_in_batches(self, sensors: list[WmbusFieldSensor]) -> None:
+        for start in range(0, len(sensors), ADD_BATCH):
+            if self.meter.closed:
+                return
+            batch = [s for s in sensors[start : start + ADD_BATCH] if self.known.get(s.field) is s]
+            self._add_entities(batch, config_subentry_id=self.meter.subentry_id)
+            await asyncio.sleep(0)
 
     @callback
     def _forget(self, sensor: WmbusFieldSensor) -> None:

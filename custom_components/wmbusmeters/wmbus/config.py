@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import os
 from pathlib import Path
 import re
+import stat
 import tempfile
 
 from .errors import WmbusError
@@ -223,8 +224,11 @@ class RtlOptions:
 
 
 def validate_device(device: str) -> str:
-    """Return the device if it is a keyword or a safe path (existence is checked separately)."""
-    if device in DEVICE_KEYWORDS or _DEVICE_PATH.fullmatch(device):
+    """Return the device if it is a keyword or a safe path (existence is checked separately).
+    A path with `.` or `..` parts (`/dev/../etc/passwd`) is refused: it is never a radio."""
+    if device in DEVICE_KEYWORDS:
+        return device
+    if _DEVICE_PATH.fullmatch(device) and not {".", ".."} & set(device.split("/")):
         return device
     raise InvalidDeviceError(
         "a device is auto, rtlwmbus, rtl433 or an absolute path of letters, digits and ._/+-"
@@ -241,6 +245,20 @@ def validate_device_type(device: str, device_type: str) -> str:
     if device in DEVICE_KEYWORDS or is_simulation(device):
         raise InvalidDeviceError("a device type is only given with a serial device path")
     return device_type
+
+
+def device_kind_problem(device: str) -> str | None:
+    """What is wrong with a path as a radio, or None (blocking: stat). A radio is a character
+    device (a by-id link is followed) or a simulation file; `/etc/shadow` is neither."""
+    if device in DEVICE_KEYWORDS:
+        return None
+    try:
+        mode = os.stat(device).st_mode
+    except OSError:
+        return "device_not_found"
+    if is_simulation(device):
+        return None if stat.S_ISREG(mode) else "not_a_serial_port"
+    return None if stat.S_ISCHR(mode) else "not_a_serial_port"
 
 
 def needs_device_type(device: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+import math
 from typing import Any
 
 #: JSON keys that describe the telegram rather than a reading (CONTRACT.md).
@@ -20,6 +21,57 @@ def is_reading(field: str) -> bool:
 #: The wmbusmeters name of the catch-all meter (config.render_lines).
 CATCH_ALL_NAME = "any"
 
+#: Bounds of a value a meter can really send. A wM-Bus register holds at most 12 BCD digits or
+#: a 64-bit integer scaled to a unit; nothing real reaches 10^15, while Home Assistant, its
+#: recorder and its JSON (64-bit integers only) fail on what lies beyond.
+MAX_NUMBER = 1e15
+#: Home Assistant's limit for a state.
+MAX_TEXT = 255
+#: A field name becomes part of a unique id and an entity id.
+MAX_FIELD_NAME = 64
+#: More fields than any driver has (the largest print under 100): the rest of a telegram that
+#: claims more is garbage, not entities.
+MAX_FIELDS = 250
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def clean_value(value: Any) -> tuple[Any, bool]:
+    """A reading as Home Assistant can take it, and whether it was refused (then None).
+
+    Non-finite or absurdly large numbers (NaN, Infinity, 1e300, a 300-digit integer) and text
+    longer than a state can be become None: shown as unknown, never stored or restored.
+    """
+    kind = type(value)
+    if kind is float:
+        if math.isfinite(value) and -MAX_NUMBER <= value <= MAX_NUMBER:
+            return value, False
+        return None, True
+    if kind is int:
+        if -MAX_NUMBER <= value <= MAX_NUMBER:
+            return value, False
+        return None, True
+    if kind is str and len(value) > MAX_TEXT:
+        return None, True
+    return value, False
+
+
+def clean_readings(obj: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The reading fields of a JSON telegram, cleaned; and the fields whose value (or name) was
+    refused."""
+    readings: dict[str, Any] = {}
+    refused: list[str] = []
+    for key, value in obj.items():
+        if key in NON_READING_KEYS:
+            continue
+        if len(key) > MAX_FIELD_NAME or not key.isprintable() or len(readings) >= MAX_FIELDS:
+            refused.append(key[:MAX_FIELD_NAME])
+            continue
+        clean, bad = clean_value(value)
+        if bad:
+            refused.append(key)
+        readings[key] = clean
+    return readings, tuple(refused)
+
 
 @dataclass(frozen=True, slots=True)
 class Telegram:
@@ -33,20 +85,29 @@ class Telegram:
     readings: dict[str, Any]
     #: Heard through the catch-all meter (ReceiverConfig.listen_all), not a configured one.
     discovered: bool = False
+    #: Fields whose values Home Assistant could not take (clean_value), shown as unknown.
+    refused: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Telegram | None:
         """Build from a JSON object line; None when it is not a telegram."""
         meter_id = obj.get("id")
-        if obj.get("_") != "telegram" or not isinstance(meter_id, str):
+        if (
+            obj.get("_") != "telegram"
+            or not isinstance(meter_id, str)
+            or len(meter_id) != 8
+            or not all(c in _HEX for c in meter_id)
+        ):
             return None
+        readings, refused = clean_readings(obj)
         return cls(
             meter_id=meter_id.lower(),
-            driver=str(obj.get("meter") or obj.get("driver") or ""),
-            media=str(obj.get("media") or ""),
+            driver=str(obj.get("meter") or obj.get("driver") or "")[:MAX_FIELD_NAME],
+            media=str(obj.get("media") or "")[:MAX_FIELD_NAME],
             timestamp=obj.get("timestamp") if isinstance(obj.get("timestamp"), str) else None,
-            readings={k: v for k, v in obj.items() if k not in NON_READING_KEYS},
+            readings=readings,
             discovered=obj.get("name") == CATCH_ALL_NAME,
+            refused=refused,
         )
 
 
@@ -105,3 +166,5 @@ class RunnerStatus:
     #: Clock time of the next start, while backing off.
     retry_at: float | None = None
     returncode: int | None = None
+    #: Unexpected ends in a row, with no stable run between (what a crash loop is).
+    failures: int = 0

@@ -35,7 +35,14 @@ _DECRYPTION_PATTERNS = (
     ),
 )
 _DEVICE_MISSING = ("[ALARM SpecifiedDeviceNotFound]", "No wmbus device detected")
-_INFO_PREFIXES = ("Started config", "(meter) newly created meter")
+_INFO_PREFIXES = (
+    "Started config",
+    "Started auto",
+    "(meter) newly created meter",
+    # Not errors: "Notice! Other wmbusmeters (pid ...) is running", and the listen-all mode.
+    "Notice!",
+    "No meters configured",
+)
 # 32 hex digits standing alone look like a key: never keep them.
 _KEY_LIKE = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32}(?![0-9A-Fa-f])")
 

@@ -18,7 +18,14 @@ import signal
 import time
 
 from .config import ReceiverConfig, is_simulation, render_config
-from .events import Message, RunnerEvent, RunnerState, RunnerStatus, Telegram
+from .events import (
+    DeviceNotFound,
+    Message,
+    RunnerEvent,
+    RunnerState,
+    RunnerStatus,
+    Telegram,
+)
 from .parse import parse_stderr, parse_stdout, redact
 
 _LOGGER = logging.getLogger(__name__)
@@ -26,6 +33,15 @@ _LOGGER = logging.getLogger(__name__)
 MAX_LINE = 64 * 1024
 STDERR_TAIL = 200
 _READ_CHUNK = 256 * 1024
+#: stderr lines per second that are parsed and passed on; beyond it (a flood) only the lines
+#: that matter (a missing device, a key problem) are, the rest are counted.
+STDERR_BUDGET = 100
+_STDERR_KEYWORDS = (b"ALARM", b"No wmbus device", b"did not find", b"decrypt", b"encrypted")
+#: Longest error line kept (last_error, the crash-loop repair, diagnostics).
+MAX_ERROR = 300
+#: 2.0.0 and 3.0.0 take 8 s to honour SIGTERM while replaying a simulation (0.8 s on a radio);
+#: a replay holds no state worth waiting for.
+SIMULATION_TERM_TIMEOUT = 1.0
 
 
 @dataclass(slots=True)
@@ -36,6 +52,12 @@ class RunnerCounters:
     restarts: int = 0
     skipped_lines: int = 0
     stderr_lines: int = 0
+    #: stderr lines over STDERR_BUDGET, counted and not looked at.
+    flooded_lines: int = 0
+    #: Exceptions raised by a callback (caught: they never stop the reader).
+    callback_errors: int = 0
+    #: Reading values Home Assistant could not take (NaN, 1e300, oversize text).
+    refused_values: int = 0
 
 
 async def read_lines(
@@ -97,7 +119,8 @@ class WmbusRunner:
         self._on_telegram = on_telegram
         self._on_event = on_event or (lambda _event: None)
         self._on_status = on_status or (lambda _status: None)
-        self.silence_timeout = silence_timeout
+        self._silence_timeout = silence_timeout
+        self._silence_changed = asyncio.Event()
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._stable_after = stable_after
@@ -118,6 +141,9 @@ class WmbusRunner:
         self._last_error: str | None = None
         self._configured_ids: frozenset[str] = frozenset()
         self._running_waiters: list[asyncio.Future[None]] = []
+        self._failures = 0
+        self._budget_second = 0
+        self._budget_used = 0
 
     # -- public API -------------------------------------------------------------------------
 
@@ -125,6 +151,22 @@ class WmbusRunner:
     def last_error(self) -> str | None:
         """The last error or warning line of the current or last process run."""
         return self._last_error
+
+    @property
+    def silence_timeout(self) -> float | None:
+        """Seconds without a telegram before wmbusmeters is restarted (None: never)."""
+        return self._silence_timeout
+
+    @silence_timeout.setter
+    def silence_timeout(self, value: float | None) -> None:
+        """A new timeout counts at once (from the last telegram), not from the next start."""
+        self._silence_timeout = value
+        self._silence_changed.set()
+
+    @property
+    def failures(self) -> int:
+        """Unexpected ends in a row (reset by a stable run or a requested restart)."""
+        return self._failures
 
     @property
     def running(self) -> bool:
@@ -173,7 +215,21 @@ class WmbusRunner:
             for future in waiters:
                 if not future.done():
                     future.set_result(None)
-        self._on_status(status)
+        self._call(self._on_status, status)
+
+    def _call[T](self, callback: Callable[[T], None], item: T) -> None:
+        """Run a callback; whatever it raises is logged and counted, and supervision and
+        reading go on (one bad value must not stop a receiver for good)."""
+        try:
+            callback(item)
+        except Exception:
+            self.counters.callback_errors += 1
+            if self.counters.callback_errors <= 10 or self.counters.callback_errors % 1000 == 0:
+                _LOGGER.exception(
+                    "Error handling %s from wmbusmeters (%d so far)",
+                    _describe(item),
+                    self.counters.callback_errors,
+                )
 
     def _fail_waiters(self, err: Exception) -> None:
         waiters, self._running_waiters = self._running_waiters, []
@@ -198,10 +254,11 @@ class WmbusRunner:
                 if self._stop_requested():
                     break
                 if self._restart_requested:
-                    failures = 0
+                    failures = self._failures = 0
                     continue
                 if self._clock() - started >= self._stable_after:
                     failures = 0
+                self._failures = failures + 1 if returncode != 0 or failed_to_start else 0
                 # A simulation file that played to its end is replayed without growing backoff.
                 replay = returncode == 0 and is_simulation(self.config.device)
                 delay = min(
@@ -211,7 +268,7 @@ class WmbusRunner:
                     failures += 1
                 retry_at = self._clock() + delay
                 state = RunnerState.FAILED if failed_to_start else RunnerState.BACKOFF
-                self._set_status(RunnerStatus(state, reason, retry_at, returncode))
+                self._set_status(RunnerStatus(state, reason, retry_at, returncode, self._failures))
                 await self._pause(delay)  # cut short by stop() or restart()
         finally:
             self.pid = None
@@ -289,7 +346,7 @@ class WmbusRunner:
             reason = f"exited with code {proc.returncode}"
             if last_error := self.last_error:
                 reason += f": {last_error}"
-        return reason, proc.returncode, False
+        return reason[:MAX_ERROR], proc.returncode, False
 
     async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
         """SIGTERM, wait, SIGKILL; always reap (no zombie)."""
@@ -297,21 +354,37 @@ class WmbusRunner:
             return
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
+        grace = self._term_timeout
+        if is_simulation(self.config.device):
+            grace = min(grace, SIMULATION_TERM_TIMEOUT)
         try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), self._term_timeout)
+            await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
         except TimeoutError:
-            _LOGGER.warning("wmbusmeters ignored SIGTERM for %s s, killing it", self._term_timeout)
+            if not is_simulation(self.config.device):
+                _LOGGER.warning("wmbusmeters ignored SIGTERM for %s s, killing it", grace)
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
         await asyncio.shield(proc.wait())
 
     async def _watch_silence(self) -> None:
-        """Return once no telegram has arrived for silence_timeout (never, if it is None)."""
-        if not self.silence_timeout:
-            await asyncio.Event().wait()
-            return
-        while (remaining := self._last_telegram + self.silence_timeout - self._clock()) > 0:
-            await self._sleep(remaining)
+        """Return once no telegram has arrived for silence_timeout; a changed timeout counts
+        at once (switched on, off, shorter or longer)."""
+        while True:
+            self._silence_changed.clear()
+            timeout = self._silence_timeout
+            if not timeout:
+                await self._silence_changed.wait()
+                continue
+            remaining = self._last_telegram + timeout - self._clock()
+            if remaining <= 0:
+                return
+            sleeper = asyncio.ensure_future(self._sleep(remaining))
+            changed = asyncio.ensure_future(self._silence_changed.wait())
+            try:
+                await asyncio.wait((sleeper, changed), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                changed.cancel()
 
     # -- output -----------------------------------------------------------------------------
 
@@ -322,7 +395,7 @@ class WmbusRunner:
         async for line in read_lines(stream, self._skip):
             try:
                 item = parse_stdout(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 self._skip()
                 _LOGGER.debug("skipping unreadable stdout line of %d bytes", len(line))
                 continue
@@ -331,29 +404,67 @@ class WmbusRunner:
                     continue  # belt and braces: the catch-all excludes configured ids
                 self.counters.telegrams += 1
                 self._last_telegram = self._clock()
-                self._on_telegram(item)
+                if item.refused:
+                    self._note_refused(item)
+                self._call(self._on_telegram, item)
             elif isinstance(item, Message):
                 self._note_message(item)
 
+    def _note_refused(self, telegram: Telegram) -> None:
+        self.counters.refused_values += len(telegram.refused)
+        refused = self.counters.refused_values
+        if refused <= 10 or refused % 1000 == 0:
+            _LOGGER.warning(
+                "Meter %s: values Home Assistant cannot show (not a finite number in range, or "
+                "text over 255 characters) shown as unknown: %s (%d so far)",
+                telegram.meter_id,
+                ", ".join(telegram.refused[:10]),
+                refused,
+            )
+
+    def _within_budget(self) -> bool:
+        """Whether this second's stderr budget has room for one more line."""
+        second = int(self._clock())
+        if second != self._budget_second:
+            self._budget_second = second
+            self._budget_used = 0
+        self._budget_used += 1
+        return self._budget_used <= STDERR_BUDGET
+
     async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
         async for raw in read_lines(stream, self._skip):
+            self.counters.stderr_lines += 1
+            if not self._within_budget() and not any(k in raw for k in _STDERR_KEYWORDS):
+                self.counters.flooded_lines += 1
+                continue
             line = redact(raw.decode("utf-8", "replace").rstrip())
             if not line:
                 continue
-            self.counters.stderr_lines += 1
             event = parse_stderr(line)
             if isinstance(event, Message):
                 self._note_message(event)
             else:
-                self.stderr_tail.append(line)
-                self._on_event(event)
+                self.stderr_tail.append(line[:MAX_ERROR])
+                if isinstance(event, DeviceNotFound):
+                    self._last_error = line[:MAX_ERROR]
+                self._call(self._on_event, event)
 
     def _note_message(self, message: Message) -> None:
-        line = redact(message.line)
+        line = redact(message.line)[:MAX_ERROR]
         if message.stream == "stderr" or message.level != "info":
             self.stderr_tail.append(line if message.stream == "stderr" else f"[stdout] {line}")
         if message.level != "info":
             self._last_error = line
-        self._on_event(
-            message if line == message.line else Message(message.stream, message.level, line)
+        self._call(
+            self._on_event,
+            message if line == message.line else Message(message.stream, message.level, line),
         )
+
+
+def _describe(item: object) -> str:
+    """What a callback was handling, for its error's log line (no values: they may be big)."""
+    if isinstance(item, Telegram):
+        return f"a telegram of meter {item.meter_id} ({len(item.readings)} fields)"
+    if isinstance(item, RunnerStatus):
+        return f"the state change to {item.state.value}"
+    return f"a {type(item).__name__} line"
