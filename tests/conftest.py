@@ -183,11 +183,6 @@ def run_until_played(hass: HomeAssistant) -> RunUntilPlayed:
             await played.wait()
         finally:
             remove()
-        import sys
-
-        print(
-            "PLAYED", coordinator.runner.status.reason, coordinator.runner.counters, file=sys.stderr
-        )
         await hass.async_block_till_done()
 
     return wait
