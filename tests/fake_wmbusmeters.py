@@ -75,6 +75,20 @@ def main() -> int:
         while True:
             sys.stderr.write(noise)
             sys.stderr.flush()
+    elif mode == "soak":
+        # FAKE_SOAK_RATE telegrams/s (default 500) from FAKE_SOAK_METERS meters (default 10,
+        # ids 10000000, 10000001, ...), each value growing: until stopped.
+        rate = int(os.environ.get("FAKE_SOAK_RATE", "500"))
+        meters = int(os.environ.get("FAKE_SOAK_METERS", "10"))
+        sent = 0
+        start = time.monotonic()
+        while True:
+            meter_id = 10000000 + sent % meters
+            out(TELEGRAM.replace("76348799", str(meter_id)).replace("6.408", f"{sent / 1000:.3f}"))
+            sent += 1
+            ahead = sent / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
     elif mode == "exit_clean":
         out(TELEGRAM)
         return 0

@@ -212,16 +212,18 @@ async def test_unreadable_stdout_is_skipped(
 
 
 async def test_stderr_flood(fake_command: str, tmp_path: Path, mode: Callable[[str], None]) -> None:
-    """100,000 stderr lines in a burst: all counted, only a budget per second looked at (and
-    passed on), stdout still read."""
+    """100,000 stderr lines in a burst: counted, only a budget per second looked at (and
+    passed on), the rest dropped a chunk at a time; stdout still read."""
     mode("stderr_flood")
     h = Harness(fake_command, tmp_path)
     h.runner.start()
     await h.until(lambda: h.telegrams != [] and h.runner.counters.stderr_lines >= 100_000)
     await h.runner.stop()
-    assert h.runner.counters.stderr_lines == 100_000
+    # (Each chunk dropped whole may cut one line at its edge, dropped uncounted.)
+    counters = h.runner.counters
+    assert 100_000 - 20 <= counters.stderr_lines <= 100_000
     assert len(h.events) <= STDERR_BUDGET * 3  # the burst spans a few clock seconds at most
-    assert h.runner.counters.flooded_lines == 100_000 - len(h.events)
+    assert counters.flooded_lines == counters.stderr_lines - len(h.events)
     assert all(isinstance(e, Message) for e in h.events)
 
 

@@ -36,6 +36,9 @@ _READ_CHUNK = 256 * 1024
 #: stderr lines per second that are parsed and passed on; beyond it (a flood) only the lines
 #: that matter (a missing device, a key problem) are, the rest are counted.
 STDERR_BUDGET = 100
+#: Pause after each dropped chunk: at most 100 chunks a second are read of a flood (measured
+#: by scripts/faults: without it, reading a flood at pipe speed took a whole core).
+FLOOD_PAUSE = 0.01
 _STDERR_KEYWORDS = (b"ALARM", b"No wmbus device", b"did not find", b"decrypt", b"encrypted")
 #: Longest error line kept (last_error, the crash-loop repair, diagnostics).
 MAX_ERROR = 300
@@ -61,15 +64,25 @@ class RunnerCounters:
 
 
 async def read_lines(
-    stream: asyncio.StreamReader, on_oversize: Callable[[], None]
+    stream: asyncio.StreamReader,
+    on_oversize: Callable[[], None],
+    drop_chunk: Callable[[bytes], bool] | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield lines (without the newline); a line over MAX_LINE bytes is dropped whole.
 
     Reads large chunks and splits them: far cheaper than readline() per line at high rates.
+    `drop_chunk` may discard a whole chunk unsplit (a flood): the line it ends inside is
+    dropped too.
     """
     pending = b""
     skipping = False  # inside an oversized line, dropping bytes until its newline
     while chunk := await stream.read(_READ_CHUNK):
+        if drop_chunk is not None and drop_chunk(chunk):
+            pending = b""
+            skipping = True
+            # Read a flood at a bounded pace: the writer waits on the pipe, not HA's CPU.
+            await asyncio.sleep(FLOOD_PAUSE)
+            continue
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
         for line in lines:
@@ -431,8 +444,20 @@ class WmbusRunner:
         self._budget_used += 1
         return self._budget_used <= STDERR_BUDGET
 
+    def _drop_flood(self, chunk: bytes) -> bool:
+        """A whole chunk read while this second's budget is spent, with nothing that matters
+        in it, is counted and dropped unsplit: a flood costs a pipe read, not a line loop."""
+        if self._budget_second != int(self._clock()) or self._budget_used < STDERR_BUDGET:
+            return False
+        if any(keyword in chunk for keyword in _STDERR_KEYWORDS):
+            return False
+        lines = chunk.count(b"\n")
+        self.counters.stderr_lines += lines
+        self.counters.flooded_lines += lines
+        return True
+
     async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
-        async for raw in read_lines(stream, self._skip):
+        async for raw in read_lines(stream, self._skip, self._drop_flood):
             self.counters.stderr_lines += 1
             if not self._within_budget() and not any(k in raw for k in _STDERR_KEYWORDS):
                 self.counters.flooded_lines += 1
