@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 import glob
 import os
-import shutil
 from types import MappingProxyType
 from typing import Any
 
@@ -63,6 +62,7 @@ from .wmbus import (
     normalize_meter_id,
     probe_version,
 )
+from .wmbus.bundled import default_command
 from .wmbus.config import (
     DONGLE_MODES,
     DONGLE_TYPES,
@@ -306,7 +306,7 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
                     data=_receiver_data(user_input),
                 )
         suggested = user_input or {
-            CONF_COMMAND: await self.hass.async_add_executor_job(shutil.which, "wmbusmeters") or "",
+            CONF_COMMAND: await self.hass.async_add_executor_job(default_command),
             CONF_DEVICE: "auto",
             CONF_LINK_MODES: ["c1", "t1"],
         }
@@ -364,7 +364,7 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
             }
         )
         suggested = user_input or {
-            CONF_COMMAND: await self.hass.async_add_executor_job(shutil.which, "wmbusmeters") or "",
+            CONF_COMMAND: await self.hass.async_add_executor_job(default_command),
             CONF_DEVICE_TYPE: device_type,
             CONF_LINK_MODES: sorted(both) if both else [rule.modes[-1]],
         }
