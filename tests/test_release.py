@@ -1,0 +1,101 @@
+"""The HACS release zip (scripts/release), installed as HACS installs it: unpacked with Python's
+zipfile (which drops the exec bit) into custom_components/wmbusmeters/. With no wmbusmeters on
+PATH, its static 3.0.0 for this machine is offered, runs and decodes. scripts/test builds the
+zip first and names it in WMBUS_RELEASE_ZIP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+import platform
+import shutil
+import stat
+from types import MappingProxyType
+import zipfile
+
+from homeassistant.config_entries import SOURCE_USER, ConfigSubentry
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+import pytest
+
+from custom_components.wmbusmeters.const import DOMAIN
+from custom_components.wmbusmeters.wmbus import bundled
+
+from .common import meter
+
+DEMO = Path(__file__).parent.parent / "demo" / "simulation_demo.txt"
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> Path:
+    """The release unpacked as HACS does, into custom_components/wmbusmeters/."""
+    archive = os.environ.get("WMBUS_RELEASE_ZIP")
+    if not archive:
+        if os.environ.get("CI"):
+            pytest.fail("scripts/test builds the release zip: WMBUS_RELEASE_ZIP is not set")
+        pytest.skip("run through scripts/test, which builds the release zip")
+    target = tmp_path / "custom_components" / DOMAIN
+    with zipfile.ZipFile(archive) as release:
+        release.extractall(target)
+    return target
+
+
+def test_release_zip_is_the_integration_and_its_binaries(installed: Path) -> None:
+    """At the zip's root the integration itself; a static binary and its licences per
+    machine; hacs.json names the zip."""
+    manifest = json.loads((installed / "manifest.json").read_text())
+    assert manifest["domain"] == DOMAIN
+    for machine in ("x86_64", "aarch64"):
+        binary = installed / "bin" / machine / "wmbusmeters"
+        assert 0 < binary.stat().st_size <= 8 * 1024 * 1024
+        assert not binary.stat().st_mode & stat.S_IXUSR  # zipfile dropped it, as in HACS
+        licences = {p.name for p in (installed / "bin" / machine / "licenses").iterdir()}
+        assert {"wmbusmeters-GPL-3.0.txt", "libusb-LGPL-2.1.txt", "libxml2-MIT.txt"} <= licences
+    hacs = json.loads((Path(__file__).parent.parent / "hacs.json").read_text())
+    assert hacs["zip_release"] is True
+    assert hacs["filename"] == Path(os.environ["WMBUS_RELEASE_ZIP"]).name
+
+
+async def test_release_binary_runs_where_none_is_installed(
+    hass: HomeAssistant, installed: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No wmbusmeters on PATH: the form offers the release's static binary for this machine
+    (executable again); it answers 3.0.0 and the demo's water meter shows its total."""
+    monkeypatch.setattr(bundled, "BUNDLE_DIR", installed / "bin")
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    command = next(
+        key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if str(key) == "command"
+    )
+    assert command == str(installed / "bin" / platform.machine() / "wmbusmeters")
+    simulation = tmp_path / "simulation_demo.txt"
+    simulation.write_text(DEMO.read_text())
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"command": command, "device": str(simulation), "link_modes": []}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    await hass.async_block_till_done()
+    assert entry.runtime_data.version == "3.0.0"
+    water = meter("Koldt vand", "kamwater", "44556677")
+    hass.config_entries.async_add_subentry(
+        entry,
+        ConfigSubentry(
+            data=MappingProxyType(water["data"]),
+            subentry_type="meter",
+            title=water["title"],
+            unique_id=water["unique_id"],
+        ),
+    )
+    async with asyncio.timeout(30):
+        while True:
+            state = hass.states.get("sensor.koldt_vand_total")
+            if state is not None and state.state not in ("unknown", "unavailable"):
+                break
+            await asyncio.sleep(0.2)
+    assert float(state.state) > 0
+    await hass.config_entries.async_unload(entry.entry_id)
