@@ -23,7 +23,7 @@ import pytest
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import bundled
 
-from .common import meter
+from .common import meter, receiver_entry, setup_receiver
 
 DEMO = Path(__file__).parent.parent / "demo" / "simulation_demo.txt"
 
@@ -98,4 +98,42 @@ async def test_release_binary_runs_where_none_is_installed(
                 break
             await asyncio.sleep(0.2)
     assert float(state.state) > 0
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_update_entity_switches_to_the_bundled_binary(
+    hass: HomeAssistant,
+    installed: Path,
+    wmbusmeters: str,
+    wmbus_version: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A receiver on the system's wmbusmeters (2.0.0 or a 3.0.0 build): the update entity
+    compares it with the release's static 3.0.0; installing runs the bundled binary from then
+    on (the system one is untouched) and the receiver keeps decoding."""
+    monkeypatch.setattr(bundled, "BUNDLE_DIR", installed / "bin")
+    simulation = tmp_path / "simulation_demo.txt"
+    simulation.write_text(DEMO.read_text())
+    system = Path(wmbusmeters).read_bytes()
+    entry = receiver_entry(wmbusmeters, simulation)
+    await setup_receiver(hass, entry)
+    update = next(s for s in hass.states.async_all("update"))
+    assert update.attributes["installed_version"] == entry.runtime_data.version
+    assert update.attributes["latest_version"] == "3.0.0"
+    if wmbus_version != "2.0.0":
+        assert update.state == "off"  # the same version: nothing to install
+        await hass.config_entries.async_unload(entry.entry_id)
+        return
+    assert update.state == "on"
+    await hass.services.async_call(
+        "update", "install", {"entity_id": update.entity_id}, blocking=True
+    )
+    await hass.async_block_till_done()
+    bundled_path = str(installed / "bin" / platform.machine() / "wmbusmeters")
+    assert entry.data["command"] == bundled_path
+    assert entry.runtime_data.version == "3.0.0"
+    assert entry.runtime_data.runner.command == bundled_path
+    assert hass.states.get(update.entity_id).state == "off"
+    assert Path(wmbusmeters).read_bytes() == system  # never replaced on disk
     await hass.config_entries.async_unload(entry.entry_id)
