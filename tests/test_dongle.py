@@ -76,7 +76,7 @@ async def test_a_serial_port_needs_its_dongle_type_and_the_dongle(
     }
     result = await hass.config_entries.flow.async_configure(result["flow_id"], answer)
     assert result["errors"] == {"link_modes": "link_modes_unsupported"}
-    assert result["description_placeholders"] == {"modes": "C1, S1, T1"}
+    assert result["description_placeholders"]["modes"] == "C1, S1, T1"
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {**answer, "device_type": "im871a"}
     )

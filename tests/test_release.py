@@ -72,6 +72,9 @@ async def test_release_binary_runs_where_none_is_installed(
         if str(key) == "command"
     )
     assert command == str(installed / "bin" / platform.machine() / "wmbusmeters")
+    # The form says which program will run, and its version.
+    assert result["description_placeholders"]["program"] == command
+    assert result["description_placeholders"]["version"] == "3.0.0"
     simulation = tmp_path / "simulation_demo.txt"
     simulation.write_text(DEMO.read_text())
     result = await hass.config_entries.flow.async_configure(

@@ -119,10 +119,9 @@ async def test_discovered_im871a_is_confirmed_by_wmbusmeters(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "usb_confirm"
-    assert result["description_placeholders"] == {
-        "port": str(dongle.path),
-        "modes": "C1, S1, S1M, T1 (C1+T1)",
-    }
+    placeholders = result["description_placeholders"]
+    assert placeholders["port"] == str(dongle.path)
+    assert placeholders["modes"] == "C1, S1, S1M, T1 (C1+T1)"
     answer = {"command": wmbusmeters, "device_type": "im871a", "link_modes": ["c1", "t1"]}
     result = await hass.config_entries.flow.async_configure(result["flow_id"], answer)
     assert result["errors"] == {"base": "dongle_not_found"}

@@ -77,6 +77,8 @@ from .wmbus.config import (
 from .wmbus.probe import LinkModesRefusedError, check_command, detect_dongle
 from .wmbus.usb_ids import dongle_type_for
 
+#: The form is shown at once: a program slower than this to say its version shows "-".
+PROGRAM_PROBE_TIMEOUT = 3.0
 #: A day: a meter that is silent longer is lost, not waiting for a restart.
 MAX_SILENCE_MINUTES = 1440
 _SERIAL_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*")
@@ -181,6 +183,17 @@ async def _validate_receiver(
         except ProbeError as err:
             errors["base"] = err.translation_key
     return errors
+
+
+async def _program(command: str) -> dict[str, str]:
+    """Which wmbusmeters the form proposes and the version it answers ("-" when none)."""
+    if not command:
+        return {"program": "-", "version": "-"}
+    try:
+        version = await probe_version(command, timeout=PROGRAM_PROBE_TIMEOUT)
+    except ProbeError:
+        version = "-"
+    return {"program": command, "version": version}
 
 
 def _receiver_data_type(user_input: Mapping[str, Any]) -> str:
@@ -316,7 +329,8 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=self.add_suggested_values_to_schema(_receiver_schema(devices), suggested),
             errors=errors,
             description_placeholders={
-                "modes": dongle_modes_text((user_input or {}).get(CONF_DEVICE_TYPE))
+                "modes": dongle_modes_text((user_input or {}).get(CONF_DEVICE_TYPE)),
+                **await _program(suggested[CONF_COMMAND]),
             },
         )
 
@@ -372,7 +386,11 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="usb_confirm",
             data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
-            description_placeholders={"port": port, "modes": dongle_modes_text(device_type)},
+            description_placeholders={
+                "port": port,
+                "modes": dongle_modes_text(device_type),
+                **await _program(suggested[CONF_COMMAND]),
+            },
         )
 
     async def async_step_integration_discovery(
