@@ -396,3 +396,38 @@ async def test_a_telegram_with_hundreds_of_fields(
     assert 200 <= len(readings) <= 250
     assert state(hass, "sensor.tap_reading_7") == "7.0"
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_running_is_off_while_the_process_is_stopped(
+    hass: HomeAssistant, fake_command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FAKE wmbusmeters stopped with SIGSTOP (a hang): at the next minute's check "running"
+    goes off; continued (SIGCONT), it comes back on. Before: on throughout."""
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    from homeassistant.util import dt as dt_util  # noqa: PLC0415
+
+    monkeypatch.setenv("FAKE_WMBUSMETERS_MODE", "silent")
+    entry = receiver_entry(fake_command, "auto", [meter("Tap", "multical21", TAP)])
+    await setup_receiver(hass, entry)
+    coordinator = entry.runtime_data
+    await coordinator.runner.wait_running()
+    running = next(
+        s.entity_id
+        for s in hass.states.async_all("binary_sensor")
+        if s.entity_id.endswith("_running")
+    )
+    assert state(hass, running) == "on"
+    pid = coordinator.runner.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(0.2)
+        coordinator._check_silence(dt_util.utcnow())  # the minute's check, now
+        await wait_for(lambda: state(hass, running) == "off", timeout=5)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    coordinator._check_silence(dt_util.utcnow())
+    await wait_for(lambda: state(hass, running) == "on", timeout=5)
+    await hass.config_entries.async_unload(entry.entry_id)

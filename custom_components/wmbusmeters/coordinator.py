@@ -98,6 +98,8 @@ class WmbusCoordinator:
         self._reported_this_run: set[str] = set()
         self._was_up = False
         self._device_missing = False
+        #: The process was found stopped (SIGSTOP) at the last minute check.
+        self._process_stopped = False
         self._log = LogLimiter(_LOGGER)
         self._unsub_replug: CALLBACK_TYPE | None = None
         #: The lost device's path was seen gone (unplugged), so its return is a replug.
@@ -186,8 +188,14 @@ class WmbusCoordinator:
 
     @property
     def receiving(self) -> bool:
-        """Whether wmbusmeters runs with its radio there (what the "running" sensor shows)."""
-        return self.runner.status.state is RunnerState.RUNNING and not self._device_missing
+        """Whether wmbusmeters runs with its radio there (what the "running" sensor shows):
+        not while it waits for a missing dongle, nor while its process is stopped (checked
+        each minute)."""
+        return (
+            self.runner.status.state is RunnerState.RUNNING
+            and not self._device_missing
+            and not self._process_stopped
+        )
 
     @property
     def runner_up(self) -> bool:
@@ -379,6 +387,9 @@ class WmbusCoordinator:
 
     @callback
     def _check_silence(self, now: datetime) -> None:
+        self.entry.async_create_background_task(
+            self.hass, self._async_check_process(), "wmbusmeters process check"
+        )
         self._notify_receiver()  # the receiver's counters, once a minute
         self._log.flush()  # "N more like this" of a flood that has stopped
         for meter in list(self.meters.by_id.values()):
@@ -393,6 +404,16 @@ class WmbusCoordinator:
                     silent // 60,
                 )
                 meter.notify(None)
+
+    async def _async_check_process(self) -> None:
+        stopped = await self.hass.async_add_executor_job(self.runner.process_stopped)
+        if stopped != self._process_stopped:
+            self._process_stopped = stopped
+            if stopped:
+                _LOGGER.warning(
+                    "wmbusmeters (pid %s) is stopped: it hears nothing", self.runner.pid
+                )
+            self._notify_receiver()
 
     def diagnostics(self) -> dict[str, Any]:
         """Runner state and counters (no keys: the argv has none by construction)."""

@@ -181,6 +181,19 @@ class WmbusRunner:
         """Unexpected ends in a row (reset by a stable run or a requested restart)."""
         return self._failures
 
+    def process_stopped(self) -> bool:
+        """Whether the process exists but does not run (stopped by a signal: `T` in /proc;
+        Linux only, blocking: call from an executor)."""
+        pid = self.pid
+        if pid is None:
+            return False
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat_file:
+                text = stat_file.read()
+        except OSError:
+            return False
+        return text[text.rindex(")") + 2 :].startswith(("T", "t"))
+
     @property
     def running(self) -> bool:
         """Whether the supervisor is active (the process may be backing off)."""
