@@ -306,7 +306,8 @@ async def test_a_simulation_stops_quickly(
     SIGKILL, with a warning each time)."""
     entry = receiver_entry(wmbusmeters, replay)
     await setup_receiver(hass, entry)
-    await entry.runtime_data.runner.wait_running()
+    runner = entry.runtime_data.runner
+    await wait_for(lambda: runner.status.state is RunnerState.RUNNING)
     started = time.monotonic()
     await hass.config_entries.async_unload(entry.entry_id)
     assert time.monotonic() - started < 3
@@ -412,7 +413,7 @@ async def test_running_is_off_while_the_process_is_stopped(
     entry = receiver_entry(fake_command, "auto", [meter("Tap", "multical21", TAP)])
     await setup_receiver(hass, entry)
     coordinator = entry.runtime_data
-    await coordinator.runner.wait_running()
+    await wait_for(lambda: coordinator.runner.status.state is RunnerState.RUNNING)
     running = next(
         s.entity_id
         for s in hass.states.async_all("binary_sensor")
