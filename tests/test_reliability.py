@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.json import json_dumps
@@ -112,7 +112,13 @@ async def test_values_home_assistant_refuses_never_stop_the_receiver(
         ]
     )
     events: list[Event] = []
-    hass.bus.async_listen(EVENT_TELEGRAM, events.append)
+
+    @callback
+    def collect(event: Event) -> None:
+        # A callback: run in the loop, in order (a plain function would go to the executor).
+        events.append(event)
+
+    hass.bus.async_listen(EVENT_TELEGRAM, collect)
     entry = receiver_entry(fake_command, "auto", [meter("Tap", "multical21", TAP)])
     await setup_receiver(hass, entry)
     await wait_for(lambda: state(hass, "sensor.tap_total") == "6.0")
@@ -120,6 +126,7 @@ async def test_values_home_assistant_refuses_never_stop_the_receiver(
     await hass.async_block_till_done()
     assert state(hass, "sensor.tap_total") == "unknown"  # NaN … 10^300: none is a reading
     await wait_for(lambda: state(hass, "sensor.tap_total") == "7.5")
+    await wait_for(lambda: len(events) >= 7)
     assert len(events) == 7
     for event in events:
         json_dumps(event.data)  # what the websocket API and the logbook do with it
