@@ -53,7 +53,7 @@ from .driver_input import DriverList, driver_field, read_driver
 from .key_input import key_field, read_key
 from .meters import meter_owner
 from .name_input import read_name
-from .radio_input import dongle_modes_text, link_modes_needed, radio_fields
+from .radio_input import detection_errors, dongle_modes_text, link_modes_needed, radio_fields
 from .wmbus import (
     RTL_DEVICES,
     ProbeError,
@@ -65,7 +65,6 @@ from .wmbus import (
 from .wmbus.bundled import default_command
 from .wmbus.config import (
     DONGLE_MODES,
-    DONGLE_TYPES,
     RTL_FREQUENCY_RANGE_MHZ,
     RTL_PPM_RANGE,
     ReceiverConfig,
@@ -74,7 +73,7 @@ from .wmbus.config import (
     device_kind_problem,
     validate_device,
 )
-from .wmbus.probe import LinkModesRefusedError, check_command, detect_dongle
+from .wmbus.probe import check_command
 from .wmbus.usb_ids import dongle_type_for
 
 #: The form is shown at once: a program slower than this to say its version shows "-".
@@ -175,14 +174,7 @@ async def _validate_receiver(
     except WmbusConfigError as err:
         field = CONF_LINK_MODES if err.translation_key.startswith("link_modes") else "base"
         return {field: err.translation_key}
-    if detect and device_type in DONGLE_TYPES:
-        try:
-            await detect_dongle(command, config.device_spec)
-        except LinkModesRefusedError as err:
-            errors[CONF_LINK_MODES] = err.translation_key
-        except ProbeError as err:
-            errors["base"] = err.translation_key
-    return errors
+    return await detection_errors(command, config) if detect else {}
 
 
 async def _program(command: str) -> dict[str, str]:

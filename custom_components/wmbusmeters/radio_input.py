@@ -8,8 +8,9 @@ from homeassistant.helpers.selector import SelectSelector, SelectSelectorConfig,
 
 from .compat import vol
 from .const import CONF_DEVICE_TYPE, CONF_LINK_MODES
-from .wmbus import DEVICE_TYPES, LINK_MODES, RTL_DEVICES, is_simulation
-from .wmbus.config import DONGLE_MODES, RAWTTY
+from .wmbus import DEVICE_TYPES, LINK_MODES, RTL_DEVICES, ProbeError, ReceiverConfig, is_simulation
+from .wmbus.config import DONGLE_MODES, DONGLE_TYPES, RAWTTY
+from .wmbus.probe import LinkModesRefusedError, detect_dongle
 
 
 def radio_fields(*, type_required: bool = False) -> dict[Any, SelectSelector]:
@@ -50,3 +51,17 @@ def dongle_modes_text(device_type: str | None) -> str:
     if rule.pairs:
         text += " (" + ", ".join("+".join(sorted(pair)).upper() for pair in rule.pairs) + ")"
     return text
+
+
+async def detection_errors(command: str, config: ReceiverConfig) -> dict[str, str]:
+    """wmbusmeters' own look for the dongle a serial receiver names (none for other radios),
+    as form errors: refused link modes on the link modes, no dongle on the form."""
+    if config.device_type not in DONGLE_TYPES:
+        return {}
+    try:
+        await detect_dongle(command, config.device_spec)
+    except LinkModesRefusedError as err:
+        return {CONF_LINK_MODES: err.translation_key}
+    except ProbeError as err:
+        return {"base": err.translation_key}
+    return {}

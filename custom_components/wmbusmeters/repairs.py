@@ -31,10 +31,9 @@ from .issues import (
     ISSUE_UNKNOWN_DRIVER,
 )
 from .key_input import key_field, read_key
-from .radio_input import dongle_modes_text, link_modes_needed, radio_fields
-from .wmbus import DecryptionProblem, ProbeError, ReceiverConfig, WmbusConfigError
-from .wmbus.config import DONGLE_TYPES, check_dongle_link_modes
-from .wmbus.probe import LinkModesRefusedError, detect_dongle
+from .radio_input import detection_errors, dongle_modes_text, link_modes_needed, radio_fields
+from .wmbus import DecryptionProblem, ReceiverConfig, WmbusConfigError
+from .wmbus.config import check_dongle_link_modes
 from .wmbus.upgrades import DRIVER_REPLACEMENTS
 
 if TYPE_CHECKING:
@@ -275,15 +274,7 @@ async def _check_dongle(
         )
     except WmbusConfigError as err:
         return {CONF_LINK_MODES: err.translation_key}
-    if device_type not in DONGLE_TYPES:
-        return {}
-    try:
-        await detect_dongle(entry.data[CONF_COMMAND], config.device_spec)
-    except LinkModesRefusedError as err:
-        return {CONF_LINK_MODES: err.translation_key}
-    except ProbeError as err:
-        return {"base": err.translation_key}
-    return {}
+    return await detection_errors(entry.data[CONF_COMMAND], config)
 
 
 async def async_create_fix_flow(
