@@ -28,6 +28,8 @@ from custom_components.wmbusmeters.wmbus import (
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "wmbusmeters-2.0.0"
 #: The supported versions and their commands (scripts/setup).
 VERSIONS = {"2.0.0": "wmbusmeters", "3.0.0": "wmbusmeters-3.0.0"}
+#: The release's static 3.0.0 (scripts/build-static; scripts/benchmark names it).
+STATIC = os.environ.get("BENCH_STATIC_WMBUSMETERS", "")
 
 # A producer that prints real fixture JSON lines: as fast as it can, or at a steady rate with
 # the send time (CLOCK_MONOTONIC, shared by all processes) in each line.
@@ -198,6 +200,15 @@ async def main() -> None:
                 "decode rate 3.0.0 / 2.0.0 (same run, same telegrams) = "
                 f"{rates['3.0.0'] / rates['2.0.0']:.2f}"
             )
+        if STATIC:
+            static = await real_wmbusmeters(workdir, "3.0.0-static", STATIC)
+            # Issue 13's goal: the bundled static binary decodes at least 0.9 x Debian's.
+            if static and rates["2.0.0"]:
+                print(
+                    "decode rate static 3.0.0 (release) / Debian's 2.0.0 = "
+                    f"{static / rates['2.0.0']:.2f} (goal >= 0.90); "
+                    f"/ dynamically linked 3.0.0 = {static / rates['3.0.0']:.2f}"
+                )
         lines.unlink()
         if out := os.environ.get("BENCH_DECODE_RATE_FILE"):
             Path(out).write_text(json.dumps(rates))

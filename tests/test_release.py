@@ -12,6 +12,7 @@ from pathlib import Path
 import platform
 import shutil
 import stat
+import sys
 from types import MappingProxyType
 import zipfile
 
@@ -19,6 +20,7 @@ from homeassistant.config_entries import SOURCE_USER, ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import bundled
@@ -26,6 +28,11 @@ from custom_components.wmbusmeters.wmbus import bundled
 from .common import meter, receiver_entry, setup_receiver
 
 DEMO = Path(__file__).parent.parent / "demo" / "simulation_demo.txt"
+STANDIN = Path(__file__).parent / "rtl_sdr_standin.py"
+#: A recorded Multical 21 C1 telegram (wmbusmeters' simulations/simulation_c1.txt), no CRCs.
+C1_TELEGRAM = (
+    "2A442D2C998734761B168D2091D37CAC21576C7802FF207100041308190000441308190000615B7F616713"
+)
 
 
 @pytest.fixture
@@ -51,8 +58,17 @@ def test_release_zip_is_the_integration_and_its_binaries(installed: Path) -> Non
         binary = installed / "bin" / machine / "wmbusmeters"
         assert 0 < binary.stat().st_size <= 8 * 1024 * 1024
         assert not binary.stat().st_mode & stat.S_IXUSR  # zipfile dropped it, as in HACS
+        for helper in ("rtl_sdr", "rtl_wmbus", "rtl_wmbus.d/rtl_wmbus"):
+            assert (installed / "bin" / machine / helper).stat().st_size > 0
         licences = {p.name for p in (installed / "bin" / machine / "licenses").iterdir()}
-        assert {"wmbusmeters-GPL-3.0.txt", "libusb-LGPL-2.1.txt", "libxml2-MIT.txt"} <= licences
+        assert {
+            "wmbusmeters-GPL-3.0.txt",
+            "libusb-LGPL-2.1.txt",
+            "libxml2-MIT.txt",
+            "rtl-sdr-GPL-2.0.txt",
+            "rtl-wmbus-copyright.txt",
+            "glibc-LGPL-2.1.txt",
+        } <= licences
     hacs = json.loads((Path(__file__).parent.parent / "hacs.json").read_text())
     assert hacs["zip_release"] is True
     assert hacs["filename"] == Path(os.environ["WMBUS_RELEASE_ZIP"]).name
@@ -111,6 +127,7 @@ async def test_update_entity_switches_to_the_bundled_binary(
     wmbus_version: str,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    hass_ws_client: WebSocketGenerator,
 ) -> None:
     """A receiver on the system's wmbusmeters (2.0.0 or a 3.0.0 build): the update entity
     compares it with the release's static 3.0.0; installing runs the bundled binary from then
@@ -124,6 +141,16 @@ async def test_update_entity_switches_to_the_bundled_binary(
     update = next(s for s in hass.states.async_all("update"))
     assert update.attributes["installed_version"] == entry.runtime_data.version
     assert update.attributes["latest_version"] == "3.0.0"
+    # Release notes: the changelog's section of the release that ships it (in the zip).
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id({"type": "update/release_notes", "entity_id": update.entity_id})
+    notes = (await client.receive_json())["result"]
+    assert notes.startswith("## ")
+    assert "wmbusmeters 3.0.0" in notes
+    assert (
+        notes
+        == (installed / "CHANGELOG.md").read_text().split("\n## ")[1].join(["## ", ""]).strip()
+    )
     if wmbus_version != "2.0.0":
         assert update.state == "off"  # the same version: nothing to install
         await hass.config_entries.async_unload(entry.entry_id)
@@ -140,3 +167,65 @@ async def test_update_entity_switches_to_the_bundled_binary(
     assert hass.states.get(update.entity_id).state == "off"
     assert Path(wmbusmeters).read_bytes() == system  # never replaced on disk
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize(
+    ("tuned", "rtl_wmbus_options"),
+    [
+        # wmbusmeters' default: 868.625 MHz, rtl_wmbus -s hears S1 and, 325 kHz up, C1/T1.
+        ("868.625M", "-s -f"),
+        # A frequency set in the receiver's RTL-SDR section: tuned there, no -s.
+        ("868.95M", "-f"),
+    ],
+)
+async def test_release_rtl_sdr_pipeline_decodes(
+    installed: Path, tmp_path: Path, tuned: str, rtl_wmbus_options: str
+) -> None:
+    """The release's RTL-SDR path: rtl_sdr | rtl_wmbus | wmbusmeters, as wmbusmeters builds it
+    for `rtlwmbus`, with the release's real rtl_wmbus (its glibc wrapper, exec bits restored
+    after HACS' unzip) and static wmbusmeters. No stick exists here, so the release's rtl_sdr is
+    replaced by a stand-in that plays a recorded C1 telegram as I/Q samples (synthesized: no
+    recorded samples are available); and since wmbusmeters only starts the pipeline once
+    librtlsdr sees a stick on USB, its own command is given as `rtlwmbus:CMD(...)`, which the
+    integration never lets a user write."""
+    bin_dir = installed / "bin" / platform.machine()
+    wmbusmeters = await asyncio.to_thread(bundled.bundled_binary, installed / "bin")
+    assert wmbusmeters == str(bin_dir / "wmbusmeters")
+    assert os.access(bin_dir / "rtl_wmbus", os.X_OK)
+    (bin_dir / "rtl_sdr").write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STANDIN}" "$@"\n')
+    (bin_dir / "rtl_sdr").chmod(0o755)
+    telegrams = tmp_path / "telegrams.txt"
+    telegrams.write_text(C1_TELEGRAM + "\n")
+    # wmbusmeters' command for rtlwmbus (src/wmbus_rtlwmbus.cc), without its stderr file.
+    pipeline = (
+        f"{bin_dir}/rtl_sdr -d 0 -f {tuned} -s 1.6e6 - 2>/dev/null | "
+        f"{bin_dir}/rtl_wmbus {rtl_wmbus_options}"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        wmbusmeters,
+        "--format=json",
+        f"rtlwmbus:CMD({pipeline})",
+        "Tap",
+        "kamwater",
+        "76348799",
+        "NOKEY",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "RTL_SDR_STANDIN_TELEGRAMS": str(telegrams)},
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                line = await proc.stdout.readline()
+                assert line, "wmbusmeters exited without a reading"
+                if line.startswith(b"{"):
+                    reading = json.loads(line)
+                    break
+    finally:
+        os.killpg(proc.pid, 15)
+        await proc.wait()
+    assert reading["id"] == "76348799"
+    assert reading["total_m3"] == 6.408
+    assert reading["target_m3"] == 6.408

@@ -20,7 +20,7 @@ from .const import CONF_COMMAND
 from .coordinator import WmbusConfigEntry, WmbusCoordinator
 from .entity import WmbusReceiverEntity
 from .wmbus import ProbeError, probe_version
-from .wmbus.bundled import bundled_binary
+from .wmbus.bundled import bundled_binary, release_notes
 
 PARALLEL_UPDATES = 0
 
@@ -51,7 +51,7 @@ class WmbusBinaryUpdate(WmbusReceiverEntity, UpdateEntity):
     """The receiver's wmbusmeters against the bundled one."""
 
     entity_description = BINARY
-    _attr_supported_features = UpdateEntityFeature.INSTALL
+    _attr_supported_features = UpdateEntityFeature.INSTALL | UpdateEntityFeature.RELEASE_NOTES
 
     def __init__(self, coordinator: WmbusCoordinator, bundled: str, version: str) -> None:
         """Bind to the receiver and the bundled binary."""
@@ -66,6 +66,10 @@ class WmbusBinaryUpdate(WmbusReceiverEntity, UpdateEntity):
     def installed_version(self) -> str | None:
         """The running binary's version (it changes when the receiver restarts on another)."""
         return self.coordinator.version
+
+    async def async_release_notes(self) -> str | None:
+        """The changelog's section of the release that ships the bundled binary."""
+        return await self.hass.async_add_executor_job(release_notes, self._attr_latest_version)
 
     async def async_install(self, version: str | None, backup: bool, **kwargs: Any) -> None:
         """Run the bundled binary from now on: the entry's command changes and the receiver

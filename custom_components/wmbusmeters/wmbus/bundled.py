@@ -17,6 +17,17 @@ import stat
 BUNDLE_DIR = Path(__file__).resolve().parent.parent / "bin"
 #: Other names of the same machines (Debian's and Docker's).
 _MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
+#: What must be executable beside it: wmbusmeters starts `rtl_sdr | rtl_wmbus` for an RTL-SDR
+#: stick and looks for both in its own directory first; rtl_wmbus is a /bin/sh wrapper that
+#: starts Debian's rtl_wmbus through the glibc loader shipped with it (scripts/build-static).
+_HELPERS = ("rtl_sdr", "rtl_wmbus", "rtl_wmbus.d/rtl_wmbus", "rtl_wmbus.d/ld-*")
+
+
+def _make_executable(path: Path) -> None:
+    mode = path.stat().st_mode
+    wanted = mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+    if mode != wanted:
+        path.chmod(wanted)
 
 
 def bundled_binary(bundle_dir: Path | None = None, machine: str | None = None) -> str | None:
@@ -26,14 +37,33 @@ def bundled_binary(bundle_dir: Path | None = None, machine: str | None = None) -
     here (blocking: call from an executor).
     """
     machine = machine or platform.machine()
-    path = (bundle_dir or BUNDLE_DIR) / _MACHINES.get(machine, machine) / "wmbusmeters"
+    directory = (bundle_dir or BUNDLE_DIR) / _MACHINES.get(machine, machine)
+    path = directory / "wmbusmeters"
     if not path.is_file():
         return None
-    mode = path.stat().st_mode
-    wanted = mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
-    if mode != wanted:
-        path.chmod(wanted)
+    _make_executable(path)
+    for pattern in _HELPERS:
+        for helper in directory.glob(pattern):
+            if helper.is_file():
+                _make_executable(helper)
     return str(path) if os.access(path, os.X_OK) else None
+
+
+def release_notes(version: str, bundle_dir: Path | None = None) -> str | None:
+    """The changelog's section of the release that ships wmbusmeters `version` (blocking).
+
+    The release zip carries CHANGELOG.md beside manifest.json (scripts/release); a checkout has
+    it at the repository's root.
+    """
+    integration = (bundle_dir or BUNDLE_DIR).parent
+    for path in (integration / "CHANGELOG.md", integration.parent.parent / "CHANGELOG.md"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            break
+    else:
+        return None
+    sections = ["## " + part for part in text.split("\n## ")[1:]]
+    return next((s.strip() for s in sections if f"wmbusmeters {version}" in s), None)
 
 
 def default_command(bundle_dir: Path | None = None) -> str:
