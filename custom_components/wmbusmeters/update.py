@@ -57,6 +57,7 @@ class WmbusBinaryUpdate(WmbusReceiverEntity, UpdateEntity):
         """Bind to the receiver and the bundled binary."""
         super().__init__(coordinator, BINARY.key)
         self._bundled = bundled
+        self._bundled_version = version
         self._attr_latest_version = version
         self._attr_release_summary = (
             f"wmbusmeters {version}, built static and shipped with this integration."
@@ -69,7 +70,7 @@ class WmbusBinaryUpdate(WmbusReceiverEntity, UpdateEntity):
 
     async def async_release_notes(self) -> str | None:
         """The changelog's section of the release that ships the bundled binary."""
-        return await self.hass.async_add_executor_job(release_notes, self._attr_latest_version)
+        return await self.hass.async_add_executor_job(release_notes, self._bundled_version)
 
     async def async_install(self, version: str | None, backup: bool, **kwargs: Any) -> None:
         """Run the bundled binary from now on: the entry's command changes and the receiver
