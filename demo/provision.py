@@ -84,6 +84,8 @@ def main(base: str, command: str, device: str, link_modes: str = "", device_type
     api.call("/api/onboarding/integration", {"client_id": client_id, "redirect_uri": client_id})
 
     flow = api.call("/api/config/config_entries/flow", {"handler": "wmbusmeters"})
+    # The first step is a menu: a radio here, a network port or a wired M-Bus.
+    api.call(f"/api/config/config_entries/flow/{flow['flow_id']}", {"next_step_id": "radio"})
     result = api.call(
         f"/api/config/config_entries/flow/{flow['flow_id']}",
         {

@@ -259,6 +259,9 @@ class HomeAssistant:
         **extra: Any,
     ) -> str:
         flow = await self.post("/api/config/config_entries/flow", {"handler": "wmbusmeters"})
+        await self.post(  # the menu: a radio here
+            f"/api/config/config_entries/flow/{flow['flow_id']}", {"next_step_id": "radio"}
+        )
         result = await self.post(
             f"/api/config/config_entries/flow/{flow['flow_id']}",
             {"command": command, "device": device, "link_modes": ["c1"], **extra},

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.config_entries import SOURCE_USER, ConfigSubentryData
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.device_registry import DeviceEntry
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -66,3 +67,13 @@ def device_subentry(device: DeviceEntry, entry_id: str) -> str | None:
         return device.config_subentry_id  # type: ignore[no-any-return]
     subentries = device.config_entries_subentries[entry_id]
     return next(iter(subentries)) if len(subentries) == 1 else None
+
+
+async def start_receiver_flow(hass: HomeAssistant, kind: str = "radio") -> dict[str, Any]:
+    """The add-receiver flow at the form of one kind (the menu's radio, network or mbus)."""
+    menu = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert menu["type"] is FlowResultType.MENU
+    assert menu["menu_options"] == ["radio", "network", "mbus"]
+    return await hass.config_entries.flow.async_configure(  # type: ignore[return-value]
+        menu["flow_id"], {"next_step_id": kind}
+    )

@@ -143,3 +143,112 @@ class Im871aEmulator:
     def hear(self, telegram: bytes) -> None:
         """A telegram received over the radio, as the stick passes it on."""
         self.dongle.send(self._frame(self.RADIOLINK, self.WMBUSMSG_IND, telegram[1:]))
+
+
+def mbus_checksum(frame: bytes) -> int:
+    """A long frame's checksum: the sum of C, A, CI and data (between `68 L L 68` and CS)."""
+    return sum(frame[4:-2]) & 0xFF
+
+
+class MbusSlaves:
+    """Wired M-Bus meters behind a master on a PtyDongle: they answer the real wmbusmeters'
+    requests as EN 13757-2 slaves do. SND_NKE (`10 40 A CS 16`) gets an ACK (E5); REQ_UD2
+    (`10 5B|7B A CS 16`) gets the meter's RSP_UD long frame (a recorded one: upstream's
+    simulations/simulation_mbus.txt), with A set to the address asked; a secondary-address
+    selection (`68 0B 0B 68 53 FD 52 <id> <man> <ver> <med> CS 16`) is ACKed by the meter it
+    names, which then answers REQ_UD2 at address 253 (FD).
+
+    `answering = False` makes them all silent (a cut bus), True again brings them back.
+    """
+
+    def __init__(self, master: PtyDongle) -> None:
+        """Serve on the master's pty once start() is called."""
+        self.master = master
+        #: primary address -> RSP_UD frame; and the secondary id (8 digits) -> primary.
+        self.meters: dict[int, bytes] = {}
+        self.secondary: dict[str, int] = {}
+        self.answering = True
+        #: Requests seen, as (kind, address): ("REQ_UD2", 5), ("SELECT", "10484075"), ...
+        self.requests: list[tuple[str, int | str]] = []
+        self._selected: int | None = None
+        self._buffer = b""
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, address: int, rsp_ud: bytes) -> None:
+        """A meter at this primary address answering with this recorded frame; its secondary
+        address is the id in the frame (bytes 7-10, BCD, least significant first)."""
+        self.meters[address] = rsp_ud
+        self.secondary[rsp_ud[7:11][::-1].hex()] = address
+
+    def start(self) -> None:
+        """Answer requests as they come (on the running event loop)."""
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.master.master, self._on_readable)
+
+    def stop(self) -> None:
+        """Stop answering."""
+        if self._loop is not None:
+            self._loop.remove_reader(self.master.master)
+            self._loop = None
+
+    def _on_readable(self) -> None:
+        try:
+            self._buffer += os.read(self.master.master, 4096)
+        except OSError:
+            self.stop()
+            return
+        while self._buffer:
+            start = self._buffer[0]
+            if start == 0x10:
+                if len(self._buffer) < 5:
+                    return
+                frame, self._buffer = self._buffer[:5], self._buffer[5:]
+                self._short(frame[1], frame[2])
+            elif start == 0x68:
+                if len(self._buffer) < 4 or len(self._buffer) < self._buffer[1] + 6:
+                    return
+                size = self._buffer[1] + 6
+                frame, self._buffer = self._buffer[:size], self._buffer[size:]
+                self._long(frame)
+            else:
+                self._buffer = self._buffer[1:]
+
+    def _reply(self, data: bytes) -> None:
+        if self.answering:
+            self.master.send(data)
+
+    def _short(self, control: int, address: int) -> None:
+        if control == 0x40:  # SND_NKE
+            self.requests.append(("SND_NKE", address))
+            if address == 0xFD:
+                self._selected = None  # deselected
+            elif address in self.meters or address == 0xFF:
+                self._reply(b"\xe5")
+        elif control & 0xCF == 0x4B:  # REQ_UD2 (5B or 7B: the FCB toggles)
+            self.requests.append(("REQ_UD2", address))
+            primary = self._selected if address == 0xFD else address
+            if primary is None or primary not in self.meters:
+                return
+            frame = bytearray(self.meters[primary])
+            frame[5] = address
+            frame[-2] = mbus_checksum(bytes(frame))
+            self._reply(bytes(frame))
+
+    def _long(self, frame: bytes) -> None:
+        control, address, ci = frame[4], frame[5], frame[6]
+        if control & 0xDF == 0x53 and address == 0xFD and ci == 0x52:  # SND_UD: select
+            wanted = frame[7:11][::-1].hex()
+            self.requests.append(("SELECT", wanted))
+            self._selected = self.secondary.get(wanted)
+            if self._selected is not None:
+                self._reply(b"\xe5")
+
+
+def mbus_frames(simulation: str) -> list[bytes]:
+    """The RSP_UD frames of a wmbusmeters simulation file (`telegram=|68...16|` lines; `#`
+    marks where wmbusmeters' simulation splits header from payload)."""
+    return [
+        bytes.fromhex(line.split("|")[1].replace("#", ""))
+        for line in simulation.splitlines()
+        if line.startswith("telegram=|68")
+    ]

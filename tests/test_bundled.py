@@ -9,13 +9,13 @@ import shutil
 import stat
 import zipfile
 
-from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 
-from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import bundled
+
+from .common import start_receiver_flow
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ async def test_bundled_binary_is_offered_and_runs(
     saved, it decodes the demo's telegrams."""
     monkeypatch.setattr(bundled, "BUNDLE_DIR", unzipped_bundle)
     monkeypatch.setattr(shutil, "which", lambda _name: None)
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await start_receiver_flow(hass)
     schema = result["data_schema"].schema
     command = next(key.description["suggested_value"] for key in schema if str(key) == "command")
     assert command == str(unzipped_bundle / platform.machine() / "wmbusmeters")

@@ -18,7 +18,7 @@ from custom_components.wmbusmeters.compat import find_device
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import probe
 
-from .common import meter, receiver_entry, setup_receiver
+from .common import meter, receiver_entry, setup_receiver, start_receiver_flow
 
 
 def script(tmp_path: Path, name: str, body: str, mode: int = 0o755) -> str:
@@ -29,7 +29,7 @@ def script(tmp_path: Path, name: str, body: str, mode: int = 0o755) -> str:
 
 
 async def start(hass: HomeAssistant) -> dict[str, Any]:
-    return await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})  # type: ignore[return-value]
+    return await start_receiver_flow(hass)
 
 
 async def test_user_flow_creates_receiver(
@@ -38,7 +38,7 @@ async def test_user_flow_creates_receiver(
     """The form proposes the wmbusmeters on PATH; a working one creates the receiver."""
     result = await start(hass)
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "user"
+    assert result["step_id"] == "radio"
     schema = result["data_schema"].schema
     suggested = {str(k): k.description.get("suggested_value") for k in schema if k.description}
     assert suggested["command"] == shutil.which("wmbusmeters")

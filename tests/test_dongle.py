@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.wmbusmeters import coordinator
 from custom_components.wmbusmeters.const import DOMAIN
 
-from .common import meter, receiver_entry, setup_receiver
+from .common import meter, receiver_entry, setup_receiver, start_receiver_flow
 from .conftest import DATA, RepairFix
 from .pty_dongle import Im871aEmulator, PtyDongle, rawtty_telegrams, split_telegrams
 
@@ -52,7 +52,7 @@ def dongle(tmp_path: Path) -> Iterator[PtyDongle]:
 
 
 async def receiver_form(hass: HomeAssistant, data: dict[str, Any]) -> dict[str, Any]:
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await start_receiver_flow(hass)
     return await hass.config_entries.flow.async_configure(result["flow_id"], data)  # type: ignore[return-value]
 
 

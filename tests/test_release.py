@@ -16,7 +16,7 @@ import sys
 from types import MappingProxyType
 import zipfile
 
-from homeassistant.config_entries import SOURCE_USER, ConfigSubentry
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -25,7 +25,7 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import bundled
 
-from .common import meter, receiver_entry, setup_receiver
+from .common import meter, receiver_entry, setup_receiver, start_receiver_flow
 
 DEMO = Path(__file__).parent.parent / "demo" / "simulation_demo.txt"
 STANDIN = Path(__file__).parent / "rtl_sdr_standin.py"
@@ -81,7 +81,7 @@ async def test_release_binary_runs_where_none_is_installed(
     (executable again); it answers 3.0.0 and the demo's water meter shows its total."""
     monkeypatch.setattr(bundled, "BUNDLE_DIR", installed / "bin")
     monkeypatch.setattr(shutil, "which", lambda _name: None)
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await start_receiver_flow(hass)
     command = next(
         key.description["suggested_value"]
         for key in result["data_schema"].schema

@@ -31,7 +31,7 @@ from custom_components.wmbusmeters.wmbus import (
     WmbusRunner,
 )
 
-from .common import meter, receiver_entry, setup_receiver
+from .common import meter, receiver_entry, setup_receiver, start_receiver_flow
 from .pty_dongle import PtyDongle
 
 TAP = "76348799"
@@ -330,7 +330,7 @@ async def test_devices_that_are_no_radio_are_refused(
         (str(tmp_path), "not_a_serial_port"),
         (str(tmp_path / "ttyUSB0"), "device_not_found"),
     ):
-        flow = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+        flow = await start_receiver_flow(hass)
         result = await hass.config_entries.flow.async_configure(
             flow["flow_id"],
             {"command": wmbusmeters, "device": device, "device_type": "rawtty"},

@@ -273,9 +273,14 @@ def test_render_is_private_and_keys_stay_in_files(tmp_path: Path) -> None:
 async def _start_on(wmbusmeters: str, tmp_path: Path, device_type: str) -> tuple[Path, str]:
     """What wmbusmeters says in two seconds on an emulated (silent) dongle of this type."""
     dongle = PtyDongle(tmp_path, f"usb-emulated-{device_type}")
-    config = ReceiverConfig(
-        str(dongle.path), ("c1", "t1"), (MeterConfig("12345678"),), device_type=device_type
-    )
+    if device_type == "mbus":
+        # A wired bus: a polled meter, no link modes, no catch-all.
+        wired = MeterConfig("12345678", "sensostar", poll_interval=60)
+        config = ReceiverConfig(str(dongle.path), (), (wired,), device_type="mbus")
+    else:
+        config = ReceiverConfig(
+            str(dongle.path), ("c1", "t1"), (MeterConfig("12345678"),), device_type=device_type
+        )
     args = render_config(config, tmp_path / device_type)
     proc = await asyncio.create_subprocess_exec(
         wmbusmeters,
@@ -306,6 +311,8 @@ async def test_every_device_type_renders_a_device_the_binary_takes(
         assert "specify the expected device type" not in text, device_type
         if device_type == "rawtty":
             assert f"Started config rawtty on {path}" in text
+        elif device_type == "mbus":
+            assert f"Started config MBUS=mbus on {path}" in text
         else:
             assert f"Expected {device_type} on {path} but did not find it" in text
 

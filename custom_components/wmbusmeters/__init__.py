@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import os
 from pathlib import Path
 import shutil
+from typing import Any
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
@@ -12,7 +14,14 @@ from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_COMMAND, CONF_DEVICE, CONF_DEVICE_TYPE, CONFIG_SUBDIR, DOMAIN
+from .const import (
+    CONF_COMMAND,
+    CONF_DEVICE,
+    CONF_DEVICE_TYPE,
+    CONF_LISTEN_PORT,
+    CONFIG_SUBDIR,
+    DOMAIN,
+)
 from .coordinator import WmbusConfigEntry, WmbusCoordinator
 from .issues import (
     ISSUE_DEVICE_TYPE,
@@ -22,6 +31,8 @@ from .issues import (
 )
 from .services import async_setup_services
 from .wmbus import DEVICE_KEYWORDS, ProbeError, needs_device_type, probe_info
+from .wmbus.config import MBUS, STDIN_DEVICE
+from .wmbus.listener import ListenerError
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -31,6 +42,15 @@ PLATFORMS: list[Platform] = [
     Platform.SENSOR,
     Platform.UPDATE,
 ]
+
+
+def receiver_model(data: Mapping[str, Any]) -> str:
+    """What the receiver device is called in the device registry."""
+    if data[CONF_DEVICE] == STDIN_DEVICE:
+        return "Network receiver"
+    if data.get(CONF_DEVICE_TYPE) == MBUS:
+        return "Wired M-Bus master"
+    return "Wireless M-Bus receiver"
 
 
 def device_present(device: str) -> bool:
@@ -90,13 +110,23 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
         config_entry_id=entry.entry_id,
         identifiers={(DOMAIN, entry.entry_id)},
         manufacturer="wmbusmeters",
-        model="Wireless M-Bus receiver",
+        model=receiver_model(entry.data),
         name=entry.title,
         sw_version=info.version,
     )
     coordinator.receiver_device_id = receiver.id
     entry.runtime_data = coordinator
-    await coordinator.async_start()
+    try:
+        await coordinator.async_start()
+    except ListenerError as err:
+        # A network receiver's port is taken (another program since the flow checked it):
+        # HA retries with backoff; nothing was started.
+        await coordinator.async_stop()
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key=err.translation_key,
+            translation_placeholders={"port": str(entry.data.get(CONF_LISTEN_PORT))},
+        ) from err
     entry.async_on_unload(coordinator.async_stop)
 
     async def _on_hass_stop(_event: Event) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from homeassistant.config_entries import (
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentry,
@@ -32,18 +33,25 @@ from homeassistant.helpers.service_info.usb import UsbServiceInfo
 
 from .compat import vol
 from .const import (
+    CONF_BAUD_RATE,
     CONF_COMMAND,
     CONF_DEVICE,
     CONF_DEVICE_TYPE,
     CONF_DRIVER,
     CONF_KEY,
     CONF_LINK_MODES,
+    CONF_LISTEN_PORT,
+    CONF_LISTEN_PROTOCOL,
     CONF_METER_ID,
     CONF_NAME,
+    CONF_POLL_INTERVAL,
+    CONF_PRIMARY_ADDRESS,
     CONF_RTL_FREQUENCY,
     CONF_RTL_PPM,
     CONF_RTL_SERIAL,
     CONF_SILENCE_TIMEOUT,
+    DEFAULT_BAUD_RATE,
+    DEFAULT_POLL_INTERVAL,
     DEFAULT_SILENCE_TIMEOUT,
     DOMAIN,
     SECTION_RTL,
@@ -51,8 +59,17 @@ from .const import (
 )
 from .driver_input import DriverList, driver_field, read_driver
 from .key_input import key_field, read_key
+from .mbus_input import baud_rate_field, read_baud_rate, read_wired_meter, wired_meter_fields
 from .meters import meter_owner
 from .name_input import read_name
+from .network_input import (
+    network_form_values,
+    network_schema,
+    network_suggested,
+    network_unique_id,
+    port_errors,
+    read_network,
+)
 from .radio_input import detection_errors, dongle_modes_text, link_modes_needed, radio_fields
 from .wmbus import (
     RTL_DEVICES,
@@ -65,8 +82,10 @@ from .wmbus import (
 from .wmbus.bundled import default_command
 from .wmbus.config import (
     DONGLE_MODES,
+    MBUS,
     RTL_FREQUENCY_RANGE_MHZ,
     RTL_PPM_RANGE,
+    STDIN_DEVICE,
     ReceiverConfig,
     RtlOptions,
     check_dongle_link_modes,
@@ -100,7 +119,8 @@ def _check_receiver(command: str, device: str, others: list[str]) -> dict[str, s
     except ProbeError as err:
         errors[CONF_COMMAND] = err.translation_key
     try:
-        validate_device(device)
+        if validate_device(device) == STDIN_DEVICE:
+            raise WmbusConfigError("stdin is the network receiver's, not a radio")  # noqa: TRY301
     except WmbusConfigError:
         errors[CONF_DEVICE] = "invalid_device"
     else:
@@ -264,6 +284,79 @@ def _receiver_schema(devices: list[str]) -> vol.Schema:
     )
 
 
+def _mbus_schema(devices: list[str]) -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_COMMAND): TextSelector(),
+            vol.Required(CONF_DEVICE): SelectSelector(
+                SelectSelectorConfig(
+                    options=devices, custom_value=True, mode=SelectSelectorMode.DROPDOWN
+                )
+            ),
+            **baud_rate_field(),
+        }
+    )
+
+
+async def _validate_network(
+    flow: ConfigFlow, user_input: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The entry data of a network form, and the errors keyed by field (data only without)."""
+    errors: dict[str, str] = {}
+    data = read_network(user_input, errors)
+    try:
+        await probe_version(user_input[CONF_COMMAND])
+    except ProbeError as err:
+        errors[CONF_COMMAND] = err.translation_key
+    if data is None or errors:
+        return {}, errors
+    this = flow.context.get("entry_id")
+    for entry in flow.hass.config_entries.async_entries(DOMAIN):
+        if entry.entry_id == this or entry.data[CONF_DEVICE] != STDIN_DEVICE:
+            continue
+        if network_unique_id(entry.data) == network_unique_id(data):
+            return {}, {CONF_LISTEN_PORT: "port_in_use"}
+    own = flow.hass.config_entries.async_get_entry(this) if this else None
+    if own is not None and own.state is ConfigEntryState.LOADED:
+        listener = own.runtime_data.listener
+        if listener is not None and network_unique_id(own.data) == network_unique_id(data):
+            return data, {}  # its own listener holds the port: nothing to check
+    if errors := await port_errors(data):
+        return {}, errors
+    return data, {}
+
+
+async def _validate_mbus(
+    flow: ConfigFlow, user_input: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The entry data of an M-Bus form, and the errors keyed by field (data only without)."""
+    command, device = user_input[CONF_COMMAND], user_input[CONF_DEVICE]
+    this = flow.context.get("entry_id")
+    others = [
+        entry.data[CONF_DEVICE]
+        for entry in flow.hass.config_entries.async_entries(DOMAIN)
+        if entry.entry_id != this
+    ]
+    errors = await flow.hass.async_add_executor_job(_check_receiver, command, device, others)
+    if CONF_DEVICE not in errors and not needs_device_type(device):
+        errors[CONF_DEVICE] = "not_a_serial_port"  # auto, an RTL-SDR or a simulation file
+    rate = read_baud_rate(user_input, errors)
+    if CONF_COMMAND not in errors:
+        try:
+            await probe_version(command)
+        except ProbeError as err:
+            errors[CONF_COMMAND] = err.translation_key
+    if errors or rate is None:
+        return {}, errors
+    return {
+        CONF_COMMAND: command,
+        CONF_DEVICE: device,
+        CONF_DEVICE_TYPE: MBUS,
+        CONF_LINK_MODES: [],
+        CONF_BAUD_RATE: rate,
+    }, {}
+
+
 def _stable_port(device: str, configured: list[str]) -> tuple[str, bool]:
     """The /dev/serial/by-id name of a discovered port (it survives replugging), and whether
     a receiver already uses that port under any of its names (blocking: readlink)."""
@@ -298,6 +391,11 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
         return {SUBENTRY_METER: MeterSubentryFlow}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Which kind of receiver: a radio here, a radio elsewhere on the network, or a wired
+        M-Bus."""
+        return self.async_show_menu(step_id="user", menu_options=["radio", "network", "mbus"])
+
+    async def async_step_radio(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the command, device and link modes, and test them."""
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -317,13 +415,62 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
         }
         devices = await self.hass.async_add_executor_job(_serial_devices)
         return self.async_show_form(
-            step_id="user",
+            step_id="radio",
             data_schema=self.add_suggested_values_to_schema(_receiver_schema(devices), suggested),
             errors=errors,
             description_placeholders={
                 "modes": dongle_modes_text((user_input or {}).get(CONF_DEVICE_TYPE)),
                 **await _program(suggested[CONF_COMMAND]),
             },
+        )
+
+    async def async_step_network(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """A port on this machine that remote receivers send their telegrams to."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data, errors = await _validate_network(self, user_input)
+            if not errors:
+                await self.async_set_unique_id(network_unique_id(data))
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(
+                    title=f"wmbusmeters {data[CONF_LISTEN_PROTOCOL]} {data[CONF_LISTEN_PORT]}",
+                    data=data,
+                )
+        suggested = user_input or network_suggested(
+            await self.hass.async_add_executor_job(default_command)
+        )
+        return self.async_show_form(
+            step_id="network",
+            data_schema=self.add_suggested_values_to_schema(network_schema(), suggested),
+            errors=errors,
+            description_placeholders=await _program(suggested[CONF_COMMAND]),
+        )
+
+    async def async_step_mbus(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """A wired M-Bus master on a serial port, and the bus' speed."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            self._async_abort_entries_match({CONF_DEVICE: user_input[CONF_DEVICE]})
+            data, errors = await _validate_mbus(self, user_input)
+            if not errors:
+                await self.async_set_unique_id(user_input[CONF_DEVICE])
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(
+                    title=f"wmbusmeters M-Bus {os.path.basename(user_input[CONF_DEVICE])}",
+                    data=data,
+                )
+        devices = await self.hass.async_add_executor_job(_serial_devices)
+        suggested = user_input or {
+            CONF_COMMAND: await self.hass.async_add_executor_job(default_command),
+            CONF_BAUD_RATE: str(DEFAULT_BAUD_RATE),
+        }
+        return self.async_show_form(
+            step_id="mbus",
+            data_schema=self.add_suggested_values_to_schema(_mbus_schema(devices), suggested),
+            errors=errors,
+            description_placeholders=await _program(suggested[CONF_COMMAND]),
         )
 
     async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
@@ -467,6 +614,10 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Change command, device or link modes; wmbusmeters restarts with them."""
         entry = self._get_reconfigure_entry()
+        if entry.data[CONF_DEVICE] == STDIN_DEVICE:
+            return await self.async_step_reconfigure_network(user_input)
+        if entry.data.get(CONF_DEVICE_TYPE) == MBUS:
+            return await self.async_step_reconfigure_mbus(user_input)
         errors: dict[str, str] = {}
         if user_input is not None:
             # Its own wmbusmeters holds the port it has: only a new port is looked at.
@@ -490,6 +641,51 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
             description_placeholders={
                 "modes": dongle_modes_text((user_input or entry.data).get(CONF_DEVICE_TYPE))
             },
+        )
+
+    async def async_step_reconfigure_network(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Another port, protocol, format or allow-list: the listener restarts; wmbusmeters
+        only for another format or command."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data, errors = await _validate_network(self, user_input)
+            if not errors:
+                return self.async_update_and_abort(
+                    entry, unique_id=network_unique_id(data), data_updates=data
+                )
+        return self.async_show_form(
+            step_id="reconfigure_network",
+            data_schema=self.add_suggested_values_to_schema(
+                network_schema(), user_input or network_form_values(entry.data)
+            ),
+            errors=errors,
+            description_placeholders=await _program(entry.data[CONF_COMMAND]),
+        )
+
+    async def async_step_reconfigure_mbus(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Another port or speed for the M-Bus master."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data, errors = await _validate_mbus(self, user_input)
+            if not errors:
+                return self.async_update_and_abort(
+                    entry, unique_id=data[CONF_DEVICE], data_updates=data
+                )
+        devices = await self.hass.async_add_executor_job(_serial_devices)
+        current = {**entry.data, CONF_BAUD_RATE: str(entry.data.get(CONF_BAUD_RATE))}
+        return self.async_show_form(
+            step_id="reconfigure_mbus",
+            data_schema=self.add_suggested_values_to_schema(
+                _mbus_schema(devices), user_input or current
+            ),
+            errors=errors,
+            description_placeholders=await _program(entry.data[CONF_COMMAND]),
         )
 
 
@@ -530,14 +726,26 @@ class MeterSubentryFlow(ConfigSubentryFlow):
             self._drivers = await DriverList.async_load(self._get_entry().data[CONF_COMMAND])
         return self._drivers
 
-    async def _validate(self, user_input: dict[str, Any], errors: dict[str, str]) -> dict[str, str]:
+    @property
+    def _wired(self) -> bool:
+        """Whether the meter is on a wired M-Bus (polled: address and interval)."""
+        return bool(self._get_entry().data.get(CONF_DEVICE_TYPE) == MBUS)
+
+    async def _validate(self, user_input: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
         """Normalised meter data, with errors keyed by field."""
-        data: dict[str, str] = {}
+        data: dict[str, Any] = {}
         if (driver := read_driver(user_input, await self._async_drivers(), errors)) is not None:
             data[CONF_DRIVER] = driver
+            if self._wired and driver == "auto":
+                errors[CONF_DRIVER] = "driver_required"  # a poll names its driver
         if (key := read_key(user_input, errors)) is not None:
             data[CONF_KEY] = key
+        if self._wired:
+            data |= read_wired_meter(user_input, errors)
         return data
+
+    def _wired_fields(self) -> dict[Any, Any]:
+        return wired_meter_fields() if self._wired else {}
 
     @staticmethod
     def _name(user_input: dict[str, Any], errors: dict[str, str], default: str) -> str:
@@ -572,13 +780,19 @@ class MeterSubentryFlow(ConfigSubentryFlow):
             {
                 vol.Required(CONF_NAME): TextSelector(),
                 vol.Required(CONF_METER_ID): TextSelector(),
-                **driver_field(await self._async_drivers(), default="auto"),
+                **driver_field(
+                    await self._async_drivers(), default=None if self._wired else "auto"
+                ),
                 **key_field(),
+                **self._wired_fields(),
             }
+        )
+        suggested = user_input or (
+            {CONF_POLL_INTERVAL: DEFAULT_POLL_INTERVAL} if self._wired else None
         )
         return self.async_show_form(
             step_id="user",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input),
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
             description_placeholders=placeholders,
         )
@@ -605,6 +819,7 @@ class MeterSubentryFlow(ConfigSubentryFlow):
                 vol.Required(CONF_NAME): TextSelector(),
                 **driver_field(await self._async_drivers()),
                 **key_field(),
+                **self._wired_fields(),
             }
         )
         # The key is prefilled (masked): an empty field means "no key", not "unchanged".
@@ -612,6 +827,8 @@ class MeterSubentryFlow(ConfigSubentryFlow):
             CONF_NAME: subentry.data[CONF_NAME],
             CONF_DRIVER: subentry.data[CONF_DRIVER],
             CONF_KEY: subentry.data.get(CONF_KEY, ""),
+            CONF_POLL_INTERVAL: subentry.data.get(CONF_POLL_INTERVAL),
+            CONF_PRIMARY_ADDRESS: subentry.data.get(CONF_PRIMARY_ADDRESS),
         }
         return self.async_show_form(
             step_id="reconfigure",

@@ -18,6 +18,17 @@ CONF_RTL_FREQUENCY: Final = "rtl_frequency"
 #: The receiver form's collapsed section holding them.
 SECTION_RTL: Final = "rtl_sdr"
 
+#: A network receiver (device `stdin`; its device_type is the line format, `rtlwmbus` or
+#: `hex`): the address and port the integration listens on, TCP or UDP, and the sources
+#: allowed to send (addresses or networks; empty: any).
+CONF_LISTEN_HOST: Final = "listen_host"
+CONF_LISTEN_PORT: Final = "listen_port"
+CONF_LISTEN_PROTOCOL: Final = "listen_protocol"
+CONF_ALLOWED_SOURCES: Final = "allowed_sources"
+#: A wired M-Bus master (device_type `mbus`): the bus speed, 300, 2400 or 9600 bps.
+CONF_BAUD_RATE: Final = "baud_rate"
+DEFAULT_BAUD_RATE: Final = 2400
+
 # Receiver options
 CONF_SILENCE_TIMEOUT: Final = "silence_timeout"
 DEFAULT_SILENCE_TIMEOUT: Final = 60  # minutes; 0 = off
@@ -28,6 +39,13 @@ CONF_NAME: Final = "name"
 CONF_DRIVER: Final = "driver"
 CONF_METER_ID: Final = "meter_id"
 CONF_KEY: Final = "key"
+#: A wired meter (on an M-Bus receiver): seconds between polls, and its primary address
+#: (0-250; absent: it is polled at its secondary address, the meter id).
+CONF_POLL_INTERVAL: Final = "poll_interval"
+CONF_PRIMARY_ADDRESS: Final = "primary_address"
+DEFAULT_POLL_INTERVAL: Final = 60
+#: Polls a wired meter may miss before it shows as unavailable.
+MISSED_POLLS_BEFORE_UNAVAILABLE: Final = 3
 
 EVENT_TELEGRAM: Final = "wmbusmeters_telegram"
 

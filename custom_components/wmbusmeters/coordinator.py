@@ -16,7 +16,7 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.debounce import Debouncer
-from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.start import async_at_started
 from homeassistant.util import dt as dt_util
 
@@ -26,6 +26,7 @@ from .const import (
     CONFIG_SUBDIR,
     DEFAULT_SILENCE_TIMEOUT,
     EVENT_TELEGRAM,
+    MISSED_POLLS_BEFORE_UNAVAILABLE,
 )
 from .discovery import MeterDiscovery
 from .drivers import DriverCatalog
@@ -39,7 +40,7 @@ from .issues import (
     is_open,
     receiver_issue_id,
 )
-from .meters import Meters, MeterState, receiver_config
+from .meters import Meters, MeterState, listener_config, receiver_config
 from .wmbus import (
     DecryptionFailed,
     DeviceNotFound,
@@ -53,6 +54,7 @@ from .wmbus import (
     WmbusRunner,
     needs_device_type,
 )
+from .wmbus.listener import ListenerConfig, ListenerError, TelegramListener
 from .wmbus.loglimit import LogLimiter
 
 _LOGGER = logging.getLogger(__name__)
@@ -105,6 +107,11 @@ class WmbusCoordinator:
         #: The lost device's path was seen gone (unplugged), so its return is a replug.
         self._seen_unplugged = False
         self._stopping = False
+        #: Timers that mark a wired meter unavailable when its polls go unanswered.
+        self._poll_watch: dict[str, CALLBACK_TYPE] = {}
+        #: A network receiver's port (started before wmbusmeters, kept across its restarts).
+        self.listener: TelegramListener | None = None
+        self._listener_dirty = False
         self.meters.sync()
         self.runner = WmbusRunner(
             entry.data[CONF_COMMAND],
@@ -126,7 +133,10 @@ class WmbusCoordinator:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def async_start(self) -> None:
-        """Learn the drivers and the meters' fields, then start wmbusmeters."""
+        """Open a network receiver's port, learn the drivers and the meters' fields, then start
+        wmbusmeters. ListenerError if the port cannot be listened on."""
+        if (config := listener_config(self.entry)) is not None:
+            await self._async_start_listener(config)
         if await self.catalog.async_load():
             await self.meters.async_check_drivers(self.version)
             self.runner.config = self._receiver_config()
@@ -134,6 +144,8 @@ class WmbusCoordinator:
             await self.meters.async_document(meter)
         self._started_at = dt_util.utcnow()
         self.runner.start()
+        for meter in self.meters.by_id.values():
+            self._watch_polls(meter)
         self._unsub_silence = async_track_time_interval(
             self.hass, self._check_silence, SILENCE_CHECK_INTERVAL, name="wmbusmeters silence"
         )
@@ -146,8 +158,55 @@ class WmbusCoordinator:
         if self._unsub_silence:
             self._unsub_silence()
             self._unsub_silence = None
+        for cancel in self._poll_watch.values():
+            cancel()
+        self._poll_watch.clear()
         await self.runner.stop()
+        if self.listener is not None:
+            await self.listener.stop()
         self.meters.close()
+
+    async def _async_start_listener(self, config: ListenerConfig) -> None:
+        listener = TelegramListener(config, self.runner_feed)
+        await listener.start()
+        listener.on_change = self._listener_changed
+        self.listener = listener
+
+    def runner_feed(self, line: bytes) -> bool:
+        """A network line for wmbusmeters (the listener outlives the runner's processes)."""
+        return self.runner.feed(line)
+
+    @callback
+    def _listener_changed(self) -> None:
+        # Lines may come thousands a second: the receiver's sensors follow once a second.
+        if not self._listener_dirty:
+            self._listener_dirty = True
+            self.hass.loop.call_later(1.0, self._flush_listener)
+
+    @callback
+    def _flush_listener(self) -> None:
+        self._listener_dirty = False
+        self._notify_receiver()
+
+    async def _async_apply_listener(self) -> None:
+        """The port, protocol or allow-list changed: only the listener restarts."""
+        config = listener_config(self.entry)
+        if self.listener is not None and config == self.listener.config:
+            return
+        if self.listener is not None:
+            await self.listener.stop()
+            self.listener = None
+        if config is None:
+            return
+        failure = None
+        try:
+            await self._async_start_listener(config)
+        except ListenerError as err:
+            failure = str(err)
+        if failure is not None:
+            # The receiver keeps running (wmbusmeters too): the form said the port was free.
+            _LOGGER.error("Cannot listen on %s port %s: %s", config.protocol, config.port, failure)
+        self._notify_receiver()
 
     def _receiver_config(self) -> ReceiverConfig:
         return receiver_config(self.entry, self.meters.configs())
@@ -157,7 +216,12 @@ class WmbusCoordinator:
         """Meters were added, changed or removed: restart wmbusmeters once, soon."""
         for meter in self.meters.sync():
             self.hass.async_create_task(self._async_meter_added(meter), eager_start=True)
+            self._watch_polls(meter)
         self.runner.silence_timeout = silence_timeout(self.entry)
+        if self.listener is not None or listener_config(self.entry) is not None:
+            self.entry.async_create_background_task(
+                self.hass, self._async_apply_listener(), "wmbusmeters listener"
+            )
         if self._receiver_config() != self.runner.config:
             self._restart_debouncer.async_schedule_call()
 
@@ -244,6 +308,7 @@ class WmbusCoordinator:
         if meter.lost:
             meter.lost = False
             _LOGGER.info("Meter %s (%s) is heard again", meter.name, meter.meter_id)
+        self._watch_polls(meter)
         if telegram.driver and telegram.driver != meter.driver:
             meter.driver = telegram.driver
             self.meters.update_model(meter)
@@ -393,6 +458,8 @@ class WmbusCoordinator:
         self._notify_receiver()  # the receiver's counters, once a minute
         self._log.flush()  # "N more like this" of a flood that has stopped
         for meter in list(self.meters.by_id.values()):
+            if meter.config.polled:
+                continue  # its polls are watched (_watch_polls)
             last = meter.last_seen or self._started_at
             silent = (now - last).total_seconds()
             if not meter.lost and silent > meter.expected_silence():
@@ -404,6 +471,33 @@ class WmbusCoordinator:
                     silent // 60,
                 )
                 meter.notify(None)
+
+    def _watch_polls(self, meter: MeterState) -> None:
+        """A wired meter that answers none of its next polls shows as unavailable (not as a
+        failure of the receiver); its next answer brings it back."""
+        if cancel := self._poll_watch.pop(meter.meter_id, None):
+            cancel()
+        if not meter.config.polled or meter.closed:
+            return
+        # wmbusmeters' first poll comes one interval after it starts, each answer a moment
+        # after its poll: one interval of grace on top of the misses.
+        delay = (MISSED_POLLS_BEFORE_UNAVAILABLE + 1) * meter.config.poll_interval
+
+        @callback
+        def missed(_now: datetime) -> None:
+            self._poll_watch.pop(meter.meter_id, None)
+            if meter.closed or meter.lost:
+                return
+            meter.lost = True
+            _LOGGER.info(
+                "Meter %s (%s) answered none of its last %d polls",
+                meter.name,
+                meter.meter_id,
+                MISSED_POLLS_BEFORE_UNAVAILABLE,
+            )
+            meter.notify(None)
+
+        self._poll_watch[meter.meter_id] = async_call_later(self.hass, delay, missed)
 
     async def _async_check_process(self) -> None:
         stopped = await self.hass.async_add_executor_job(self.runner.process_stopped)
@@ -436,4 +530,20 @@ class WmbusCoordinator:
                 "refused_values": runner.counters.refused_values,
             },
             "stderr_tail": list(runner.stderr_tail),
+            "listener": self.listener_diagnostics(),
+        }
+
+    def listener_diagnostics(self) -> dict[str, Any] | None:
+        """A network receiver's port and what each source sent (None for other receivers)."""
+        listener = self.listener
+        if listener is None:
+            return None
+        return {
+            "protocol": listener.config.protocol,
+            "port": listener.bound_port,
+            "listening": listener.listening,
+            "connections": listener.connections,
+            "refused_connections": listener.refused_connections,
+            "totals": listener.totals(),
+            "sources": {source: stats.as_dict() for source, stats in listener.sources.items()},
         }

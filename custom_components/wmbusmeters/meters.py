@@ -19,15 +19,23 @@ from homeassistant.helpers import device_registry as dr
 
 from .compat import find_device
 from .const import (
+    CONF_ALLOWED_SOURCES,
+    CONF_BAUD_RATE,
     CONF_DEVICE,
     CONF_DEVICE_TYPE,
     CONF_DRIVER,
     CONF_KEY,
     CONF_LINK_MODES,
+    CONF_LISTEN_HOST,
+    CONF_LISTEN_PORT,
+    CONF_LISTEN_PROTOCOL,
     CONF_METER_ID,
+    CONF_POLL_INTERVAL,
+    CONF_PRIMARY_ADDRESS,
     CONF_RTL_FREQUENCY,
     CONF_RTL_PPM,
     CONF_RTL_SERIAL,
+    DEFAULT_BAUD_RATE,
     DOMAIN,
     MIN_SILENCE_BEFORE_UNAVAILABLE,
     SUBENTRY_METER,
@@ -41,7 +49,8 @@ from .issues import (
     async_raise_unknown_driver_issue,
 )
 from .wmbus import MeterConfig, ReceiverConfig, Telegram
-from .wmbus.config import RtlOptions
+from .wmbus.config import MBUS, STDIN_DEVICE, RtlOptions
+from .wmbus.listener import ListenerConfig
 from .wmbus.upgrades import renamed_driver
 
 _LOGGER = logging.getLogger(__name__)
@@ -144,6 +153,8 @@ def meter_config(subentry: ConfigSubentry, rejected: Collection[str] = ()) -> Me
         meter_id=subentry.data[CONF_METER_ID],
         driver=driver,
         key=subentry.data.get(CONF_KEY, ""),
+        poll_interval=subentry.data.get(CONF_POLL_INTERVAL, 0),
+        primary_address=subentry.data.get(CONF_PRIMARY_ADDRESS),
     )
 
 
@@ -167,10 +178,14 @@ def receiver_config(entry: ConfigEntry, meters: Collection[MeterConfig]) -> Rece
     With a catch-all meter, so that meters nobody configured are heard and offered (discovery):
     2.0.0 drops other meters' telegrams silently once any meter is configured.
     """
+    device_type = entry.data.get(CONF_DEVICE_TYPE, "")
     return ReceiverConfig(
-        listen_all=True,
+        # A wired bus has no unasked telegrams (and a polled meter's own answer would be
+        # handed to a catch-all under its real id).
+        listen_all=device_type != MBUS,
         device=entry.data[CONF_DEVICE],
-        device_type=entry.data.get(CONF_DEVICE_TYPE, ""),
+        device_type=device_type,
+        baud_rate=entry.data.get(CONF_BAUD_RATE, DEFAULT_BAUD_RATE),
         link_modes=tuple(entry.data.get(CONF_LINK_MODES, ())),
         meters=tuple(meters),
         rtl=RtlOptions(
@@ -178,6 +193,19 @@ def receiver_config(entry: ConfigEntry, meters: Collection[MeterConfig]) -> Rece
             ppm=entry.data.get(CONF_RTL_PPM, 0),
             frequency_mhz=entry.data.get(CONF_RTL_FREQUENCY),
         ),
+    )
+
+
+def listener_config(entry: ConfigEntry) -> ListenerConfig | None:
+    """A network receiver's port and what it lets through; None for any other receiver."""
+    if entry.data.get(CONF_DEVICE) != STDIN_DEVICE:
+        return None
+    return ListenerConfig(
+        host=entry.data[CONF_LISTEN_HOST],
+        port=entry.data[CONF_LISTEN_PORT],
+        protocol=entry.data[CONF_LISTEN_PROTOCOL],
+        line_format=entry.data[CONF_DEVICE_TYPE],
+        allowed=tuple(entry.data.get(CONF_ALLOWED_SOURCES, ())),
     )
 
 

@@ -21,6 +21,7 @@ from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
+    SensorStateClass,
 )
 from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant, callback
@@ -33,7 +34,7 @@ from .const import DOMAIN
 from .coordinator import WmbusConfigEntry, WmbusCoordinator
 from .entity import WmbusMeterEntity, WmbusReceiverEntity
 from .issues import async_clear_removed_fields_issue, async_raise_removed_fields_issue
-from .meters import MeterState
+from .meters import MeterState, listener_config
 from .names import DeviceNames, FieldName
 from .units import FieldKind, field_kind
 from .wmbus import Telegram
@@ -141,7 +142,13 @@ async def async_setup_entry(
     """Add each meter's sensors now, and more as meters and fields appear."""
     coordinator = entry.runtime_data
     async_add_entities(
-        [WmbusReceiverSensor(coordinator, description) for description in RECEIVER_SENSORS]
+        [
+            WmbusReceiverSensor(coordinator, description)
+            for description in (
+                *RECEIVER_SENSORS,
+                *(NETWORK_SENSORS if listener_config(entry) is not None else ()),
+            )
+        ]
     )
     # Names are kept unique as the user reads them (English: the language of the entity ids).
     translations = await async_get_translations(hass, "en", "entity", [DOMAIN])
@@ -351,8 +358,63 @@ class _MeterSensors:
 class ReceiverSensorDescription(SensorEntityDescription):
     """A figure of the receiver's runner."""
 
-    value_fn: Callable[[WmbusCoordinator], str | int | None]
+    value_fn: Callable[[WmbusCoordinator], str | int | datetime | None]
+    #: State attributes (per-source counters of a network receiver).
+    attrs_fn: Callable[[WmbusCoordinator], dict[str, Any] | None] = lambda _c: None
 
+
+def _network_total(c: WmbusCoordinator, *keys: str) -> int | None:
+    if c.listener is None:
+        return None
+    totals = c.listener.totals()
+    return sum(totals[k] for k in keys)
+
+
+def _last_heard(c: WmbusCoordinator) -> datetime | None:
+    heard = c.listener.last_heard if c.listener is not None else None
+    return dt_util.utc_from_timestamp(heard) if heard is not None else None
+
+
+def _per_source(c: WmbusCoordinator) -> dict[str, Any] | None:
+    """What each source sent and what was dropped of it (at most MAX_SOURCES of them)."""
+    if c.listener is None:
+        return None
+    return {
+        "sources": {
+            source: {k: v for k, v in stats.as_dict().items() if k != "last_heard"}
+            for source, stats in c.listener.sources.items()
+        },
+        "connections": c.listener.connections,
+    }
+
+
+_DROPPED = ("malformed", "too_long", "rate_limited", "denied", "undelivered")
+
+#: A network receiver's port: when a line last came, how many, how many were dropped.
+NETWORK_SENSORS = (
+    ReceiverSensorDescription(
+        key="network_last_heard",
+        translation_key="network_last_heard",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=_last_heard,
+    ),
+    ReceiverSensorDescription(
+        key="network_lines",
+        translation_key="network_lines",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda c: _network_total(c, "accepted"),
+        attrs_fn=_per_source,
+    ),
+    ReceiverSensorDescription(
+        key="network_dropped",
+        translation_key="network_dropped",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda c: _network_total(c, *_DROPPED),
+        attrs_fn=_per_source,
+    ),
+)
 
 RECEIVER_SENSORS = (
     ReceiverSensorDescription(
@@ -389,10 +451,18 @@ class WmbusReceiverSensor(WmbusReceiverEntity, SensorEntity):
         super().__init__(coordinator, description.key)
         self.entity_description = description
 
+    #: Per-source counters change with every line: kept out of the recorder.
+    _unrecorded_attributes = frozenset({"sources", "connections"})
+
     @property
-    def native_value(self) -> str | int | None:
+    def native_value(self) -> str | int | datetime | None:
         """The current figure."""
         return self.entity_description.value_fn(self.coordinator)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Per-source counters, for a network receiver's counts."""
+        return self.entity_description.attrs_fn(self.coordinator)
 
 
 class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):

@@ -21,8 +21,12 @@ from .events import CATCH_ALL_NAME
 LINK_MODES = ("c1", "t1", "s1", "s1m", "n1a", "n1b", "n1c", "n1d", "n1e", "n1f", "lora")
 #: RTL-SDR receivers, started by wmbusmeters itself (no serial port, no link modes to set).
 RTL_DEVICES = ("rtlwmbus", "rtl433")
+#: Telegrams that come over the network: the integration's listener writes them to
+#: wmbusmeters' stdin, as lines of rtl_wmbus' format or hex (`stdin:rtlwmbus`, `stdin:hex`).
+STDIN_DEVICE = "stdin"
+STDIN_FORMATS = ("rtlwmbus", "hex")
 #: Devices that are words, not paths: wmbusmeters finds the radio itself.
-DEVICE_KEYWORDS = ("auto", *RTL_DEVICES)
+DEVICE_KEYWORDS = ("auto", *RTL_DEVICES, STDIN_DEVICE)
 #: Serial dongles wmbusmeters detects and sets up on a tty given as `<path>:<type>` (a bare
 #: path never starts: "You have to specify the expected device type for the tty").
 DONGLE_TYPES = ("im871a", "im170a", "amb8465", "amb3665", "cul", "rc1180", "iu891a", "iu880b")
@@ -30,8 +34,16 @@ DONGLE_TYPES = ("im871a", "im170a", "amb8465", "amb3665", "cul", "rc1180", "iu89
 #: is "not found", measured on 2.0.0 and 3.0.0): it is given by its speed, `<path>:<bps>`.
 RAWTTY = "rawtty"
 RAWTTY_BPS = 9600
+#: A wired M-Bus master (a level converter on a serial port): wmbusmeters polls the meters on
+#: it, at one of the bus' speeds, through a bus alias the meters name.
+MBUS = "mbus"
+MBUS_BAUD_RATES = (300, 2400, 9600)
+MBUS_ALIAS = "MBUS"
+MBUS_PRIMARY_RANGE = (0, 250)
+#: Seconds between polls of a wired meter (a bus at 2400 bps answers in well under a second).
+POLL_INTERVAL_RANGE = (2, 86400)
 #: The types a serial device path is stored with.
-DEVICE_TYPES = (*DONGLE_TYPES, RAWTTY)
+DEVICE_TYPES = (*DONGLE_TYPES, RAWTTY, MBUS)
 
 _C_S_T = ("c1", "s1", "s1m", "t1")
 _N = ("n1a", "n1b", "n1c", "n1d", "n1e", "n1f")
@@ -131,6 +143,12 @@ class InvalidRtlOptionError(WmbusConfigError):
     """An RTL-SDR serial, ppm or frequency wmbusmeters could not take."""
 
     translation_key = "invalid_rtl_option"
+
+
+class InvalidMbusOptionError(WmbusConfigError):
+    """A baud rate, primary address or poll interval wmbusmeters could not take."""
+
+    translation_key = "invalid_mbus_option"
 
 
 class InvalidDeviceError(WmbusConfigError):
@@ -239,9 +257,15 @@ def validate_device_type(device: str, device_type: str) -> str:
     """A type belongs to a serial device path, one of DEVICE_TYPES; a keyword or a simulation
     file has none."""
     if not device_type:
+        if device == STDIN_DEVICE:
+            raise InvalidDeviceError("stdin carries rtlwmbus or hex lines")
         return device_type
-    if device_type not in DEVICE_TYPES:
+    if device_type not in (*DEVICE_TYPES, *STDIN_FORMATS):
         raise InvalidDeviceError("unknown device type")
+    if device == STDIN_DEVICE:
+        if device_type not in STDIN_FORMATS:
+            raise InvalidDeviceError("stdin carries rtlwmbus or hex lines")
+        return device_type
     if device in DEVICE_KEYWORDS or is_simulation(device):
         raise InvalidDeviceError("a device type is only given with a serial device path")
     return device_type
@@ -278,17 +302,43 @@ class MeterConfig:
     meter_id: str
     driver: str = "auto"
     key: str = ""
+    #: A wired M-Bus meter is polled every `poll_interval` seconds (0: a radio meter, which
+    #: sends by itself), at its primary address if it has one, else at its secondary address
+    #: (the meter id).
+    poll_interval: int = 0
+    primary_address: int | None = None
 
     def __post_init__(self) -> None:
         """Refuse anything that could not be written safely."""
         object.__setattr__(self, "meter_id", normalize_meter_id(self.meter_id))
         object.__setattr__(self, "key", normalize_key(self.key))
         validate_driver(self.driver)
+        if self.poll_interval or self.primary_address is not None:
+            low, high = POLL_INTERVAL_RANGE
+            if not _whole(self.poll_interval) or not low <= self.poll_interval <= high:
+                raise InvalidMbusOptionError("a poll interval is 2 to 86400 whole seconds")
+            address = self.primary_address
+            if address is not None and (
+                not _whole(address) or not MBUS_PRIMARY_RANGE[0] <= address <= MBUS_PRIMARY_RANGE[1]
+            ):
+                raise InvalidMbusOptionError("a primary address is 0 to 250")
+            if self.driver == "auto":
+                # Polling needs the driver (`<driver>:MBUS:mbus`): auto cannot be polled.
+                raise InvalidDriverError("a wired meter needs its driver")
+
+    @property
+    def polled(self) -> bool:
+        """Whether wmbusmeters polls this meter on a wired M-Bus."""
+        return self.poll_interval > 0
 
     @property
     def safe_name(self) -> str:
         """The name wmbusmeters gets: generated, never the user's (see module docstring)."""
         return f"m{self.meter_id}"
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,11 +354,20 @@ class ReceiverConfig:
     device_type: str = ""
     #: Tuning of an RTL-SDR stick (only with rtlwmbus or rtl433).
     rtl: RtlOptions = field(default_factory=RtlOptions)
+    #: The speed of a wired M-Bus (only with device_type mbus).
+    baud_rate: int = 2400
 
     def __post_init__(self) -> None:
         """Refuse anything that could not be written safely."""
         validate_device(self.device)
         validate_device_type(self.device, self.device_type)
+        if self.baud_rate not in MBUS_BAUD_RATES or not _whole(self.baud_rate):
+            raise InvalidMbusOptionError("an M-Bus runs at 300, 2400 or 9600 bps")
+        wired = self.device_type == MBUS
+        if any(meter.polled != wired for meter in self.meters):
+            raise InvalidMbusOptionError("wired meters belong to an M-Bus, radio meters to a radio")
+        if wired and (self.link_modes or self.listen_all):
+            raise InvalidMbusOptionError("an M-Bus has no link modes and no unasked telegrams")
         if self.rtl != RtlOptions() and self.device not in RTL_DEVICES:
             raise InvalidRtlOptionError("RTL-SDR options belong to rtlwmbus or rtl433")
         object.__setattr__(self, "link_modes", validate_link_modes(self.link_modes))
@@ -322,6 +381,9 @@ class ReceiverConfig:
         or the speed of a raw tty), then the link modes (not for a simulation file)."""
         if is_simulation(self.device):
             return self.device
+        if self.device_type == MBUS:
+            # `MBUS=/dev/ttyUSB0:mbus:2400`: the alias the meters' drivers name.
+            return f"{MBUS_ALIAS}={self.device}:{MBUS}:{self.baud_rate}"
         parts = [self.rtl.spec(self.device) if self.device in RTL_DEVICES else self.device]
         if self.device_type == RAWTTY:
             parts.append(str(RAWTTY_BPS))
@@ -343,12 +405,19 @@ def render_lines(config: ReceiverConfig) -> dict[str, list[str]]:
         ]
     }
     for meter in config.meters:
-        files[f"{METERS_DIR}/{meter.safe_name}"] = [
-            f"name={meter.safe_name}",
-            f"driver={meter.driver}",
-            f"id={meter.meter_id}",
-            f"key={meter.key or 'NOKEY'}",
-        ]
+        lines = [f"name={meter.safe_name}"]
+        if meter.polled:
+            address = meter.meter_id
+            if meter.primary_address is not None:
+                address = f"p{meter.primary_address}"
+            lines += [
+                f"driver={meter.driver}:{MBUS_ALIAS}:{MBUS}",
+                f"id={address}",
+                f"pollinterval={meter.poll_interval}s",
+            ]
+        else:
+            lines += [f"driver={meter.driver}", f"id={meter.meter_id}"]
+        files[f"{METERS_DIR}/{meter.safe_name}"] = [*lines, f"key={meter.key or 'NOKEY'}"]
     if config.listen_all:
         # Every id but the configured ones: 2.0.0 would otherwise hand a configured meter's
         # telegrams to the catch-all too, print them twice and, for an encrypted meter, warn

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 import math
+import re
 from typing import Any
 
 #: JSON keys that describe the telegram rather than a reading (CONTRACT.md).
@@ -100,6 +101,12 @@ class Telegram:
         ):
             return None
         readings, refused = clean_readings(obj)
+        name = obj.get("name")
+        if isinstance(name, str) and _CONFIGURED_NAME.fullmatch(name):
+            # A configured meter is named after its id (MeterConfig.safe_name): a wired one
+            # polled at its primary address may report another id than the one it was set
+            # up with, and its readings still belong to that meter.
+            meter_id = name[1:]
         return cls(
             meter_id=meter_id.lower(),
             driver=str(obj.get("meter") or obj.get("driver") or "")[:MAX_FIELD_NAME],
@@ -109,6 +116,9 @@ class Telegram:
             discovered=obj.get("name") == CATCH_ALL_NAME,
             refused=refused,
         )
+
+
+_CONFIGURED_NAME = re.compile(r"m[0-9a-f]{8}")
 
 
 class DecryptionProblem(StrEnum):

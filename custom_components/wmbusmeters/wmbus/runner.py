@@ -17,7 +17,7 @@ from pathlib import Path
 import signal
 import time
 
-from .config import ReceiverConfig, is_simulation, render_config
+from .config import STDIN_DEVICE, ReceiverConfig, is_simulation, render_config
 from .events import (
     DeviceNotFound,
     Message,
@@ -42,6 +42,8 @@ FLOOD_PAUSE = 0.01
 _STDERR_KEYWORDS = (b"ALARM", b"No wmbus device", b"did not find", b"decrypt", b"encrypted")
 #: Longest error line kept (last_error, the crash-loop repair, diagnostics).
 MAX_ERROR = 300
+#: Bytes of network lines that may wait in wmbusmeters' stdin pipe before more are refused.
+MAX_STDIN_BUFFER = 256 * 1024
 #: 2.0.0 and 3.0.0 take 8 s to honour SIGTERM while replaying a simulation (0.8 s on a radio);
 #: a replay holds no state worth waiting for.
 SIMULATION_TERM_TIMEOUT = 1.0
@@ -157,6 +159,7 @@ class WmbusRunner:
         self._failures = 0
         self._budget_second = 0
         self._budget_used = 0
+        self._stdin: asyncio.StreamWriter | None = None
 
     # -- public API -------------------------------------------------------------------------
 
@@ -193,6 +196,18 @@ class WmbusRunner:
         except OSError:
             return False
         return text[text.rindex(")") + 2 :].startswith(("T", "t"))
+
+    def feed(self, line: bytes) -> bool:
+        """Write one whole line to wmbusmeters' stdin (a `stdin` device: the network
+        listener's lines). False when it cannot take it now: not running, or MAX_STDIN_BUFFER
+        already waiting in the pipe (a stuck process is not fed without bound)."""
+        writer = self._stdin
+        if writer is None or writer.is_closing():
+            return False
+        if writer.transport.get_write_buffer_size() > MAX_STDIN_BUFFER:
+            return False
+        writer.write(line)
+        return True
 
     @property
     def running(self) -> bool:
@@ -322,7 +337,10 @@ class WmbusRunner:
             ]
             proc = await asyncio.create_subprocess_exec(
                 *self.argv,
-                stdin=asyncio.subprocess.DEVNULL,
+                # A `stdin` device reads its telegrams from us (feed()); nothing else does.
+                stdin=asyncio.subprocess.PIPE
+                if self.config.device == STDIN_DEVICE
+                else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 # Its own session: a Ctrl-C in HA's terminal is for HA, which then stops us.
@@ -334,6 +352,7 @@ class WmbusRunner:
             return message, None, True
 
         self.pid = proc.pid
+        self._stdin = proc.stdin
         self._configured_ids = frozenset(meter.meter_id for meter in self.config.meters)
         self._last_error = None
         self._last_telegram = self._clock()
@@ -360,6 +379,9 @@ class WmbusRunner:
         finally:
             for task in (woken, watchdog):
                 task.cancel()
+            self._stdin = None
+            if proc.stdin is not None:
+                proc.stdin.close()
             await self._terminate(proc)
             exited.cancel()
             # The pipes close with the process; give the readers a moment to drain them.
