@@ -7,6 +7,7 @@ drivers.py, offers of unknown meters in discovery.py, repair issues in issues.py
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 import logging
 import os
@@ -111,7 +112,7 @@ class WmbusCoordinator:
         self._poll_watch: dict[str, CALLBACK_TYPE] = {}
         #: A network receiver's port (started before wmbusmeters, kept across its restarts).
         self.listener: TelegramListener | None = None
-        self._listener_dirty = False
+        self._listener_flush: asyncio.TimerHandle | None = None
         self.meters.sync()
         self.runner = WmbusRunner(
             entry.data[CONF_COMMAND],
@@ -164,6 +165,9 @@ class WmbusCoordinator:
         await self.runner.stop()
         if self.listener is not None:
             await self.listener.stop()
+        if self._listener_flush is not None:
+            self._listener_flush.cancel()
+            self._listener_flush = None
         self.meters.close()
 
     async def _async_start_listener(self, config: ListenerConfig) -> None:
@@ -179,13 +183,12 @@ class WmbusCoordinator:
     @callback
     def _listener_changed(self) -> None:
         # Lines may come thousands a second: the receiver's sensors follow once a second.
-        if not self._listener_dirty:
-            self._listener_dirty = True
-            self.hass.loop.call_later(1.0, self._flush_listener)
+        if self._listener_flush is None:
+            self._listener_flush = self.hass.loop.call_later(1.0, self._flush_listener)
 
     @callback
     def _flush_listener(self) -> None:
-        self._listener_dirty = False
+        self._listener_flush = None
         self._notify_receiver()
 
     async def _async_apply_listener(self) -> None:

@@ -184,8 +184,12 @@ class TelegramListener:
             await self._server.wait_closed()
             self._server = None
         if self._transport is not None:
+            protocol = self._transport.get_protocol()
             self._transport.close()
             self._transport = None
+            if isinstance(protocol, _UdpLines):
+                # The socket is released a loop turn later: the port is free once it is.
+                await protocol.closed
 
     @property
     def bound_port(self) -> int | None:
@@ -320,6 +324,11 @@ class _UdpLines(asyncio.DatagramProtocol):
 
     def __init__(self, listener: TelegramListener) -> None:
         self._listener = listener
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         listener = self._listener

@@ -1,0 +1,291 @@
+"""Network receivers: remote radios send telegram lines to a port of Home Assistant, the
+integration's own listener hands the valid ones to the real wmbusmeters (`stdin:rtlwmbus`,
+`stdin:hex`). The clients here are the test's own TCP and UDP sockets, sending a recorded
+telegram (wmbusmeters' simulations/simulation_c1.txt) as an ESPHome node or rtl_wmbus would."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+import socket
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.wmbusmeters.const import DOMAIN
+from custom_components.wmbusmeters.wmbus import RunnerState, listener as listener_module
+
+from .common import meter, setup_receiver, start_receiver_flow
+
+#: A Multical 21 C1 telegram (no CRCs), total 6.408 m³; and as rtl_wmbus prints it.
+HEX = "2A442D2C998734761B168D2091D37CAC21576C7802FF207100041308190000441308190000615B7F616713"
+RTL = f"C1;1;1;2026-11-25 16:31:15.332627;92;98;76348799;0x{HEX.lower()}"
+TOTAL = "sensor.tap_total"
+
+#: The listener and the test's clients use real sockets on 127.0.0.1.
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def network_entry(
+    command: str, protocol: str, port: int, line_format: str, allowed: list[str] | None = None
+) -> MockConfigEntry:
+    """A network receiver as the flow saves it, with the Tap meter."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"wmbusmeters {protocol} {port}",
+        version=1,
+        minor_version=2,
+        data={
+            "command": command,
+            "device": "stdin",
+            "device_type": line_format,
+            "link_modes": [],
+            "listen_host": "127.0.0.1",
+            "listen_port": port,
+            "listen_protocol": protocol,
+            "allowed_sources": allowed or [],
+        },
+        unique_id=f"{protocol}:{port}",
+        subentries_data=[meter("Tap", "auto", "76348799")],
+    )
+
+
+@pytest.fixture
+async def tcp_receiver(hass: HomeAssistant, wmbusmeters: str) -> AsyncIterator[ConfigEntry]:
+    entry = network_entry(wmbusmeters, "tcp", free_port(), "rtlwmbus")
+    await setup_receiver(hass, entry)
+    await running(entry)
+    yield entry
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def running(entry: ConfigEntry) -> None:
+    """Until wmbusmeters runs (setup may return before it does, on 2026.10)."""
+    async with asyncio.timeout(20):
+        while entry.runtime_data.runner.status.state is not RunnerState.RUNNING:
+            await asyncio.sleep(0.02)
+
+
+async def tcp_send(port: int, data: bytes) -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+async def value_of(hass: HomeAssistant, entity_id: str, timeout: float = 20) -> str:
+    """The entity's state once it has a value."""
+    async with asyncio.timeout(timeout):
+        while True:
+            state = hass.states.get(entity_id)
+            if state is not None and state.state not in ("unknown", "unavailable"):
+                return state.state
+            await asyncio.sleep(0.1)
+
+
+def totals(entry: ConfigEntry) -> dict[str, int]:
+    return entry.runtime_data.listener.totals()  # type: ignore[no-any-return]
+
+
+async def test_tcp_lines_become_values(hass: HomeAssistant, tcp_receiver: ConfigEntry) -> None:
+    """A remote rtl_wmbus line over TCP: the meter's total appears, the receiver's network
+    sensors count it and say when it was heard, per source."""
+    port = tcp_receiver.data["listen_port"]
+    await tcp_send(port, RTL.encode() + b"\n")
+    assert await value_of(hass, TOTAL) == "6.408"
+    await asyncio.sleep(1.1)  # the receiver's sensors follow once a second
+    await hass.async_block_till_done()
+    lines = next(s for s in hass.states.async_all("sensor") if s.entity_id.endswith("_lines_received"))
+    assert lines.state == "1"
+    assert lines.attributes["sources"]["127.0.0.1"]["accepted"] == 1
+    heard = next(s for s in hass.states.async_all("sensor") if "last_heard" in s.entity_id)
+    assert heard.state not in ("unknown", "unavailable")
+
+
+async def test_bad_input_changes_nothing_else(
+    hass: HomeAssistant, tcp_receiver: ConfigEntry
+) -> None:
+    """Garbage, a 1 MB line, a flood of 10,000 lines in a second and a client that connects
+    and never sends: each is dropped and counted, the meter keeps its value, and a good line
+    from another connection still gets through."""
+    port = tcp_receiver.data["listen_port"]
+    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
+    await tcp_send(port, RTL.encode() + b"\n")
+    assert await value_of(hass, TOTAL) == "6.408"
+    await tcp_send(port, b"\x00\xff garbage; not a telegram\nC1;1;1;x;y;z;76348799;0xZZ\n")
+    await tcp_send(port, b"C1;" + b"A" * 1_000_000 + b"\n")
+    # 10,000 lines in about a second, one connection: the source's rate lets 200 + 100/s in.
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    for _ in range(100):
+        writer.write((RTL + "\n").encode() * 100)
+        await writer.drain()
+        await asyncio.sleep(0.01)
+    writer.close()
+    await writer.wait_closed()
+    async with asyncio.timeout(10):
+        while totals(tcp_receiver)["rate_limited"] + totals(tcp_receiver)["accepted"] < 10_001:
+            await asyncio.sleep(0.05)
+    counted = totals(tcp_receiver)
+    assert counted["malformed"] == 2
+    assert counted["too_long"] == 1
+    assert counted["rate_limited"] > 9000
+    assert hass.states.get(TOTAL).state == "6.408"
+    # The silent client holds its connection and nobody else is kept out.
+    listener = tcp_receiver.runtime_data.listener
+    async with asyncio.timeout(5):
+        while listener.connections != 1:  # the flood's connection closing
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(1.1)  # a second of rate refilled
+    before = totals(tcp_receiver)["accepted"]
+    await tcp_send(port, RTL.encode() + b"\n")
+    async with asyncio.timeout(5):
+        while totals(tcp_receiver)["accepted"] == before:
+            await asyncio.sleep(0.05)
+    assert tcp_receiver.runtime_data.runner.status.state.value == "running"
+    idle_writer.close()
+    await idle_writer.wait_closed()
+    del idle_reader
+
+
+async def test_connection_limit_and_idle_timeout(
+    hass: HomeAssistant, tcp_receiver: ConfigEntry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the connection limit a new client is closed at once; an idle one is closed after
+    the idle time and its slot is free again."""
+    monkeypatch.setattr(listener_module, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(listener_module, "IDLE_TIMEOUT", 0.5)
+    port = tcp_receiver.data["listen_port"]
+    held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+    extra_reader = held[2][0]
+    assert await asyncio.wait_for(extra_reader.read(), 5) == b""  # closed by the listener
+    assert tcp_receiver.runtime_data.listener.refused_connections == 1
+    for reader, _ in held[:2]:
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # idle: closed
+    assert tcp_receiver.runtime_data.listener.connections == 0
+    for _, writer in held:
+        writer.close()
+
+
+async def test_udp_with_allow_list_and_listener_restart(
+    hass: HomeAssistant, wmbusmeters: str
+) -> None:
+    """UDP datagrams of hex lines. A source outside the allow-list is dropped; allowing it (a
+    reconfigure) restarts the listener only, wmbusmeters keeps running with the same pid."""
+    port = free_port(socket.SOCK_DGRAM)
+    entry = network_entry(wmbusmeters, "udp", port, "hex", allowed=["10.0.0.0/8"])
+    await setup_receiver(hass, entry)
+    runner = entry.runtime_data.runner
+    await running(entry)
+    pid = runner.pid
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.sendto(HEX.encode(), ("127.0.0.1", port))
+        async with asyncio.timeout(5):
+            while totals(entry)["denied"] == 0:
+                await asyncio.sleep(0.05)
+        assert hass.states.get(TOTAL) is None  # nothing got through
+        hass.config_entries.async_update_entry(
+            entry, data={**entry.data, "allowed_sources": ["127.0.0.1"]}
+        )
+        await hass.async_block_till_done()
+        async with asyncio.timeout(5):
+            while entry.runtime_data.listener is None or not entry.runtime_data.listener.config.allowed:
+                await asyncio.sleep(0.05)
+        assert await _send_until_value(hass, sock, port) == "6.408"
+        assert runner.pid == pid
+    finally:
+        sock.close()
+        await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def _send_until_value(hass: HomeAssistant, sock: socket.socket, port: int) -> str:
+    async with asyncio.timeout(20):
+        while True:
+            sock.sendto(HEX.encode() + b"\n", ("127.0.0.1", port))
+            try:
+                return await value_of(hass, TOTAL, timeout=0.5)
+            except TimeoutError:
+                continue
+
+
+async def test_wmbusmeters_restart_keeps_the_listener(
+    hass: HomeAssistant, tcp_receiver: ConfigEntry
+) -> None:
+    """The restart action starts a new wmbusmeters; the port stays open all along (a client
+    connected before is still connected) and lines keep flowing."""
+    port = tcp_receiver.data["listen_port"]
+    listener = tcp_receiver.runtime_data.listener
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    runner = tcp_receiver.runtime_data.runner
+    old_pid = runner.pid
+    await hass.services.async_call(DOMAIN, "restart", {}, blocking=True)
+    async with asyncio.timeout(20):
+        while runner.pid in (None, old_pid) or runner.status.state is not RunnerState.RUNNING:
+            await asyncio.sleep(0.02)
+    assert tcp_receiver.runtime_data.listener is listener
+    assert listener.connections == 1
+    async with asyncio.timeout(20):
+        while hass.states.get(TOTAL) is None or hass.states.get(TOTAL).state != "6.408":
+            writer.write(RTL.encode() + b"\n")
+            await writer.drain()
+            await asyncio.sleep(0.3)
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_network_flow(hass: HomeAssistant, wmbusmeters: str) -> None:
+    """The network form: a bad address, a bad allow-list entry and a port in use are refused
+    with their own messages; a free port creates the receiver, listening."""
+    result = await start_receiver_flow(hass, "network")
+    assert result["step_id"] == "network"
+    port = free_port()
+    form: dict[str, Any] = {
+        "command": wmbusmeters,
+        "listen_protocol": "tcp",
+        "listen_host": "not-an-address",
+        "listen_port": port,
+        "line_format": "rtlwmbus",
+        "allowed_sources": ["192.168.1.0/24", "everyone"],
+    }
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], form)
+    assert result["errors"] == {
+        "listen_host": "invalid_listen_host",
+        "allowed_sources": "invalid_source",
+    }
+    form |= {"listen_host": "127.0.0.1", "allowed_sources": ["192.168.1.0/24"]}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], form)
+        assert result["errors"] == {"listen_port": "port_in_use"}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], form)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] | {"command": ""} == {
+        "command": "",
+        "device": "stdin",
+        "device_type": "rtlwmbus",
+        "link_modes": [],
+        "listen_host": "127.0.0.1",
+        "listen_port": port,
+        "listen_protocol": "tcp",
+        "allowed_sources": ["192.168.1.0/24"],
+    }
+    await hass.async_block_till_done()
+    entry = result["result"]
+    assert entry.runtime_data.listener.listening
+    # A second receiver on the same port is refused before it ever binds.
+    again = await start_receiver_flow(hass, "network")
+    again = await hass.config_entries.flow.async_configure(again["flow_id"], form)
+    assert again["errors"] == {"listen_port": "port_in_use"}
+    await hass.config_entries.async_unload(entry.entry_id)
