@@ -11,7 +11,9 @@ import contextlib
 import os
 from pathlib import Path
 import pty
+import termios
 import tty
+from typing import Any
 
 
 class PtyDongle:
@@ -173,6 +175,8 @@ class MbusSlaves:
         self._selected: int | None = None
         self._buffer = b""
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._unlock: asyncio.TimerHandle | None = None
+        self._fresh: list[Any] = []
 
     def add(self, address: int, rsp_ud: bytes) -> None:
         """A meter at this primary address answering with this recorded frame; its secondary
@@ -184,12 +188,28 @@ class MbusSlaves:
         """Answer requests as they come (on the running event loop)."""
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self.master.master, self._on_readable)
+        self._fresh = termios.tcgetattr(self.master._slave)
+        self._forget_exclusive()
 
     def stop(self) -> None:
         """Stop answering."""
         if self._loop is not None:
             self._loop.remove_reader(self.master.master)
             self._loop = None
+        if self._unlock is not None:
+            self._unlock.cancel()
+            self._unlock = None
+
+    def _forget_exclusive(self) -> None:
+        """Give the tty the settings of a fresh port again, every 0.2 s. wmbusmeters asks an
+        M-Bus tty for 2400 bps with even parity; a pty keeps the speed but has no parity, and
+        a second wmbusmeters (after a restart) then fails to open it ("could not open ... with
+        2400 baud", measured on 2.0.0 and 3.0.0, not with a fresh pty). A real port does take
+        parity. Harmless while one runs: a pty's data does not depend on these settings."""
+        with contextlib.suppress(OSError, termios.error):
+            termios.tcsetattr(self.master._slave, termios.TCSANOW, self._fresh)
+        if self._loop is not None:
+            self._unlock = self._loop.call_later(0.2, self._forget_exclusive)
 
     def _on_readable(self) -> None:
         try:

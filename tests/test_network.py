@@ -106,7 +106,9 @@ async def test_tcp_lines_become_values(hass: HomeAssistant, tcp_receiver: Config
     assert await value_of(hass, TOTAL) == "6.408"
     await asyncio.sleep(1.1)  # the receiver's sensors follow once a second
     await hass.async_block_till_done()
-    lines = next(s for s in hass.states.async_all("sensor") if s.entity_id.endswith("_lines_received"))
+    lines = next(
+        s for s in hass.states.async_all("sensor") if s.entity_id.endswith("_lines_received")
+    )
     assert lines.state == "1"
     assert lines.attributes["sources"]["127.0.0.1"]["accepted"] == 1
     heard = next(s for s in hass.states.async_all("sensor") if "last_heard" in s.entity_id)
@@ -200,7 +202,10 @@ async def test_udp_with_allow_list_and_listener_restart(
         )
         await hass.async_block_till_done()
         async with asyncio.timeout(5):
-            while entry.runtime_data.listener is None or not entry.runtime_data.listener.config.allowed:
+            while (
+                entry.runtime_data.listener is None
+                or not entry.runtime_data.listener.config.allowed
+            ):
                 await asyncio.sleep(0.05)
         assert await _send_until_value(hass, sock, port) == "6.408"
         assert runner.pid == pid

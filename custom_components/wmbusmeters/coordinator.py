@@ -308,7 +308,8 @@ class WmbusCoordinator:
             # themselves (a submitted fix flow has deleted the issue already).
             meter.unreadable = False
             async_clear_decryption_issue(self.hass, meter.meter_id)
-        if meter.lost:
+        back = meter.lost
+        if back:
             meter.lost = False
             _LOGGER.info("Meter %s (%s) is heard again", meter.name, meter.meter_id)
         self._watch_polls(meter)
@@ -325,6 +326,10 @@ class WmbusCoordinator:
                 "fields": telegram.readings,
             },
         )
+        if back:
+            # Available again: every entity writes, also those whose value is what it was
+            # (they write only changes otherwise, and would stay unavailable).
+            meter.notify(None)
         meter.notify(telegram)
 
     @callback

@@ -52,8 +52,15 @@ def redact(line: str) -> str:
     return _KEY_LIKE.sub("<redacted>", line)
 
 
+#: A wired meter that did not answer a poll: the meter's state (it shows unavailable after a
+#: few misses, coordinator), not an error of the receiver.
+_POLL_MISSED = re.compile(r"\(meter\) \S+ \S+ did not send a response!")
+
+
 def parse_stderr(line: str) -> RunnerEvent:
     """Classify one stderr line (already decoded, without the newline)."""
+    if _POLL_MISSED.fullmatch(line):
+        return Message("stderr", "info", line)
     for pattern, problem in _DECRYPTION_PATTERNS:
         if match := pattern.search(line):
             return DecryptionFailed(match.group(1).lower(), problem, line)
@@ -83,6 +90,8 @@ def parse_stdout(line: bytes) -> Telegram | Message | None:
     level = (
         "error"
         if text.startswith(("No such driver", "Usage error", "Could not", "Not a valid"))
+        else "info"
+        if _POLL_MISSED.fullmatch(text)
         else "warning"
     )
     return Message("stdout", level, text)
