@@ -172,3 +172,75 @@ async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
     )
 
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_network_listener(hass: HomeAssistant, tmp_path: Path, socket_enabled: None) -> None:
+    """Telegrams/s from a TCP client through the network listener, the real wmbusmeters 3.0.0
+    (stdin:hex) and into Home Assistant's meter, beside wmbusmeters' decode rate of the same
+    telegrams from a file (issue 15: the listener is never the slower one). The per-source
+    rate limit (100 lines/s) is lifted here: it is a deliberate guard, the figure is what the
+    listener itself can carry."""
+    import socket
+
+    from custom_components.wmbusmeters.wmbus import listener
+    from tests.test_network import network_entry
+
+    asyncio.get_running_loop().set_debug(False)
+    logging.getLogger("homeassistant").setLevel(logging.WARNING)
+    command = shutil.which("wmbusmeters-3.0.0")
+    assert command
+    source = Path(__file__).parent.parent / "tests" / "fixtures" / "wmbusmeters-2.0.0"
+    lines = (source / "c1_water_multical21.input.txt").read_text().splitlines()
+    hexes = list(
+        dict.fromkeys(
+            line.split("|")[1].replace("_", "") for line in lines if line.startswith("telegram=|")
+        )
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    entry = network_entry(command, "tcp", port, "hex")
+    total = 20_000
+    with (
+        patch.object(listener, "RATE", float("inf")),
+        patch.object(listener, "BURST", float("inf")),
+    ):
+        await setup_receiver(hass, entry)
+        runner = entry.runtime_data.runner
+        async with asyncio.timeout(20):
+            while runner.status.state.value != "running":
+                await asyncio.sleep(0.02)
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        payload = [(hexes[n % len(hexes)] + "\n").encode() for n in range(total)]
+        before = runner.counters.telegrams
+        start = time.perf_counter()
+        for n in range(0, total, 500):
+            writer.write(b"".join(payload[n : n + 500]))
+            await writer.drain()
+        # Until wmbusmeters has printed nothing new for a second (it may drop a line it
+        # cannot decode: what arrived is counted, not assumed).
+        last, quiet_since = -1, time.perf_counter()
+        async with asyncio.timeout(120):
+            while time.perf_counter() - quiet_since < 1.0:
+                await asyncio.sleep(0.01)
+                if runner.counters.telegrams != last:
+                    last, quiet_since = runner.counters.telegrams, time.perf_counter()
+        elapsed = quiet_since - start
+        received = runner.counters.telegrams - before
+        writer.close()
+        stats = entry.runtime_data.listener.totals()
+        await hass.config_entries.async_unload(entry.entry_id)
+    rate = received / elapsed
+    print(
+        f"\nnetwork listener (TCP, hex) -> wmbusmeters 3.0.0 -> Home Assistant: {received} of "
+        f"{total} telegrams in {elapsed:.2f} s = {rate:,.0f} telegrams/s "
+        f"(undelivered while the pipe was full: {stats['undelivered']})"
+    )
+    decode_rates: dict[str, float] = {}
+    if (path := os.environ.get("BENCH_DECODE_RATE_FILE")) and Path(path).exists():
+        decode_rates = json.loads(Path(path).read_text())
+    if decode_rates.get("3.0.0"):
+        print(
+            f"  / real wmbusmeters 3.0.0 decode rate from a file (same run) = "
+            f"{rate / decode_rates['3.0.0']:.2f} (goal >= 1: the listener is not the bottleneck)"
+        )

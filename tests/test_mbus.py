@@ -64,8 +64,7 @@ async def state_of(hass: HomeAssistant, entity_id: str, wanted: set[str], timeou
             state = hass.states.get(entity_id)
             if state is not None and (
                 state.state in wanted
-                or ("value" in wanted
-                and state.state not in ("unknown", "unavailable"))
+                or ("value" in wanted and state.state not in ("unknown", "unavailable"))
             ):
                 return state.state
             await asyncio.sleep(0.1)

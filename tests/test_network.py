@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+import os
+import signal
 import socket
 from typing import Any
 
@@ -294,3 +296,36 @@ async def test_network_flow(hass: HomeAssistant, wmbusmeters: str) -> None:
     again = await hass.config_entries.flow.async_configure(again["flow_id"], form)
     assert again["errors"] == {"listen_port": "port_in_use"}
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_fast_tcp_sender_waits_instead_of_losing_lines(
+    hass: HomeAssistant, tcp_receiver: ConfigEntry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TCP sender faster than wmbusmeters reads (its rate limit lifted, as for a node that
+    forwards many meters; wmbusmeters held still with SIGSTOP meanwhile): the listener stops
+    reading while wmbusmeters' stdin is full, the lines wait in the connection, and once it goes on
+    every line reaches it; none is counted undelivered (without the pause, 1 MiB into the
+    pipe the rest would be)."""
+    monkeypatch.setattr(listener_module, "RATE", float("inf"))
+    monkeypatch.setattr(listener_module, "BURST", float("inf"))
+    runner = tcp_receiver.runtime_data.runner
+    total = 12_000  # 1.5 MB: more than wmbusmeters' pipe may hold (MAX_STDIN_BUFFER)
+    lines = b"".join(
+        f"C1;1;1;2026-11-25 16:31:{n % 60:02d}.{n:06d};92;98;76348799;0x{HEX.lower()}\n".encode()
+        for n in range(total)
+    )
+    assert runner.pid is not None
+    os.kill(runner.pid, signal.SIGSTOP)
+    try:
+        sending = asyncio.create_task(tcp_send(tcp_receiver.data["listen_port"], lines))
+        await asyncio.sleep(1)
+        # Held back (in the connection, unread), not dropped.
+        assert totals(tcp_receiver)["accepted"] < total
+        assert totals(tcp_receiver)["undelivered"] == 0
+    finally:
+        os.kill(runner.pid, signal.SIGCONT)
+    await asyncio.wait_for(sending, 30)
+    async with asyncio.timeout(30):
+        while totals(tcp_receiver)["accepted"] < total:
+            await asyncio.sleep(0.05)
+    assert totals(tcp_receiver)["undelivered"] == 0

@@ -57,6 +57,7 @@ from .wmbus import (
 )
 from .wmbus.listener import ListenerConfig, ListenerError, TelegramListener
 from .wmbus.loglimit import LogLimiter
+from .wmbus.runner import STDIN_BUSY
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -171,7 +172,12 @@ class WmbusCoordinator:
         self.meters.close()
 
     async def _async_start_listener(self, config: ListenerConfig) -> None:
-        listener = TelegramListener(config, self.runner_feed)
+        listener = TelegramListener(
+            config,
+            self.runner_feed,
+            # wmbusmeters is behind: TCP senders wait (their lines are kept, not dropped).
+            busy=lambda: self.runner.stdin_backlog() > STDIN_BUSY,
+        )
         await listener.start()
         listener.on_change = self._listener_changed
         self.listener = listener

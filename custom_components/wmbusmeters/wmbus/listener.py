@@ -35,6 +35,8 @@ IDLE_TIMEOUT = 300.0
 #: sends every few seconds at most, and a node forwards a few dozen meters.
 RATE = 100.0
 BURST = 200.0
+#: How often a paused TCP connection looks whether wmbusmeters has caught up (seconds).
+BUSY_RETRY = 0.005
 #: Sources counted one by one; more are counted together under "other".
 MAX_SOURCES = 64
 
@@ -134,10 +136,19 @@ class TelegramListener:
     returns whether it was taken (wmbusmeters may be restarting: the line is then counted as
     undelivered, never queued for later)."""
 
-    def __init__(self, config: ListenerConfig, deliver: Callable[[bytes], bool]) -> None:
-        """Prepare; start() opens the port."""
+    def __init__(
+        self,
+        config: ListenerConfig,
+        deliver: Callable[[bytes], bool],
+        busy: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Prepare; start() opens the port. While `busy()` (wmbusmeters has not read what it
+        was given yet), TCP connections stop reading, so their senders wait instead of losing
+        lines; UDP has no such brake: its lines are counted undelivered once `deliver`
+        refuses."""
         self.config = config
         self._deliver = deliver
+        self.busy = busy
         self._allowed = parse_allowed(list(config.allowed))
         self.sources: dict[str, SourceStats] = {}
         self.connections = 0
@@ -308,6 +319,17 @@ class _TcpLines(asyncio.Protocol):
             self._skipping = True
         if lines:
             self._listener.take_lines(self._stats, lines)
+        if self._listener.busy() and self._transport is not None:
+            self._transport.pause_reading()
+            asyncio.get_running_loop().call_later(BUSY_RETRY, self._resume_when_free)
+
+    def _resume_when_free(self) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        if self._listener.busy():
+            asyncio.get_running_loop().call_later(BUSY_RETRY, self._resume_when_free)
+        else:
+            self._transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle is not None:

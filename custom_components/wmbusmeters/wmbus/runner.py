@@ -42,8 +42,12 @@ FLOOD_PAUSE = 0.01
 _STDERR_KEYWORDS = (b"ALARM", b"No wmbus device", b"did not find", b"decrypt", b"encrypted")
 #: Longest error line kept (last_error, the crash-loop repair, diagnostics).
 MAX_ERROR = 300
-#: Bytes of network lines that may wait in wmbusmeters' stdin pipe before more are refused.
-MAX_STDIN_BUFFER = 256 * 1024
+#: Bytes of network lines that may wait in wmbusmeters' stdin pipe before more are refused
+#: (a UDP flood); TCP senders are paused long before (STDIN_BUSY), and one read of theirs
+#: (at most 256 KiB) always fits below this.
+MAX_STDIN_BUFFER = 1024 * 1024
+#: Waiting bytes past which the listener pauses its TCP connections.
+STDIN_BUSY = 64 * 1024
 #: 2.0.0 and 3.0.0 take 8 s to honour SIGTERM while replaying a simulation (0.8 s on a radio);
 #: a replay holds no state worth waiting for.
 SIMULATION_TERM_TIMEOUT = 1.0
@@ -208,6 +212,13 @@ class WmbusRunner:
             return False
         writer.write(line)
         return True
+
+    def stdin_backlog(self) -> int:
+        """Bytes of fed lines still waiting in wmbusmeters' stdin pipe (0 when not running)."""
+        writer = self._stdin
+        if writer is None or writer.is_closing():
+            return 0
+        return int(writer.transport.get_write_buffer_size())
 
     @property
     def running(self) -> bool:
