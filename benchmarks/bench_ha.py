@@ -183,7 +183,7 @@ async def test_network_listener(hass: HomeAssistant, tmp_path: Path, socket_enab
     import socket
 
     from custom_components.wmbusmeters.wmbus import listener
-    from tests.test_network import network_entry
+    from tests.test_network import network_entry, running
 
     asyncio.get_running_loop().set_debug(False)
     logging.getLogger("homeassistant").setLevel(logging.WARNING)
@@ -207,9 +207,7 @@ async def test_network_listener(hass: HomeAssistant, tmp_path: Path, socket_enab
     ):
         await setup_receiver(hass, entry)
         runner = entry.runtime_data.runner
-        async with asyncio.timeout(20):
-            while runner.status.state.value != "running":
-                await asyncio.sleep(0.02)
+        await running(entry)
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         payload = [(hexes[n % len(hexes)] + "\n").encode() for n in range(total)]
         before = runner.counters.telegrams
