@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_USER, ConfigEntry
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
+
+from custom_components.wmbusmeters.const import DOMAIN
 
 from .common import start_receiver_flow
 from .pty_dongle import MbusSlaves, PtyDongle, mbus_frames
@@ -164,3 +166,26 @@ async def test_mbus_form_errors(hass: HomeAssistant, wmbusmeters: str, tmp_path:
             result["flow_id"], {"command": wmbusmeters, "device": device, "baud_rate": "2400"}
         )
         assert result["errors"] == {"device": error}
+
+
+async def test_reconfigure_bus_speed(
+    hass: HomeAssistant, wmbusmeters: str, bus: MbusSlaves
+) -> None:
+    """Reconfigure shows the port and speed; a new speed is saved and wmbusmeters restarts
+    on it (its device line names the speed)."""
+    entry = await add_bus(hass, wmbusmeters, bus)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
+    )
+    assert result["step_id"] == "reconfigure_mbus"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {"command": wmbusmeters, "device": str(bus.master.path), "baud_rate": "9600"},
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.data["baud_rate"] == 9600
+    async with asyncio.timeout(10):  # the restart is debounced (quick changes: one restart)
+        while not entry.runtime_data.runner.config.device_spec.endswith(":mbus:9600"):
+            await asyncio.sleep(0.1)
+    await hass.config_entries.async_unload(entry.entry_id)

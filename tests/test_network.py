@@ -329,3 +329,31 @@ async def test_fast_tcp_sender_waits_instead_of_losing_lines(
         while totals(tcp_receiver)["accepted"] < total:
             await asyncio.sleep(0.05)
     assert totals(tcp_receiver)["undelivered"] == 0
+
+
+async def test_reconfigure_moves_the_port_without_restarting_wmbusmeters(
+    hass: HomeAssistant, tcp_receiver: ConfigEntry
+) -> None:
+    """Reconfigure shows the saved settings; another port: the listener moves there (the old
+    port is free again), wmbusmeters keeps its process, and lines sent to the new port count."""
+    result = await tcp_receiver.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure_network"
+    schema = result["data_schema"].schema
+    shown = {str(key): key.description["suggested_value"] for key in schema if key.description}
+    assert shown["listen_port"] == tcp_receiver.data["listen_port"]
+    assert shown["line_format"] == "rtlwmbus"
+    old_port, pid = tcp_receiver.data["listen_port"], tcp_receiver.runtime_data.runner.pid
+    new_port = free_port()
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**shown, "listen_port": new_port}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    async with asyncio.timeout(5):
+        while (moved := tcp_receiver.runtime_data.listener) is None or moved.bound_port != new_port:
+            await asyncio.sleep(0.05)
+    assert tcp_receiver.runtime_data.runner.pid == pid
+    with pytest.raises(OSError):
+        await tcp_send(old_port, b"x\n")
+    await tcp_send(new_port, RTL.encode() + b"\n")
+    assert await value_of(hass, TOTAL) == "6.408"
