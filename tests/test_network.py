@@ -353,7 +353,7 @@ async def test_reconfigure_moves_the_port_without_restarting_wmbusmeters(
         while (moved := tcp_receiver.runtime_data.listener) is None or moved.bound_port != new_port:
             await asyncio.sleep(0.05)
     assert tcp_receiver.runtime_data.runner.pid == pid
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         await tcp_send(old_port, b"x\n")
     await tcp_send(new_port, RTL.encode() + b"\n")
     assert await value_of(hass, TOTAL) == "6.408"
