@@ -114,6 +114,8 @@ class WmbusCoordinator:
         #: A network receiver's port (started before wmbusmeters, kept across its restarts).
         self.listener: TelegramListener | None = None
         self._listener_flush: asyncio.TimerHandle | None = None
+        #: One listener change at a time (two quick reconfigures must not both bind).
+        self._listener_lock = asyncio.Lock()
         self.meters.sync()
         self.runner = WmbusRunner(
             entry.data[CONF_COMMAND],
@@ -199,6 +201,10 @@ class WmbusCoordinator:
 
     async def _async_apply_listener(self) -> None:
         """The port, protocol or allow-list changed: only the listener restarts."""
+        async with self._listener_lock:
+            await self._async_replace_listener()
+
+    async def _async_replace_listener(self) -> None:
         config = listener_config(self.entry)
         if self.listener is not None and config == self.listener.config:
             return
