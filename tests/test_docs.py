@@ -61,3 +61,11 @@ def test_hacs_minimum_is_the_oldest_tested_home_assistant(path: str) -> None:
     assert tested is not None
     assert tuple(map(int, minimum.split("."))) <= tuple(map(int, tested.group(1).split(".")))
     assert minimum.startswith("2026.2")
+
+
+def test_readme_install_names_the_repository_of_the_manifest() -> None:
+    """The custom repository a user adds in HACS is the one the manifest documents."""
+    manifest = json.loads(
+        (REPO / "custom_components" / "wmbusmeters" / "manifest.json").read_text()
+    )
+    assert f"`{manifest['documentation']}`" in README
