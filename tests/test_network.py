@@ -357,3 +357,22 @@ async def test_reconfigure_moves_the_port_without_restarting_wmbusmeters(
         await tcp_send(old_port, b"x\n")
     await tcp_send(new_port, RTL.encode() + b"\n")
     assert await value_of(hass, TOTAL) == "6.408"
+
+
+async def test_address_this_machine_does_not_have_is_refused(
+    hass: HomeAssistant, wmbusmeters: str
+) -> None:
+    """An address that is not this machine's (TEST-NET-1) cannot be listened on: the form says
+    so instead of saving a receiver that never starts."""
+    result = await start_receiver_flow(hass, "network")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            "command": wmbusmeters,
+            "listen_protocol": "udp",
+            "listen_host": "192.0.2.1",
+            "listen_port": free_port(socket.SOCK_DGRAM),
+            "line_format": "hex",
+        },
+    )
+    assert result["errors"] == {"listen_port": "port_not_allowed"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+import errno
 import ipaddress
 import re
 import time
@@ -180,9 +181,9 @@ class TelegramListener:
                     lambda: _UdpLines(self), local_addr=(host, self.config.port)
                 )
         except OSError as err:
-            if err.errno == 98:  # EADDRINUSE
+            if err.errno == errno.EADDRINUSE:
                 raise PortInUseError(str(err)) from err
-            if err.errno in (13, 99):  # EACCES (privileged port), EADDRNOTAVAIL
+            if err.errno in (errno.EACCES, errno.EADDRNOTAVAIL):  # a privileged port; not ours
                 raise PortNotAllowedError(str(err)) from err
             raise ListenerError(str(err)) from err
 
