@@ -189,3 +189,20 @@ async def test_reconfigure_bus_speed(
         while not entry.runtime_data.runner.config.device_spec.endswith(":mbus:9600"):
             await asyncio.sleep(0.1)
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_removed_wired_meter_leaves_no_poll_watch(
+    hass: HomeAssistant, wmbusmeters: str, bus: MbusSlaves
+) -> None:
+    """A wired meter deleted while it is watched: its watch ends with it (no timer left to
+    mark a meter that is gone)."""
+    bus.start()
+    entry = await add_bus(hass, wmbusmeters, bus)
+    await add_wired_meter(hass, entry, driver="sensostar", primary_address=5, poll_interval=60)
+    coordinator = entry.runtime_data
+    assert "10484075" in coordinator._poll_watch
+    subentry_id = next(iter(entry.subentries))
+    hass.config_entries.async_remove_subentry(entry, subentry_id)
+    await hass.async_block_till_done()
+    assert coordinator._poll_watch == {}
+    await hass.config_entries.async_unload(entry.entry_id)

@@ -12,7 +12,7 @@ import signal
 import socket
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -376,3 +376,19 @@ async def test_address_this_machine_does_not_have_is_refused(
         },
     )
     assert result["errors"] == {"listen_port": "port_not_allowed"}
+
+
+async def test_port_taken_at_start_retries_setup(hass: HomeAssistant, wmbusmeters: str) -> None:
+    """Another program took the port after the receiver was saved: setup is retried later
+    (translated reason), and nothing of the receiver is left running meanwhile."""
+    port = free_port()
+    entry = network_entry(wmbusmeters, "tcp", port, "hex")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        entry.add_to_hass(hass)
+        assert not await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        assert entry.state is ConfigEntryState.SETUP_RETRY
+        assert entry.reason == f"Port {port} is in use by another program"
+    await hass.config_entries.async_unload(entry.entry_id)

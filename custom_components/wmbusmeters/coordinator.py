@@ -232,6 +232,8 @@ class WmbusCoordinator:
         for meter in self.meters.sync():
             self.hass.async_create_task(self._async_meter_added(meter), eager_start=True)
             self._watch_polls(meter)
+        for meter_id in [m for m in self._poll_watch if m not in self.meters.by_id]:
+            self._poll_watch.pop(meter_id)()  # a removed wired meter's watch ends with it
         self.runner.silence_timeout = silence_timeout(self.entry)
         if self.listener is not None or listener_config(self.entry) is not None:
             self.entry.async_create_background_task(
