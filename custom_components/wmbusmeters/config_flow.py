@@ -21,9 +21,6 @@ from homeassistant.config_entries import (
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -70,6 +67,7 @@ from .network_input import (
     port_errors,
     read_network,
 )
+from .number_input import number_box
 from .radio_input import detection_errors, dongle_modes_text, link_modes_needed, radio_fields
 from .wmbus import (
     RTL_DEVICES,
@@ -148,6 +146,28 @@ def _rtl_options(data: Mapping[str, Any]) -> RtlOptions:
     )
 
 
+async def _probe_command(command: str, errors: dict[str, str]) -> None:
+    """The command answers --version (unless it already has an error)."""
+    if CONF_COMMAND not in errors:
+        try:
+            await probe_version(command)
+        except ProbeError as err:
+            errors[CONF_COMMAND] = err.translation_key
+
+
+async def _command_and_device_errors(flow: ConfigFlow, command: str, device: str) -> dict[str, str]:
+    """A command that runs and a serial device that exists and is no other receiver's."""
+    this = flow.context.get("entry_id")  # a reconfigure: its own radio is no conflict
+    others = [
+        entry.data[CONF_DEVICE]
+        for entry in flow.hass.config_entries.async_entries(DOMAIN)
+        if entry.entry_id != this
+    ]
+    errors = await flow.hass.async_add_executor_job(_check_receiver, command, device, others)
+    await _probe_command(command, errors)
+    return errors
+
+
 async def _validate_receiver(
     flow: ConfigFlow, data: Mapping[str, Any], *, detect: bool = True
 ) -> dict[str, str]:
@@ -159,21 +179,10 @@ async def _validate_receiver(
     """
     command, device = data[CONF_COMMAND], data[CONF_DEVICE]
     device_type = data.get(CONF_DEVICE_TYPE, "")
-    this = flow.context.get("entry_id")  # a reconfigure: its own radio is no conflict
-    others = [
-        entry.data[CONF_DEVICE]
-        for entry in flow.hass.config_entries.async_entries(DOMAIN)
-        if entry.entry_id != this
-    ]
-    errors = await flow.hass.async_add_executor_job(_check_receiver, command, device, others)
+    errors = await _command_and_device_errors(flow, command, device)
     if CONF_DEVICE not in errors and needs_device_type(device) and not device_type:
         # A bare tty never starts: "You have to specify the expected device type".
         errors[CONF_DEVICE_TYPE] = "device_type_required"
-    if CONF_COMMAND not in errors:
-        try:
-            await probe_version(command)
-        except ProbeError as err:
-            errors[CONF_COMMAND] = err.translation_key
     if (
         CONF_DEVICE not in errors
         and not data.get(CONF_LINK_MODES)
@@ -243,18 +252,6 @@ def _form_values(data: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _number_box(limits: tuple[float, float], step: float, unit: str) -> NumberSelector:
-    return NumberSelector(
-        NumberSelectorConfig(
-            min=limits[0],
-            max=limits[1],
-            step=step,
-            mode=NumberSelectorMode.BOX,
-            unit_of_measurement=unit,
-        )
-    )
-
-
 def _receiver_schema(devices: list[str]) -> vol.Schema:
     return vol.Schema(
         {
@@ -272,8 +269,8 @@ def _receiver_schema(devices: list[str]) -> vol.Schema:
                 vol.Schema(
                     {
                         vol.Optional(CONF_RTL_SERIAL): TextSelector(),
-                        vol.Optional(CONF_RTL_PPM): _number_box(RTL_PPM_RANGE, 1, "ppm"),
-                        vol.Optional(CONF_RTL_FREQUENCY): _number_box(
+                        vol.Optional(CONF_RTL_PPM): number_box(RTL_PPM_RANGE, 1, "ppm"),
+                        vol.Optional(CONF_RTL_FREQUENCY): number_box(
                             RTL_FREQUENCY_RANGE_MHZ, 0.001, "MHz"
                         ),
                     }
@@ -304,10 +301,7 @@ async def _validate_network(
     """The entry data of a network form, and the errors keyed by field (data only without)."""
     errors: dict[str, str] = {}
     data = read_network(user_input, errors)
-    try:
-        await probe_version(user_input[CONF_COMMAND])
-    except ProbeError as err:
-        errors[CONF_COMMAND] = err.translation_key
+    await _probe_command(user_input[CONF_COMMAND], errors)
     if data is None or errors:
         return {}, errors
     this = flow.context.get("entry_id")
@@ -331,21 +325,10 @@ async def _validate_mbus(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The entry data of an M-Bus form, and the errors keyed by field (data only without)."""
     command, device = user_input[CONF_COMMAND], user_input[CONF_DEVICE]
-    this = flow.context.get("entry_id")
-    others = [
-        entry.data[CONF_DEVICE]
-        for entry in flow.hass.config_entries.async_entries(DOMAIN)
-        if entry.entry_id != this
-    ]
-    errors = await flow.hass.async_add_executor_job(_check_receiver, command, device, others)
+    errors = await _command_and_device_errors(flow, command, device)
     if CONF_DEVICE not in errors and not needs_device_type(device):
         errors[CONF_DEVICE] = "not_a_serial_port"  # auto, an RTL-SDR or a simulation file
     rate = read_baud_rate(user_input, errors)
-    if CONF_COMMAND not in errors:
-        try:
-            await probe_version(command)
-        except ProbeError as err:
-            errors[CONF_COMMAND] = err.translation_key
     if errors or rate is None:
         return {}, errors
     return {
@@ -702,7 +685,7 @@ class WmbusOptionsFlow(OptionsFlow):
                 return self.async_create_entry(data={CONF_SILENCE_TIMEOUT: int(minutes)})
             errors[CONF_SILENCE_TIMEOUT] = "whole_minutes"
         schema = vol.Schema(
-            {vol.Required(CONF_SILENCE_TIMEOUT): _number_box((0, MAX_SILENCE_MINUTES), 1, "min")}
+            {vol.Required(CONF_SILENCE_TIMEOUT): number_box((0, MAX_SILENCE_MINUTES), 1, "min")}
         )
         current = {
             CONF_SILENCE_TIMEOUT: self.config_entry.options.get(

@@ -176,17 +176,14 @@ class WmbusCoordinator:
     async def _async_start_listener(self, config: ListenerConfig) -> None:
         listener = TelegramListener(
             config,
-            self.runner_feed,
+            # The runner outlives its processes: each line goes to the one running now.
+            self.runner.feed,
             # wmbusmeters is behind: TCP senders wait (their lines are kept, not dropped).
             busy=lambda: self.runner.stdin_backlog() > STDIN_BUSY,
         )
         await listener.start()
         listener.on_change = self._listener_changed
         self.listener = listener
-
-    def runner_feed(self, line: bytes) -> bool:
-        """A network line for wmbusmeters (the listener outlives the runner's processes)."""
-        return self.runner.feed(line)
 
     @callback
     def _listener_changed(self) -> None:

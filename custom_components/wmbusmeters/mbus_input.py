@@ -7,8 +7,6 @@ from typing import Any
 
 from homeassistant.helpers.selector import (
     NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -16,6 +14,7 @@ from homeassistant.helpers.selector import (
 
 from .compat import vol
 from .const import CONF_BAUD_RATE, CONF_POLL_INTERVAL, CONF_PRIMARY_ADDRESS
+from .number_input import number_box
 from .wmbus.config import MBUS_BAUD_RATES, MBUS_PRIMARY_RANGE, POLL_INTERVAL_RANGE
 
 
@@ -46,24 +45,18 @@ def wired_meter_fields() -> dict[Any, NumberSelector]:
     """A wired meter's primary address (empty: polled at its secondary address, its id) and
     poll interval."""
     return {
-        vol.Optional(CONF_PRIMARY_ADDRESS): NumberSelector(
-            NumberSelectorConfig(
-                min=MBUS_PRIMARY_RANGE[0],
-                max=MBUS_PRIMARY_RANGE[1],
-                step=1,
-                mode=NumberSelectorMode.BOX,
-            )
-        ),
-        vol.Required(CONF_POLL_INTERVAL): NumberSelector(
-            NumberSelectorConfig(
-                min=POLL_INTERVAL_RANGE[0],
-                max=POLL_INTERVAL_RANGE[1],
-                step=1,
-                mode=NumberSelectorMode.BOX,
-                unit_of_measurement="s",
-            )
-        ),
+        vol.Optional(CONF_PRIMARY_ADDRESS): number_box(MBUS_PRIMARY_RANGE, 1),
+        vol.Required(CONF_POLL_INTERVAL): number_box(POLL_INTERVAL_RANGE, 1, "s"),
     }
+
+
+def _whole_in(value: object, limits: tuple[int, int]) -> bool:
+    """A number box's value that is a whole number within the limits (boxes give floats)."""
+    return (
+        isinstance(value, (int, float))
+        and float(value).is_integer()
+        and limits[0] <= value <= limits[1]
+    )
 
 
 def read_wired_meter(user_input: Mapping[str, Any], errors: dict[str, str]) -> dict[str, Any]:
@@ -72,20 +65,12 @@ def read_wired_meter(user_input: Mapping[str, Any], errors: dict[str, str]) -> d
     address = user_input.get(CONF_PRIMARY_ADDRESS)
     if address in (None, ""):
         data[CONF_PRIMARY_ADDRESS] = None
-    elif (
-        isinstance(address, (int, float))
-        and float(address).is_integer()
-        and MBUS_PRIMARY_RANGE[0] <= address <= MBUS_PRIMARY_RANGE[1]
-    ):
+    elif _whole_in(address, MBUS_PRIMARY_RANGE):
         data[CONF_PRIMARY_ADDRESS] = int(address)
     else:
         errors[CONF_PRIMARY_ADDRESS] = "invalid_primary_address"
-    interval = user_input.get(CONF_POLL_INTERVAL)
-    if (
-        isinstance(interval, (int, float))
-        and float(interval).is_integer()
-        and POLL_INTERVAL_RANGE[0] <= interval <= POLL_INTERVAL_RANGE[1]
-    ):
+    interval: Any = user_input.get(CONF_POLL_INTERVAL)
+    if _whole_in(interval, POLL_INTERVAL_RANGE):
         data[CONF_POLL_INTERVAL] = int(interval)
     else:
         errors[CONF_POLL_INTERVAL] = "invalid_poll_interval"

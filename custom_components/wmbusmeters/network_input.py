@@ -8,9 +8,6 @@ import ipaddress
 from typing import Any
 
 from homeassistant.helpers.selector import (
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -29,6 +26,7 @@ from .const import (
     CONF_LISTEN_PORT,
     CONF_LISTEN_PROTOCOL,
 )
+from .number_input import number_box
 from .wmbus.config import STDIN_DEVICE
 from .wmbus.listener import (
     LINE_FORMATS,
@@ -59,9 +57,7 @@ def network_schema() -> vol.Schema:
                 )
             ),
             vol.Required(CONF_LISTEN_HOST): TextSelector(),
-            vol.Required(CONF_LISTEN_PORT): NumberSelector(
-                NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
-            ),
+            vol.Required(CONF_LISTEN_PORT): number_box((1, 65535), 1),
             vol.Required(CONF_LINE_FORMAT): SelectSelector(
                 SelectSelectorConfig(
                     options=list(LINE_FORMATS),

@@ -38,6 +38,7 @@ from .meters import MeterState, listener_config
 from .names import DeviceNames, FieldName
 from .units import FieldKind, field_kind
 from .wmbus import Telegram
+from .wmbus.listener import DROPPED
 from .wmbus.upgrades import renamed_field
 
 _LOGGER = logging.getLogger(__name__)
@@ -388,8 +389,6 @@ def _per_source(c: WmbusCoordinator) -> dict[str, Any] | None:
     }
 
 
-_DROPPED = ("malformed", "too_long", "rate_limited", "denied", "undelivered")
-
 #: A network receiver's port: when a line last came, how many, how many were dropped.
 NETWORK_SENSORS = (
     ReceiverSensorDescription(
@@ -411,7 +410,7 @@ NETWORK_SENSORS = (
         translation_key="network_dropped",
         entity_category=EntityCategory.DIAGNOSTIC,
         state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=lambda c: _network_total(c, *_DROPPED),
+        value_fn=lambda c: _network_total(c, *DROPPED),
         attrs_fn=_per_source,
     ),
 )

@@ -84,6 +84,11 @@ def parse_allowed(sources: list[str]) -> tuple[ipaddress.IPv4Network | ipaddress
     return tuple(ipaddress.ip_network(s.strip(), strict=False) for s in sources if s.strip())
 
 
+#: What SourceStats counts per source: accepted lines, then each reason a line was dropped.
+COUNTERS = ("accepted", "malformed", "too_long", "rate_limited", "denied", "undelivered")
+DROPPED = COUNTERS[1:]
+
+
 @dataclass(slots=True)
 class SourceStats:
     """What one source sent."""
@@ -110,15 +115,7 @@ class SourceStats:
 
     def as_dict(self) -> dict[str, int | float | None]:
         """For diagnostics and the receiver's sensors."""
-        return {
-            "accepted": self.accepted,
-            "malformed": self.malformed,
-            "too_long": self.too_long,
-            "rate_limited": self.rate_limited,
-            "denied": self.denied,
-            "undelivered": self.undelivered,
-            "last_heard": self.last_heard,
-        }
+        return {**{k: getattr(self, k) for k in COUNTERS}, "last_heard": self.last_heard}
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,8 +254,7 @@ class TelegramListener:
 
     def totals(self) -> dict[str, int]:
         """Counters summed over sources."""
-        keys = ("accepted", "malformed", "too_long", "rate_limited", "denied", "undelivered")
-        return {k: sum(getattr(s, k) for s in self.sources.values()) for k in keys}
+        return {k: sum(getattr(s, k) for s in self.sources.values()) for k in COUNTERS}
 
 
 class _TcpLines(asyncio.Protocol):
