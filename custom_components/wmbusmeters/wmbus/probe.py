@@ -215,20 +215,25 @@ async def detect_dongle(command: str, device_spec: str, timeout: float | None = 
         raise CommandNotFoundError(command) from err
     assert proc.stdout is not None
     started: str | None = None
+    refused: str | None = None
     last = ""
     try:
         async with asyncio.timeout(DETECT_TIMEOUT if timeout is None else timeout) as deadline:
             while raw := await proc.stdout.readline():
                 line = raw.decode("utf-8", "replace").strip()
                 last = line or last
-                if started is not None and _REFUSED in line:
-                    raise LinkModesRefusedError(line[:200])
+                if _REFUSED in line:
+                    # The warning goes to stderr, unbuffered; "Started" to stdout, which a
+                    # pipe buffers: either may come first.
+                    refused = line[:200]
                 if any(text in line for text in _NOT_FOUND):
                     raise DongleNotFoundError(line[:200])
                 if started is None and (match := _STARTED.match(line)):
                     started = match.group(1)
                     loop = asyncio.get_running_loop()
                     deadline.reschedule(loop.time() + _REFUSAL_GRACE)
+                if started is not None and refused is not None:
+                    raise LinkModesRefusedError(refused)
     except TimeoutError:
         if started is not None:
             return started
