@@ -142,16 +142,16 @@ def check(base: str, timeout: float = 60) -> None:
                 sys.exit("could not log in as the demo user")
             time.sleep(1)
     wanted = {meter_id for _, _, meter_id, key in METERS if key != WRONG_KEY}
+    # The meters (their devices' serial numbers) with a sensor showing a reading.
+    template = (
+        "{{ states.sensor | rejectattr('state', 'in', ['unknown', 'unavailable'])"
+        " | map(attribute='entity_id') | map('device_attr', 'serial_number')"
+        " | reject('none') | unique | list | to_json }}"
+    )
+    showing: set[str] = set()
     while time.monotonic() - start < timeout:
-        states = api.call("/api/states")
-        showing = {
-            state["attributes"].get("meter_id") or state["entity_id"]
-            for state in states
-            if state["entity_id"].startswith("sensor.")
-            and state["entity_id"].endswith("_last_telegram")
-            and state["state"] not in ("unknown", "unavailable")
-        }
-        if len(showing) >= len(wanted):
+        showing = set(api.call("/api/template", {"template": template})) & wanted
+        if showing == wanted:
             print(f"demo meters showing values after {time.monotonic() - start:.0f} s", flush=True)
             return
         time.sleep(1)

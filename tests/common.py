@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+import contextlib
 from pathlib import Path
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_USER, ConfigSubentryData
-from homeassistant.core import HomeAssistant
+from homeassistant.config_entries import SOURCE_USB, SOURCE_USER, ConfigSubentryData
+from homeassistant.const import MATCH_ALL
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.device_registry import DeviceEntry
+from homeassistant.helpers.service_info.usb import UsbServiceInfo
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.wmbusmeters.const import DOMAIN
@@ -76,4 +81,71 @@ async def start_receiver_flow(hass: HomeAssistant, kind: str = "radio") -> dict[
     assert menu["menu_options"] == ["radio", "network", "mbus"]
     return await hass.config_entries.flow.async_configure(  # type: ignore[return-value]
         menu["flow_id"], {"next_step_id": kind}
+    )
+
+
+#: How long `until` waits before it calls a test failed. A guard against a hang, not a
+#: measure: each wait returns the moment its condition holds.
+UNTIL_TIMEOUT = 60.0
+#: Conditions outside Home Assistant's bus (a process, a file, a socket) are looked at again
+#: this often as well.
+_RECHECK = 0.05
+
+
+async def until(
+    hass: HomeAssistant,
+    condition: Callable[[], object],
+    what: str,
+    timeout: float = UNTIL_TIMEOUT,
+) -> None:
+    """Wait for `condition()` to be true: looked at after every event on Home Assistant's
+    bus (a state written, an entity registered, a flow started) and, for what the bus does
+    not carry, every 50 ms. Fails with `what` if it is not true within `timeout`.
+
+    Tests wait with this for what they can observe, never for a fixed time. The clock is
+    the event loop's own, so a test that freezes HA's time still times out.
+    """
+    woken = asyncio.Event()
+
+    @callback
+    def wake(_event: Event[Any]) -> None:
+        woken.set()
+
+    remove = hass.bus.async_listen(MATCH_ALL, wake)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while not condition():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"waited {timeout:g} s for {what}")
+            woken.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), min(_RECHECK, remaining))
+    finally:
+        remove()
+
+
+def has_value(hass: HomeAssistant, entity_id: str) -> bool:
+    """Whether the entity shows a reading (not unknown, not unavailable)."""
+    state = hass.states.get(entity_id)
+    return state is not None and state.state not in ("unknown", "unavailable")
+
+
+def im871a_info(device: str) -> UsbServiceInfo:
+    """An iM871A as Home Assistant's USB integration reports it when plugged in."""
+    return UsbServiceInfo(
+        device=device,
+        vid="10C4",
+        pid="87ED",
+        serial_number="0001",
+        manufacturer="IMST GmbH",
+        description="IMST USB-Stick",
+    )
+
+
+async def discover_im871a(hass: HomeAssistant, device: str) -> dict[str, Any]:
+    """The discovery flow of an iM871A plugged in on `device` (its confirm form)."""
+    return await hass.config_entries.flow.async_init(  # type: ignore[return-value]
+        DOMAIN, context={"source": SOURCE_USB}, data=im871a_info(device)
     )

@@ -6,11 +6,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Generator
 from http import HTTPStatus
 import logging
+import os
 from pathlib import Path
 import shutil
 import sys
 from typing import Any
 from unittest.mock import PropertyMock, patch
+import zipfile
 
 from homeassistant.const import MAJOR_VERSION, MINOR_VERSION
 from homeassistant.core import HomeAssistant
@@ -186,6 +188,32 @@ def run_until_played(hass: HomeAssistant) -> RunUntilPlayed:
         await hass.async_block_till_done()
 
     return wait
+
+
+def release_zip() -> str:
+    """The HACS release zip scripts/test built (WMBUS_RELEASE_ZIP); skipped outside it."""
+    archive = os.environ.get("WMBUS_RELEASE_ZIP")
+    if not archive:
+        if os.environ.get("CI"):
+            pytest.fail("scripts/test builds the release zip: WMBUS_RELEASE_ZIP is not set")
+        pytest.skip("run through scripts/test, which builds the release zip")
+    return archive
+
+
+def hacs_unpack(target: Path) -> None:
+    """Install or update as HACS does: the folder is replaced by the zip's contents, unpacked
+    with Python's zipfile (which drops every exec bit)."""
+    shutil.rmtree(target, ignore_errors=True)
+    with zipfile.ZipFile(release_zip()) as release:
+        release.extractall(target)
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> Path:
+    """The release unpacked as HACS does, into custom_components/wmbusmeters/."""
+    target = tmp_path / "custom_components" / DOMAIN
+    hacs_unpack(target)
+    return target
 
 
 @pytest.fixture

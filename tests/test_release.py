@@ -14,7 +14,6 @@ import shutil
 import stat
 import sys
 from types import MappingProxyType
-import zipfile
 
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
@@ -33,20 +32,6 @@ STANDIN = Path(__file__).parent / "rtl_sdr_standin.py"
 C1_TELEGRAM = (
     "2A442D2C998734761B168D2091D37CAC21576C7802FF207100041308190000441308190000615B7F616713"
 )
-
-
-@pytest.fixture
-def installed(tmp_path: Path) -> Path:
-    """The release unpacked as HACS does, into custom_components/wmbusmeters/."""
-    archive = os.environ.get("WMBUS_RELEASE_ZIP")
-    if not archive:
-        if os.environ.get("CI"):
-            pytest.fail("scripts/test builds the release zip: WMBUS_RELEASE_ZIP is not set")
-        pytest.skip("run through scripts/test, which builds the release zip")
-    target = tmp_path / "custom_components" / DOMAIN
-    with zipfile.ZipFile(archive) as release:
-        release.extractall(target)
-    return target
 
 
 def test_release_zip_is_the_integration_and_its_binaries(installed: Path) -> None:

@@ -296,6 +296,7 @@ def _telegram(**readings: Any) -> Any:
     )
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")  # "last telegram" is off
 async def test_odd_values_do_not_break_entities(
     hass: HomeAssistant,
     wmbusmeters: str,

@@ -22,6 +22,7 @@ import pytest
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus.usb_ids import USB_DONGLES
 
+from .common import im871a_info
 from .pty_dongle import Im871aEmulator, PtyDongle
 
 MANIFEST = Path(__file__).parent.parent / "custom_components" / DOMAIN / "manifest.json"
@@ -95,17 +96,6 @@ async def test_plugged_dongles_are_discovered_others_are_not(
     assert titles == {"im871a (a)", "amb8465 (b)"}
     for flow in flows:
         hass.config_entries.flow.async_abort(flow["flow_id"])
-
-
-def im871a_info(device: str) -> UsbServiceInfo:
-    return UsbServiceInfo(
-        device=device,
-        vid="10C4",
-        pid="87ED",
-        serial_number="0001",
-        manufacturer="IMST GmbH",
-        description="IMST USB-Stick",
-    )
 
 
 async def test_discovered_im871a_is_confirmed_by_wmbusmeters(

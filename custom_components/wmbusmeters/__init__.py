@@ -31,6 +31,7 @@ from .issues import (
 )
 from .services import async_setup_services
 from .wmbus import DEVICE_KEYWORDS, ProbeError, needs_device_type, probe_info
+from .wmbus.bundled import restore_bundled
 from .wmbus.config import MBUS, STDIN_DEVICE
 from .wmbus.listener import ListenerError
 
@@ -89,6 +90,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
             translation_placeholders={"device": device},
         )
     async_clear_receiver_issue(hass, entry.entry_id, ISSUE_DEVICE_TYPE)
+    # After a HACS update the bundled binary has lost its exec bit: back before it is run.
+    await hass.async_add_executor_job(restore_bundled, command)
     try:
         info = await probe_info(command)
     except ProbeError as err:
@@ -149,7 +152,9 @@ async def _async_entry_updated(hass: HomeAssistant, entry: WmbusConfigEntry) -> 
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> bool:
-    """Unload platforms; async_on_unload stops wmbusmeters."""
+    """Stop wmbusmeters and the port first, then unload the platforms: no telegram reaches
+    a platform while its entities are removed (it would add them again, as orphans)."""
+    await entry.runtime_data.async_stop()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 

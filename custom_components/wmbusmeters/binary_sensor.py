@@ -13,6 +13,7 @@ from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.restore_state import RestoreEntity
 
 from .const import DOMAIN
 from .coordinator import WmbusConfigEntry, WmbusCoordinator
@@ -28,10 +29,10 @@ PROBLEM = BinarySensorEntityDescription(
     translation_key="problem",
     device_class=BinarySensorDeviceClass.PROBLEM,
 )
-CONNECTIVITY = BinarySensorEntityDescription(
+RUNNING = BinarySensorEntityDescription(
     key="running",
     translation_key="running",
-    device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    device_class=BinarySensorDeviceClass.RUNNING,
     entity_category=EntityCategory.DIAGNOSTIC,
 )
 #: What wmbusmeters prints in `status` when nothing is wrong.
@@ -84,7 +85,7 @@ def _has_status(telegram: Telegram) -> bool:
     return isinstance(telegram.readings.get(HEALTH_FIELDS.get(telegram.driver, "status")), str)
 
 
-class WmbusMeterProblem(WmbusMeterEntity, BinarySensorEntity):
+class WmbusMeterProblem(WmbusMeterEntity, BinarySensorEntity, RestoreEntity):
     """On when the meter's own status is not OK (leak, dry, battery, tamper...); for a meter
     whose `status` is a state (a door contact), its error flags."""
 
@@ -105,6 +106,18 @@ class WmbusMeterProblem(WmbusMeterEntity, BinarySensorEntity):
         self._attr_is_on = status.strip() not in _OK_STATUS
         return True
 
+    async def async_added_to_hass(self) -> None:
+        """Restore the last status until the meter is heard (a meter may sleep for hours:
+        a leak it reported stays on across a restart)."""
+        await super().async_added_to_hass()
+        if self._status is not None:
+            return
+        last = await self.async_get_last_state()
+        if last is not None and last.state in ("on", "off"):
+            self._attr_is_on = last.state == "on"
+            status = last.attributes.get("status")
+            self._status = status if isinstance(status, str) else None
+
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """The status words, so automations can tell a leak from a low battery."""
@@ -119,11 +132,11 @@ class WmbusMeterProblem(WmbusMeterEntity, BinarySensorEntity):
 class WmbusReceiverRunning(WmbusReceiverEntity, BinarySensorEntity):
     """On while wmbusmeters runs."""
 
-    entity_description = CONNECTIVITY
+    entity_description = RUNNING
 
     def __init__(self, coordinator: WmbusCoordinator) -> None:
         """Bind to the receiver."""
-        super().__init__(coordinator, CONNECTIVITY.key)
+        super().__init__(coordinator, RUNNING.key)
 
     @property
     def is_on(self) -> bool:

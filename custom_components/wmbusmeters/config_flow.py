@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from homeassistant.config_entries import (
+    SOURCE_IGNORE,
     ConfigEntry,
     ConfigEntryState,
     ConfigFlow,
@@ -57,7 +58,7 @@ from .const import (
 from .driver_input import DriverList, driver_field, read_driver
 from .key_input import key_field, read_key
 from .mbus_input import baud_rate_field, read_baud_rate, read_wired_meter, wired_meter_fields
-from .meters import meter_owner
+from .meters import meter_owner, receiver_entries
 from .name_input import read_name
 from .network_input import (
     network_form_values,
@@ -97,6 +98,8 @@ from .wmbus.usb_ids import dongle_type_for
 PROGRAM_PROBE_TIMEOUT = 3.0
 #: A day: a meter that is silent longer is lost, not waiting for a restart.
 MAX_SILENCE_MINUTES = 1440
+#: Stored only with an RTL-SDR stick (CONTRACT.md).
+_RTL_KEYS = (CONF_RTL_SERIAL, CONF_RTL_PPM, CONF_RTL_FREQUENCY)
 _SERIAL_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyAMA*")
 
 
@@ -124,13 +127,22 @@ def _check_receiver(command: str, device: str, others: list[str]) -> dict[str, s
     else:
         if problem := device_kind_problem(device):
             errors[CONF_DEVICE] = problem
-        elif device.startswith("/") and any(
-            other.startswith("/") and os.path.realpath(other) == os.path.realpath(device)
-            for other in others
-        ):
+        elif any(_same_radio(device, other) for other in others):
             # Two wmbusmeters on one radio steal each other's bytes.
             errors[CONF_DEVICE] = "device_in_use"
     return errors
+
+
+def _same_radio(device: str, other: str) -> bool:
+    """Whether two receivers' devices are one radio: the same keyword (`auto`, `rtlwmbus`),
+    or one port under two names (blocking: realpath)."""
+    if device == other:
+        return True
+    return (
+        device.startswith("/")
+        and other.startswith("/")
+        and os.path.realpath(other) == os.path.realpath(device)
+    )
 
 
 def _rtl_options(data: Mapping[str, Any]) -> RtlOptions:
@@ -158,11 +170,7 @@ async def _probe_command(command: str, errors: dict[str, str]) -> None:
 async def _command_and_device_errors(flow: ConfigFlow, command: str, device: str) -> dict[str, str]:
     """A command that runs and a serial device that exists and is no other receiver's."""
     this = flow.context.get("entry_id")  # a reconfigure: its own radio is no conflict
-    others = [
-        entry.data[CONF_DEVICE]
-        for entry in flow.hass.config_entries.async_entries(DOMAIN)
-        if entry.entry_id != this
-    ]
+    others = [entry.data[CONF_DEVICE] for entry in receiver_entries(flow.hass, exclude=this)]
     errors = await flow.hass.async_add_executor_job(_check_receiver, command, device, others)
     await _probe_command(command, errors)
     return errors
@@ -246,9 +254,8 @@ def _receiver_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
 
 def _form_values(data: Mapping[str, Any]) -> dict[str, Any]:
     """Stored receiver data as the form shows it (the RTL-SDR tuning in its section)."""
-    rtl_keys = (CONF_RTL_SERIAL, CONF_RTL_PPM, CONF_RTL_FREQUENCY)
-    values = {k: v for k, v in data.items() if v not in ("", None) and k not in rtl_keys}
-    values[SECTION_RTL] = {k: data[k] for k in rtl_keys if data.get(k) not in ("", None, 0)}
+    values = {k: v for k, v in data.items() if v not in ("", None) and k not in _RTL_KEYS}
+    values[SECTION_RTL] = {k: data[k] for k in _RTL_KEYS if data.get(k) not in ("", None, 0)}
     return values
 
 
@@ -305,8 +312,8 @@ async def _validate_network(
     if data is None or errors:
         return {}, errors
     this = flow.context.get("entry_id")
-    for entry in flow.hass.config_entries.async_entries(DOMAIN):
-        if entry.entry_id == this or entry.data[CONF_DEVICE] != STDIN_DEVICE:
+    for entry in receiver_entries(flow.hass, exclude=this):
+        if entry.data[CONF_DEVICE] != STDIN_DEVICE:
             continue
         if network_unique_id(entry.data) == network_unique_id(data):
             return {}, {CONF_LISTEN_PORT: "port_in_use"}
@@ -464,7 +471,7 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
         )
         if device_type is None:
             return self.async_abort(reason="not_a_dongle")
-        configured = [entry.data[CONF_DEVICE] for entry in self._async_current_entries()]
+        configured = [entry.data[CONF_DEVICE] for entry in receiver_entries(self.hass)]
         port, used = await self.hass.async_add_executor_job(
             _stable_port, discovery_info.device, configured
         )
@@ -491,8 +498,9 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
                     title=f"wmbusmeters {os.path.basename(port)}", data=_receiver_data(data)
                 )
             device_type = user_input.get(CONF_DEVICE_TYPE, device_type)
-        rule = DONGLE_MODES[device_type]
-        both = next(iter(rule.pairs), None)
+        # rawtty (offered by the type's dropdown) has no link modes of its own.
+        rule = DONGLE_MODES.get(device_type)
+        both = next(iter(rule.pairs), None) if rule is not None else None
         schema = vol.Schema(
             {
                 vol.Required(CONF_COMMAND): TextSelector(),
@@ -502,7 +510,7 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
         suggested = user_input or {
             CONF_COMMAND: await self.hass.async_add_executor_job(default_command),
             CONF_DEVICE_TYPE: device_type,
-            CONF_LINK_MODES: sorted(both) if both else [rule.modes[-1]],
+            CONF_LINK_MODES: sorted(both) if both else rule.modes[-1:] if rule else [],
         }
         return self.async_show_form(
             step_id="usb_confirm",
@@ -607,12 +615,17 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
             moved = user_input[CONF_DEVICE] != entry.data[CONF_DEVICE]
             errors = await _validate_receiver(self, user_input, detect=moved)
             if not errors:
+                await self._async_release_ignored(user_input[CONF_DEVICE])
                 # The update listener restarts wmbusmeters with it (once; a reload only for
-                # another command): no reload from here, HA 2026.12 refuses it.
+                # another command): no reload from here, HA 2026.12 refuses it. The whole
+                # radio is replaced: the RTL-SDR tuning of a stick left behind goes with it.
                 return self.async_update_and_abort(
                     entry,
                     unique_id=user_input[CONF_DEVICE],
-                    data_updates=_receiver_data(user_input),
+                    data={
+                        **{k: v for k, v in entry.data.items() if k not in _RTL_KEYS},
+                        **_receiver_data(user_input),
+                    },
                 )
         devices = await self.hass.async_add_executor_job(_serial_devices)
         return self.async_show_form(
@@ -626,6 +639,14 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
             },
         )
 
+    async def _async_release_ignored(self, unique_id: str) -> None:
+        """A reconfigure onto a radio or port whose discovery was ignored: the ignored entry
+        goes (as HA's own flows drop it when that unique id is set up), so no two entries of
+        the domain share a unique id. Another receiver's was refused by the validation."""
+        for other in self.hass.config_entries.async_entries(DOMAIN):
+            if other.source == SOURCE_IGNORE and other.unique_id == unique_id:
+                await self.hass.config_entries.async_remove(other.entry_id)
+
     async def async_step_reconfigure_network(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -636,6 +657,7 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             data, errors = await _validate_network(self, user_input)
             if not errors:
+                await self._async_release_ignored(network_unique_id(data))
                 return self.async_update_and_abort(
                     entry, unique_id=network_unique_id(data), data_updates=data
                 )
@@ -657,6 +679,7 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             data, errors = await _validate_mbus(self, user_input)
             if not errors:
+                await self._async_release_ignored(data[CONF_DEVICE])
                 return self.async_update_and_abort(
                     entry, unique_id=data[CONF_DEVICE], data_updates=data
                 )

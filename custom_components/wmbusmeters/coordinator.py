@@ -109,6 +109,11 @@ class WmbusCoordinator:
         #: The lost device's path was seen gone (unplugged), so its return is a replug.
         self._seen_unplugged = False
         self._stopping = False
+        #: Waits for HA's start to report a missing radio (one wait, however many lines).
+        self._unsub_started: CALLBACK_TYPE | None = None
+        #: wmbusmeters' failure was logged (once, until it works again: log-when-unavailable).
+        self._logged_down = False
+        self._failed_to_start = False
         #: Timers that mark a wired meter unavailable when its polls go unanswered.
         self._poll_watch: dict[str, CALLBACK_TYPE] = {}
         #: A network receiver's port (started before wmbusmeters, kept across its restarts).
@@ -155,9 +160,15 @@ class WmbusCoordinator:
         )
 
     async def async_stop(self) -> None:
-        """Stop wmbusmeters; nothing is left running, no meter listener is left behind."""
+        """Stop wmbusmeters; nothing is left running, no meter listener is left behind.
+        Once is enough: the unload, HA's stop and a failed setup may each ask."""
+        if self._stopping:
+            return
         self._stopping = True  # its last lines may still report the device: no new watch
         self._restart_debouncer.async_cancel()
+        if self._unsub_started is not None:
+            self._unsub_started()
+            self._unsub_started = None
         self._stop_replug_watch()
         if self._unsub_silence:
             self._unsub_silence()
@@ -245,10 +256,13 @@ class WmbusCoordinator:
             self.meters.announce(meter)
 
     async def _async_apply_config(self) -> None:
+        if self._stopping:
+            return
         if self.catalog.drivers:
             # A driver picked in a repair, or still rejected.
             await self.meters.async_check_drivers(self.version)
-        self.runner.restart(self._receiver_config())
+        if not self._stopping:  # not unloaded meanwhile: that would leave a process behind
+            self.runner.restart(self._receiver_config())
 
     # -- listeners --------------------------------------------------------------------------
 
@@ -294,6 +308,8 @@ class WmbusCoordinator:
     @callback
     def handle_telegram(self, telegram: Telegram) -> None:
         """Take a telegram from the runner: update the meter, fire the event, push."""
+        if self._logged_down:
+            self._log_up()
         meter = self.meters.by_id.get(telegram.meter_id)
         if meter is None:
             if telegram.discovered:
@@ -376,7 +392,8 @@ class WmbusCoordinator:
                 self._device_missing = True
                 self._notify_meters()  # unavailable: nothing can be heard
                 self._notify_receiver()
-            self.entry.async_on_unload(async_at_started(self.hass, self._async_device_missing))
+                if self._unsub_started is None and not self._stopping:
+                    self._unsub_started = async_at_started(self.hass, self._async_device_missing)
             if needs_device_type(self.runner.config.device):
                 self._watch_for_replug()
         elif isinstance(event, Message) and event.level == "error":
@@ -386,6 +403,7 @@ class WmbusCoordinator:
 
     @callback
     def _async_device_missing(self, _hass: HomeAssistant) -> None:
+        self._unsub_started = None
         if self._device_missing:  # no telegram since
             self._raise_receiver_issue("device_missing", device=self.runner.config.device)
 
@@ -451,6 +469,9 @@ class WmbusCoordinator:
             self._reported_this_run.clear()
         elif status.state is RunnerState.RUNNING:
             self._clear_receiver_issue("command_missing")
+            if self._failed_to_start:
+                self._failed_to_start = False
+                self._log_up()  # it could not start, and now it has
         elif status.state is RunnerState.FAILED:
             self._raise_receiver_issue(
                 "command_missing", command=self.runner.command, reason=status.reason or ""
@@ -459,15 +480,35 @@ class WmbusCoordinator:
             status.state is RunnerState.BACKOFF and status.returncode != 0
         ):
             self._note_crash(status)
-        if status.state is RunnerState.BACKOFF and status.returncode != 0:
-            _LOGGER.warning("wmbusmeters stopped (%s); restarting it", status.reason)
-        elif status.state is RunnerState.FAILED:
-            _LOGGER.error("%s", status.reason)
+        if status.state is RunnerState.FAILED or (
+            status.state is RunnerState.BACKOFF and status.returncode != 0
+        ):
+            self._log_down(status)
+        if status.state is RunnerState.FAILED:
+            self._failed_to_start = True
         if (up := self.runner_up) != self._was_up:
             # Only a change of availability touches the meters' entities (thousands of them).
             self._was_up = up
             self._notify_meters()
         self._notify_receiver()
+
+    def _log_down(self, status: RunnerStatus) -> None:
+        """The first failure is a warning (an error when it cannot start); the next ones of
+        the same outage are logged at debug, until wmbusmeters works again."""
+        failed = status.state is RunnerState.FAILED
+        if self._logged_down:
+            _LOGGER.debug("wmbusmeters stopped again (%s)", status.reason)
+            return
+        self._logged_down = True
+        if failed:
+            _LOGGER.error("%s; trying again with backoff", status.reason)
+        else:
+            _LOGGER.warning("wmbusmeters stopped (%s); restarting it", status.reason)
+
+    def _log_up(self) -> None:
+        if self._logged_down:
+            self._logged_down = False
+            _LOGGER.info("wmbusmeters for %s works again", self.entry.title)
 
     @callback
     def _check_silence(self, now: datetime) -> None:

@@ -48,7 +48,7 @@ from .issues import (
     async_raise_duplicate_meter_issue,
     async_raise_unknown_driver_issue,
 )
-from .wmbus import MeterConfig, ReceiverConfig, Telegram
+from .wmbus import RTL_DEVICES, MeterConfig, ReceiverConfig, Telegram
 from .wmbus.config import MBUS, STDIN_DEVICE, RtlOptions
 from .wmbus.listener import ListenerConfig
 from .wmbus.upgrades import renamed_driver
@@ -163,10 +163,21 @@ def meter_subentries(entry: ConfigEntry) -> list[ConfigSubentry]:
     return [sub for sub in entry.subentries.values() if sub.subentry_type == SUBENTRY_METER]
 
 
+def receiver_entries(hass: HomeAssistant, *, exclude: str | None = None) -> list[ConfigEntry]:
+    """The receivers, without `exclude` (an entry id). An ignored discovery (a neighbour's
+    meter, a dongle) is a config entry of this domain too, with empty data: never one of them
+    (CONTRACT.md)."""
+    return [
+        entry
+        for entry in hass.config_entries.async_entries(DOMAIN, include_ignore=False)
+        if entry.entry_id != exclude and CONF_DEVICE in entry.data
+    ]
+
+
 def meter_owner(hass: HomeAssistant, meter_id: str) -> ConfigEntry | None:
     """The receiver that holds a meter id: the first one that has it (CONTRACT.md: a meter id
     is configured once in the whole integration)."""
-    for entry in hass.config_entries.async_entries(DOMAIN):
+    for entry in receiver_entries(hass):
         if any(sub.unique_id == meter_id for sub in meter_subentries(entry)):
             return entry
     return None
@@ -179,20 +190,28 @@ def receiver_config(entry: ConfigEntry, meters: Collection[MeterConfig]) -> Rece
     2.0.0 drops other meters' telegrams silently once any meter is configured.
     """
     device_type = entry.data.get(CONF_DEVICE_TYPE, "")
+    device = entry.data[CONF_DEVICE]
+    # The tuning of an RTL-SDR stick only: a receiver moved off one by a reconfigure of
+    # 0.1.0 kept its keys, which no other radio takes.
+    rtl = (
+        RtlOptions(
+            serial=entry.data.get(CONF_RTL_SERIAL) or "",
+            ppm=entry.data.get(CONF_RTL_PPM) or 0,
+            frequency_mhz=entry.data.get(CONF_RTL_FREQUENCY),
+        )
+        if device in RTL_DEVICES
+        else RtlOptions()
+    )
     return ReceiverConfig(
         # A wired bus has no unasked telegrams (and a polled meter's own answer would be
         # handed to a catch-all under its real id).
         listen_all=device_type != MBUS,
-        device=entry.data[CONF_DEVICE],
+        device=device,
         device_type=device_type,
         baud_rate=entry.data.get(CONF_BAUD_RATE, DEFAULT_BAUD_RATE),
         link_modes=tuple(entry.data.get(CONF_LINK_MODES, ())),
         meters=tuple(meters),
-        rtl=RtlOptions(
-            serial=entry.data.get(CONF_RTL_SERIAL, ""),
-            ppm=entry.data.get(CONF_RTL_PPM, 0),
-            frequency_mhz=entry.data.get(CONF_RTL_FREQUENCY),
-        ),
+        rtl=rtl,
     )
 
 

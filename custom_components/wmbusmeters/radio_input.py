@@ -9,17 +9,20 @@ from homeassistant.helpers.selector import SelectSelector, SelectSelectorConfig,
 from .compat import vol
 from .const import CONF_DEVICE_TYPE, CONF_LINK_MODES
 from .wmbus import DEVICE_TYPES, LINK_MODES, RTL_DEVICES, ProbeError, ReceiverConfig, is_simulation
-from .wmbus.config import DONGLE_MODES, DONGLE_TYPES, RAWTTY
+from .wmbus.config import DONGLE_MODES, DONGLE_TYPES, MBUS, RAWTTY
 from .wmbus.probe import LinkModesRefusedError, detect_dongle
 
 
-def radio_fields(*, type_required: bool = False) -> dict[Any, SelectSelector]:
-    """The dongle type (what is on a serial port) and the link modes to listen to."""
+def radio_fields(*, type_required: bool = False, wired: bool = False) -> dict[Any, SelectSelector]:
+    """The dongle type (what is on a serial port) and the link modes to listen to. A wired
+    M-Bus master has a form of its own; only the bare-port repair (a port saved before
+    receivers had types) offers it here too."""
     key = vol.Required(CONF_DEVICE_TYPE) if type_required else vol.Optional(CONF_DEVICE_TYPE)
+    types = DEVICE_TYPES if wired else tuple(t for t in DEVICE_TYPES if t != MBUS)
     return {
         key: SelectSelector(
             SelectSelectorConfig(
-                options=list(DEVICE_TYPES),
+                options=list(types),
                 mode=SelectSelectorMode.DROPDOWN,
                 translation_key=CONF_DEVICE_TYPE,
             )
@@ -38,8 +41,9 @@ def radio_fields(*, type_required: bool = False) -> dict[Any, SelectSelector]:
 def link_modes_needed(device: str, device_type: str) -> bool:
     """Whether wmbusmeters needs link modes for this radio: 2.0.0 refuses a dongle without
     ("You must supply which link modes"); a simulation file, an RTL-SDR stick (it listens to
-    S1, T1 and C1 at once) and a raw tty (it passes every telegram it carries) do not."""
-    return not (is_simulation(device) or device in RTL_DEVICES or device_type == RAWTTY)
+    S1, T1 and C1 at once), a raw tty (it passes every telegram it carries) and a wired
+    M-Bus master (it polls) do not."""
+    return not (is_simulation(device) or device in RTL_DEVICES or device_type in (RAWTTY, MBUS))
 
 
 def dongle_modes_text(device_type: str | None) -> str:

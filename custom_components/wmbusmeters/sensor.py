@@ -420,12 +420,16 @@ RECEIVER_SENSORS = (
         key="restarts",
         translation_key="restarts",
         entity_category=EntityCategory.DIAGNOSTIC,
+        # Counted since Home Assistant started: a restart is a reset, not a drop.
+        state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=lambda c: c.runner.counters.restarts,
     ),
     ReceiverSensorDescription(
         key="telegrams",
         translation_key="telegrams",
         entity_category=EntityCategory.DIAGNOSTIC,
+        # Counted since Home Assistant started: a restart is a reset, not a drop.
+        state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=lambda c: c.runner.counters.telegrams,
     ),
     ReceiverSensorDescription(

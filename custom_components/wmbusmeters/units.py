@@ -151,7 +151,14 @@ _GLITCHY_TOTALS = frozenset({_DC.ENERGY, _DC.WATER, _DC.GAS, _DC.VOLUME})
 
 # Fields with their own meaning, whatever their suffix.
 _SPECIAL: dict[str, FieldKind] = {
-    "timestamp": FieldKind(device_class=_DC.TIMESTAMP, entity_category=EntityCategory.DIAGNOSTIC),
+    # "Last telegram" changes with every telegram: enabled, it filled the device page's
+    # activity log (HA's logbook records every sensor without a unit) and the recorder with a
+    # row per telegram. Off by default, as other integrations' "last seen".
+    "timestamp": FieldKind(
+        device_class=_DC.TIMESTAMP,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        enabled_default=False,
+    ),
     "rssi_dbm": FieldKind(
         unit=SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
         device_class=_DC.SIGNAL_STRENGTH,

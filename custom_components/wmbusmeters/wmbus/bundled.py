@@ -42,11 +42,38 @@ def bundled_binary(bundle_dir: Path | None = None, machine: str | None = None) -
     if not path.is_file():
         return None
     _make_executable(path)
+    _restore_helpers(directory)
+    return str(path) if os.access(path, os.X_OK) else None
+
+
+def restore_bundled(command: str, bundle_dir: Path | None = None) -> bool:
+    """Make a bundled command executable again, with its helpers; whether it is bundled.
+
+    Every HACS update unpacks the release over the integration's folder and drops the exec
+    bits: a receiver saved with the bundled binary must get them back before it starts, not
+    only when a form next runs (blocking: call from an executor).
+    """
+    base = (bundle_dir or BUNDLE_DIR).resolve()
+    path = Path(command)
+    if not path.is_absolute() or path.name != "wmbusmeters":
+        return False
+    directory = path.parent
+    try:
+        directory.resolve().relative_to(base)
+    except (OSError, ValueError):
+        return False
+    if not path.is_file():
+        return False
+    _make_executable(path)
+    _restore_helpers(directory)
+    return True
+
+
+def _restore_helpers(directory: Path) -> None:
     for pattern in _HELPERS:
         for helper in directory.glob(pattern):
             if helper.is_file():
                 _make_executable(helper)
-    return str(path) if os.access(path, os.X_OK) else None
 
 
 def release_notes(version: str, bundle_dir: Path | None = None) -> str | None:

@@ -16,8 +16,6 @@ from .errors import WmbusError
 PROBE_TIMEOUT = 10.0
 #: A dongle answers wmbusmeters' detection in about 2 s (measured on the emulated iM871A).
 DETECT_TIMEOUT = 15.0
-#: After "Started", how long a refusal of the link modes may take to follow.
-_REFUSAL_GRACE = 1.0
 
 _VERSION = re.compile(r"^wmbusmeters:\s*(\S+)", re.MULTILINE)
 _DRIVER_LINE = re.compile(r"^([a-z0-9_\-]+)\s+(\w+)")
@@ -73,6 +71,11 @@ class LinkModesRefusedError(ProbeError):
 _STARTED = re.compile(r"^Started (?:config|auto) (\w+)\[")
 _NOT_FOUND = ("did not find it", "No wmbus device detected", "SpecifiedDeviceNotFound")
 _REFUSED = "cannot be set"
+#: Printed once the dongle is opened and its link modes set or refused, with no meter
+#: configured (as detection runs): the refusal, if any, came before it. With --verbose every
+#: line goes to one stream in the order it is written (2.0.0 and 3.0.0 alike), so this line is
+#: the event that decides, not a pause after "Started" (the dongle's answers come between).
+_DECIDED = "No meters configured"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +209,7 @@ async def detect_dongle(command: str, device_spec: str, timeout: float | None = 
         proc = await asyncio.create_subprocess_exec(
             command,
             "--format=json",
+            "--verbose",
             device_spec,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -218,22 +222,20 @@ async def detect_dongle(command: str, device_spec: str, timeout: float | None = 
     refused: str | None = None
     last = ""
     try:
-        async with asyncio.timeout(DETECT_TIMEOUT if timeout is None else timeout) as deadline:
+        async with asyncio.timeout(DETECT_TIMEOUT if timeout is None else timeout):
             while raw := await proc.stdout.readline():
                 line = raw.decode("utf-8", "replace").strip()
                 last = line or last
                 if _REFUSED in line:
-                    # The warning goes to stderr, unbuffered; "Started" to stdout, which a
-                    # pipe buffers: either may come first.
                     refused = line[:200]
                 if any(text in line for text in _NOT_FOUND):
                     raise DongleNotFoundError(line[:200])
                 if started is None and (match := _STARTED.match(line)):
                     started = match.group(1)
-                    loop = asyncio.get_running_loop()
-                    deadline.reschedule(loop.time() + _REFUSAL_GRACE)
                 if started is not None and refused is not None:
                     raise LinkModesRefusedError(refused)
+                if started is not None and _DECIDED in line:
+                    return started
     except TimeoutError:
         if started is not None:
             return started

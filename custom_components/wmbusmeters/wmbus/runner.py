@@ -359,7 +359,8 @@ class WmbusRunner:
             )
         except (OSError, ValueError) as err:
             message = f"cannot start {self.command}: {getattr(err, 'strerror', None) or err}"
-            _LOGGER.warning("%s", message)
+            # Said once by the integration (the status' reason), not at every retry.
+            _LOGGER.debug("%s", message)
             return message, None, True
 
         self.pid = proc.pid
