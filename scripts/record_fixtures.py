@@ -24,12 +24,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from typing import IO
 
 TIMEOUT = 60
-STDIN_GRACE = 1.0
+#: What the kernel names (in /proc/PID/task/TID/wchan) where a thread sleeps in usleep().
+_NANOSLEEP = "nanosleep"
 #: What a case's input is saved as, when no argument names it (a --useconfig case).
 _DEVICE_LINE = re.compile(r"^device=(\S+?)(?::.*)?$", re.MULTILINE)
 _INPUT_NAME = re.compile(r"^(simulation\S*|\S+\.(?:msg|hex))$")
@@ -50,42 +49,45 @@ def run(
         stderr=subprocess.PIPE,
         env=env,
     ) as proc:
-        if not stdin:
-            stdout, stderr = proc.communicate(timeout=TIMEOUT)
-            return stdout, stderr, proc.returncode
-        # wmbusmeters may stop at the end of its input before it has decoded the lines still
-        # buffered: keep standard input open, as a live receiver does, until it has been quiet
-        # for a moment (a fixed pause lost telegrams on a busy machine).
-        chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
-        last = [time.monotonic()]
-
-        def drain(name: str, pipe: IO[bytes]) -> None:
-            for chunk in iter(lambda: pipe.read1(4096), b""):
-                chunks[name].append(chunk)
-                last[0] = time.monotonic()
-
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        readers = [
-            threading.Thread(target=drain, args=("stdout", proc.stdout), daemon=True),
-            threading.Thread(target=drain, args=("stderr", proc.stderr), daemon=True),
-        ]
-        for reader in readers:
-            reader.start()
-        proc.stdin.write(stdin)
-        proc.stdin.flush()
-        started = time.monotonic()
-        while time.monotonic() - started < TIMEOUT and (
-            time.monotonic() - started < STDIN_GRACE or time.monotonic() - last[0] < STDIN_GRACE
-        ):
-            time.sleep(0.1)
-        proc.stdin.close()
-        proc.wait(timeout=TIMEOUT)
-        for reader in readers:
-            reader.join(timeout=TIMEOUT)
-        stdout, stderr = b"".join(chunks["stdout"]), b"".join(chunks["stderr"])
+        if stdin:
+            await_main_loop(proc)
+        # Then all of the input and its end at once. Nothing needs to wait for the output: at
+        # the end of its input wmbusmeters still decodes every line it has read (its reader
+        # takes the bytes up to the end, closes, then hands them to the decoder; the loop drops
+        # the device, and the program stops, only after that: serial.cc receive(), eventLoop()).
+        stdout, stderr = proc.communicate(stdin, timeout=TIMEOUT)
     return stdout, stderr, proc.returncode
+
+
+def await_main_loop(proc: subprocess.Popen[bytes]) -> None:
+    """Wait until wmbusmeters' main thread sleeps in its wait loop, or the program has ended.
+
+    wmbusmeters lets the thread that reads and decodes its input run before main() is done
+    setting up. With no meter configured, the listener that reports every telegram heard is
+    added after that (main.cc: startEventLoop(), later "No meters configured..." and
+    onTelegram()), so input that is already there can be decoded and dropped first, and a
+    dropped telegram still counts as heard (a repeat of it is skipped as a duplicate). The
+    output says nothing once the listener is in place; but with a stdin device the only place
+    main() sleeps is the usleep() loop of waitForStop(), which it enters after all of that, and
+    the kernel shows where a thread sleeps. Until then stdout and stderr are not read: what
+    wmbusmeters prints before its main loop (a notice or two) fits in the pipes.
+    """
+    wchan = Path(f"/proc/{proc.pid}/task/{proc.pid}/wchan")
+    deadline = time.monotonic() + TIMEOUT
+    while proc.poll() is None:
+        try:
+            sleeping_in = wchan.read_text().strip()
+        except OSError:  # it ended between the two looks; communicate() collects what it said
+            return
+        if _NANOSLEEP in sleeping_in:
+            return
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise TimeoutError(
+                f"{proc.args!r} did not reach its main loop within {TIMEOUT} s"
+                f" ({wchan}: {sleeping_in!r})"
+            )
+        time.sleep(0.001)
 
 
 def input_name(case_dir: Path, args: list[str]) -> str | None:
