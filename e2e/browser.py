@@ -3,7 +3,12 @@
 Run by scripts/smoke-develop against the demo of scripts/develop: log in, open the
 integration, add a meter through the subentry flow, open a meter's device page and see its
 values, fix the wrong key through Settings → Repairs, and see that meter's values appear.
-Screenshots of each step go to artifacts/e2e/ (not committed). Exits non-zero on failure.
+
+    python e2e/browser.py URL [NAME]
+
+Screenshots of each step go to artifacts/e2e/ (not committed), in artifacts/e2e/NAME/ when a
+name is given (scripts/smoke-develop: the environment, so each Home Assistant version keeps its
+own). Exits non-zero on failure.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-async def shot(page: Page, name: str) -> None:
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-    print(f"  screenshot artifacts/e2e/{name}.png", flush=True)
+async def shot(page: Page, out: Path, name: str) -> None:
+    path = out / f"{name}.png"
+    await page.screenshot(path=str(path))
+    print(f"  screenshot {path.relative_to(ARTIFACTS.parents[1])}", flush=True)
 
 
 async def open_device(page: Page, base: str, name: str) -> None:
@@ -40,8 +46,7 @@ async def open_device(page: Page, base: str, name: str) -> None:
     await page.wait_for_url("**/config/devices/device/**")
 
 
-async def run(base: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+async def run(base: str, out: Path) -> None:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
@@ -55,12 +60,12 @@ async def run(base: str) -> None:
         await page.get_by_label("Password", exact=True).first.fill("demo-1234")
         await page.keyboard.press("Enter")
         await page.wait_for_url("**/home/**")
-        await shot(page, "1-logged-in")
+        await shot(page, out, "1-logged-in")
 
         print("2. Settings → Devices & services → wmbusmeters", flush=True)
         await page.goto(f"{base}/config/integrations/integration/wmbusmeters")
         await page.get_by_text("Koldt vand").first.wait_for()
-        await shot(page, "2-integration")
+        await shot(page, out, "2-integration")
 
         print("3. add a meter through the subentry flow", flush=True)
         await page.get_by_role("button", name="Add meter").first.click()
@@ -68,35 +73,37 @@ async def run(base: str) -> None:
         await page.locator("input[name='meter_id']").fill("12345678")
         await page.get_by_role("button", name="Submit").click()
         await page.get_by_text("Created configuration for Garage").wait_for()
-        await shot(page, "3-meter-added")
+        await shot(page, out, "3-meter-added")
         await page.get_by_role("button", name="Finish").click()
 
         print("4. a meter's device page shows its values", flush=True)
         await open_device(page, base, "Koldt vand")
         await page.get_by_text("20.02 m³").first.wait_for()
-        await shot(page, "4-device")
+        await shot(page, out, "4-device")
 
         print("5. fix the wrong key in Settings → Repairs", flush=True)
         await page.goto(f"{base}/config/repairs")
         await page.get_by_text("Meter Vand køkken cannot be read").click()
         await page.get_by_text("Wrong key for Vand køkken").wait_for()
-        await shot(page, "5-repair")
+        await shot(page, out, "5-repair")
         await page.locator("input[name='key']").fill(RIGHT_KEY)
         await page.get_by_role("button", name="Submit").click()
         await page.get_by_text("Success").first.wait_for()
-        await shot(page, "5-repair-fixed")
+        await shot(page, out, "5-repair-fixed")
 
         print("6. the meter's values appear", flush=True)
         await open_device(page, base, "Vand køkken")
         await page.get_by_text("6.41 m³").first.wait_for(timeout=60_000)
-        await shot(page, "6-fixed-meter")
+        await shot(page, out, "6-fixed-meter")
         await browser.close()
 
 
 def main() -> None:
+    out = ARTIFACTS / sys.argv[2] if len(sys.argv) > 2 else ARTIFACTS
+    out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     try:
-        asyncio.run(run(sys.argv[1]))
+        asyncio.run(run(sys.argv[1], out))
     except Exception as err:  # any failure is the test's result
         print(f"browser test FAILED: {err}", flush=True)
         sys.exit(1)

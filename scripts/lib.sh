@@ -7,9 +7,30 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${WMBUS_DEV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wmbusmeters-ha-dev}
 ROOT=$CACHE/sid-root
 
-# The environments: name -> python, requirements file.
+# The environments, each a venv from requirements/<name>.txt on ENV_PYTHON[name].
+# pytest runs on ENVS (scripts/test; the first also holds ruff and mypy). scripts/develop and
+# the browser smoke test run on DEMO_ENVS, newest first (develop's default): the newest Home
+# Assistant may have no pytest-homeassistant-custom-component release yet, so it can be a demo
+# environment before it is a pytest one. A name in both lists is one venv.
 ENVS=(ha-2026.10 ha-2026.2)
-declare -A ENV_PYTHON=([ha-2026.10]=python3.14 [ha-2026.2]=python3.13)
+DEMO_ENVS=(ha-2026.11 ha-2026.10)
+declare -A ENV_PYTHON=([ha-2026.11]=python3.14 [ha-2026.10]=python3.14 [ha-2026.2]=python3.13)
+# Every venv scripts/setup builds: ENVS, then the DEMO_ENVS not among them.
+ALL_ENVS=("${ENVS[@]}")
+for _env in "${DEMO_ENVS[@]}"; do
+    [[ " ${ALL_ENVS[*]} " == *" $_env "* ]] || ALL_ENVS+=("$_env")
+done
+unset _env
+
+# The Home Assistant version an environment pins (its requirements file's homeassistant==).
+env_ha_version() { sed -n 's/^homeassistant==\([^[:space:]#]*\).*/\1/p' "$REPO/requirements/$1.txt"; }
+
+# A demo environment from what a user types: 2026.11, ha-2026.11 (scripts/develop --ha).
+demo_env() {
+    local name=ha-${1#ha-} env
+    for env in "${DEMO_ENVS[@]}"; do [[ $env == "$name" ]] && { echo "$env"; return; }; done
+    die "no demo environment $1 (choose one of: ${DEMO_ENVS[*]#ha-})"
+}
 
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
