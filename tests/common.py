@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 import contextlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -112,18 +113,89 @@ async def until(
         woken.set()
 
     remove = hass.bus.async_listen(MATCH_ALL, wake)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     try:
-        while not condition():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError(f"waited {timeout:g} s for {what}")
-            woken.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), min(_RECHECK, remaining))
+        await _wait(woken, condition, what, timeout)
     finally:
         remove()
+
+
+async def _wait(
+    woken: asyncio.Event, condition: Callable[[], object], what: str, timeout: float
+) -> None:
+    """`condition()` looked at each time `woken` is set, and every _RECHECK."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise AssertionError(f"waited {timeout:g} s for {what}")
+        woken.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), min(_RECHECK, remaining))
+
+
+class Changes:
+    """`until` for a test without Home Assistant (a runner on its own): the callbacks it
+    hands out (`record`, `note`) wake its `until` as bus events wake `until`."""
+
+    def __init__(self) -> None:
+        self._woken = asyncio.Event()
+
+    def note(self, *_args: object) -> None:
+        """Something changed (usable as any callback)."""
+        self._woken.set()
+
+    def record[T](self, into: list[T]) -> Callable[[T], None]:
+        """A callback that appends what it gets to `into`, and wakes the waiters."""
+
+        def append(item: T) -> None:
+            into.append(item)
+            self._woken.set()
+
+        return append
+
+    async def until(
+        self, condition: Callable[[], object], what: str, timeout: float = UNTIL_TIMEOUT
+    ) -> None:
+        """As `until`: done when `condition()` holds, failed with `what` after `timeout`."""
+        await _wait(self._woken, condition, what, timeout)
+
+
+#: How often an emulated meter sends again while a test waits for what it sends.
+RESEND_EVERY = 0.3
+
+
+async def until_sent(
+    hass: HomeAssistant | Changes,
+    send: Callable[[], Awaitable[object] | object],
+    condition: Callable[[], object],
+    what: str,
+    every: float = RESEND_EVERY,
+) -> None:
+    """`until(hass, condition, what)` while an emulated meter sends, again and again as real
+    ones do (every `every` s: the meter's pace, not a wait; a telegram may be missed, e.g.
+    while wmbusmeters opens the port). The wait ends on the condition, never on the time."""
+
+    async def keep_sending() -> None:
+        while True:
+            sent = send()
+            if inspect.isawaitable(sent):
+                await sent
+            await asyncio.sleep(every)  # the meter's pace
+
+    sender = asyncio.create_task(keep_sending())
+    try:
+        done = lambda: sender.done() or condition()  # noqa: E731
+        if isinstance(hass, Changes):
+            await hass.until(done, what)  # a test without Home Assistant
+        else:
+            await until(hass, done, what)
+        if sender.done():
+            sender.result()  # a send that failed: its error
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
 
 
 def has_value(hass: HomeAssistant, entity_id: str) -> bool:

@@ -11,7 +11,9 @@ import contextlib
 import os
 from pathlib import Path
 import pty
+import select
 import termios
+import threading
 import tty
 from typing import Any
 
@@ -92,38 +94,65 @@ class Im871aEmulator:
         #: The link mode wmbusmeters set (the HCI's number: 3 is T1, 6 is C1a), if any.
         self.link_mode: int | None = None
         self._buffer = b""
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._wake_r = self._wake_w = -1
 
     def _frame(self, endpoint: int, msg_id: int, payload: bytes = b"") -> bytes:
         return bytes([self.SOF, endpoint, msg_id, len(payload)]) + payload
 
     def start(self) -> None:
-        """Answer requests as they come (on the running event loop)."""
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self.dongle.master, self._on_readable)
+        """Answer requests as they come, in a thread of its own: a real stick answers within
+        milliseconds whatever Home Assistant is doing, and wmbusmeters gives up on a slow
+        one (answered from the test's busy event loop, detection failed on a loaded machine)."""
+        # A stick plugged in now has not heard what was sent to the port before (a detection
+        # that found nothing there): answering those stale requests put it out of step.
+        os.set_blocking(self.dongle.master, False)
+        try:
+            while os.read(self.dongle.master, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        finally:
+            os.set_blocking(self.dongle.master, True)
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._serve, name="im871a", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         """Stop answering."""
-        if self._loop is not None:
-            self._loop.remove_reader(self.dongle.master)
-            self._loop = None
+        if self._thread is not None:
+            os.write(self._wake_w, b"x")
+            self._thread.join()
+            self._thread = None
+            for fd in (self._wake_r, self._wake_w):
+                os.close(fd)
 
-    def _on_readable(self) -> None:
+    def _serve(self) -> None:
+        while True:
+            try:
+                ready, _, _ = select.select([self.dongle.master, self._wake_r], [], [])
+            except (OSError, ValueError):
+                return  # unplugged: its pty is closed
+            if self._wake_r in ready or not self._on_readable():
+                return
+
+    def _on_readable(self) -> bool:
+        """Answer what wmbusmeters sent; False once the dongle is unplugged."""
         try:
             self._buffer += os.read(self.dongle.master, 4096)
         except OSError:
-            self.stop()  # unplugged
-            return
+            return False
         while self._buffer:
             if self._buffer[0] != self.SOF:
                 self._buffer = self._buffer[1:]
                 continue
             if len(self._buffer) < 4 or len(self._buffer) < 4 + self._buffer[3]:
-                return  # more to come
+                return True  # more to come
             endpoint, msg_id, size = self._buffer[1], self._buffer[2], self._buffer[3]
             payload, self._buffer = self._buffer[4 : 4 + size], self._buffer[4 + size :]
             if endpoint == self.DEVMGMT:
                 self.dongle.send(self._answer(msg_id, payload))
+        return True
 
     def _answer(self, msg_id: int, payload: bytes) -> bytes:
         uid = self.uid.to_bytes(4, "little")

@@ -27,7 +27,7 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    mock_restore_cache,
+    mock_restore_cache_with_extra_data,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
@@ -322,7 +322,7 @@ async def test_reconfigure_onto_an_ignored_dongle_takes_it(
 
 
 async def test_usb_confirm_takes_a_raw_tty_and_offers_no_wired_bus(
-    hass: HomeAssistant, tmp_path: Path
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
 ) -> None:
     """The dongle type dropdown of a discovered port: rawtty (no link modes of its own) shows
     the form again with its error; mbus, a wired master with a form of its own, is not
@@ -342,6 +342,14 @@ async def test_usb_confirm_takes_a_raw_tty_and_offers_no_wired_bus(
             await hass.config_entries.flow.async_configure(
                 result["flow_id"], {**answer, "device_type": "mbus"}
             )
+        # A raw tty needs no link modes and no detection: saved as it is.
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {**answer, "command": wmbusmeters}
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert (result["data"]["device_type"], result["data"]["link_modes"]) == ("rawtty", [])
+        await hass.async_block_till_done()
+        assert await hass.config_entries.async_unload(result["result"].entry_id)
     finally:
         dongle.unplug()
 
@@ -401,7 +409,7 @@ async def test_a_missing_radio_said_again_and_again_holds_one_wait(
     """wmbusmeters saying "no device found" a thousand times (a dongle missing for days)
     leaves one wait for Home Assistant's start, not a thousand clean-ups on the entry, and
     one repair. Before: each line added one."""
-    entry = receiver_entry(wmbusmeters, quiet)
+    entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "auto", TAP)])
     await setup_receiver(hass, entry)
     before = len(entry._on_unload or [])
     runner = entry.runtime_data.runner
@@ -409,8 +417,15 @@ async def test_a_missing_radio_said_again_and_again_holds_one_wait(
         runner._on_event(DeviceNotFound("No wmbus device found! Exiting!"))
     await hass.async_block_till_done()
     assert len(entry._on_unload or []) == before
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"device_missing_{entry.entry_id}")
-    assert issue is not None
+    registry = ir.async_get(hass)
+    issue_id = f"device_missing_{entry.entry_id}"
+    assert registry.async_get_issue(DOMAIN, issue_id) is not None
+    # Back (a telegram), then gone again: the repair comes again.
+    entry.runtime_data.handle_telegram(Telegram(TAP, "auto", "water", "", {"total_m3": 1.0}))
+    assert registry.async_get_issue(DOMAIN, issue_id) is None
+    runner._on_event(DeviceNotFound("No wmbus device found! Exiting!"))
+    await hass.async_block_till_done()
+    assert registry.async_get_issue(DOMAIN, issue_id) is not None
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -432,12 +447,15 @@ async def test_a_pending_restart_is_dropped_when_the_receiver_unloads(
 
     with patch.object(coordinator.meters, "async_check_drivers", slow_check):
         task = hass.async_create_task(coordinator._async_apply_config())
-        await checking.wait()
+        await asyncio.wait_for(checking.wait(), 30)
         assert await hass.config_entries.async_unload(entry.entry_id)
         release.set()
         await task
     assert not coordinator.runner.running
     assert coordinator.runner.pid is None
+    # The restart button or action a moment after the unload starts nothing either.
+    assert coordinator.restart() is False
+    assert not coordinator.runner.running
 
 
 async def test_a_crash_loop_is_one_warning(
@@ -501,13 +519,25 @@ async def test_a_leak_stays_on_across_a_restart(
         config_entry=entry,
         suggested_object_id="tap_problem",
     )
-    mock_restore_cache(hass, [State("binary_sensor.tap_problem", "on", {"status": "LEAK"})])
+    # Saved while the meter was silent (unavailable): the status is in the entity's data.
+    mock_restore_cache_with_extra_data(
+        hass, [(State("binary_sensor.tap_problem", "unavailable"), {"status": "LEAK"})]
+    )
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     state = hass.states.get("binary_sensor.tap_problem")
     assert state is not None
     assert state.state == "on"
     assert state.attributes["status"] == "LEAK"
+    # A reload (its entities were "unavailable" while it stopped): still the leak.
+    assert await hass.config_entries.async_reload(entry.entry_id)
+
+    def shown() -> tuple[str, object] | None:
+        state = hass.states.get("binary_sensor.tap_problem")
+        return (state.state, state.attributes.get("status")) if state else None
+
+    await until(hass, lambda: shown() not in (None, ("unavailable", None)), "the sensor back")
+    assert shown() == ("on", "LEAK")
     # Heard again, all well: off.
     entry.runtime_data.handle_telegram(
         Telegram(TAP, kamstrup, "water", "", {"status": "OK", "total_m3": 1.0})
@@ -522,6 +552,7 @@ async def test_last_telegram_stays_out_of_the_activity_log(
     wmbusmeters: str,
     kamstrup: str,
     simulation: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """ "Last telegram" changes with every telegram: it is registered disabled, so it writes
     neither the device page's activity log nor a recorder row per telegram; the readings
@@ -536,4 +567,14 @@ async def test_last_telegram_stays_out_of_the_activity_log(
     assert entity_id is not None
     assert registry.async_get(entity_id).disabled_by is er.RegistryEntryDisabler.INTEGRATION  # type: ignore[union-attr]
     assert hass.states.get(entity_id) is None
+    # Later telegrams do not build it again each time (HA turns a disabled entity away).
+    turned_away = len([r for r in caplog.records if "because it's disabled" in r.getMessage()])
+    for second in range(3):
+        stamp = f"2026-12-05T10:00:0{second}Z"
+        entry.runtime_data.handle_telegram(
+            Telegram(TAP, kamstrup, "water", stamp, {"total_m3": 7.0, "timestamp": stamp})
+        )
+        await hass.async_block_till_done()
+    again = [r for r in caplog.records if "because it's disabled" in r.getMessage()]
+    assert again[turned_away:] == []
     assert await hass.config_entries.async_unload(entry.entry_id)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 import time
 from typing import Any
@@ -19,7 +18,15 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.wmbusmeters import coordinator
 from custom_components.wmbusmeters.const import DOMAIN
 
-from .common import meter, receiver_entry, setup_receiver, start_receiver_flow
+from .common import (
+    has_value,
+    meter,
+    receiver_entry,
+    setup_receiver,
+    start_receiver_flow,
+    until,
+    until_sent,
+)
 from .conftest import DATA, RepairFix
 from .pty_dongle import Im871aEmulator, PtyDongle, rawtty_telegrams, split_telegrams
 
@@ -27,20 +34,17 @@ from .pty_dongle import Im871aEmulator, PtyDongle, rawtty_telegrams, split_teleg
 ROOMS = rawtty_telegrams((DATA / "serial_rawtty_ok.hex").read_text())
 
 
-def has_value(hass: HomeAssistant, entity_id: str) -> bool:
-    state = hass.states.get(entity_id)
-    return state is not None and state.state not in ("unknown", "unavailable")
-
-
 async def send_until(
     hass: HomeAssistant, send: Callable[[], Awaitable[None]], *entity_ids: str
 ) -> None:
     """Let the emulated meters send, again and again as real ones do, until every entity
     has a value."""
-    async with asyncio.timeout(30):
-        while not all(has_value(hass, entity_id) for entity_id in entity_ids):
-            await send()
-            await asyncio.sleep(0.3)
+    await until_sent(
+        hass,
+        send,
+        lambda: all(has_value(hass, entity_id) for entity_id in entity_ids),
+        f"a value of {', '.join(entity_ids)}",
+    )
 
 
 @pytest.fixture
@@ -91,16 +95,28 @@ async def test_a_silent_dongle_raises_device_missing_without_a_restart_loop(
     from port, type and modes, the device-missing repair says so, and no restart loop
     follows while the port stays."""
     monkeypatch.setattr(coordinator, "REPLUG_CHECK_INTERVAL", timedelta(seconds=0.5))
+    checks: list[str] = []
+    check_replug = coordinator.WmbusCoordinator._async_check_replug
+
+    async def counted(self: coordinator.WmbusCoordinator, now: datetime) -> None:
+        await check_replug(self, now)
+        checks.append(self.runner.config.device)
+
+    monkeypatch.setattr(coordinator.WmbusCoordinator, "_async_check_replug", counted)
     port = str(dongle.path)
     entry = receiver_entry(wmbusmeters, port, device_type="im871a", link_modes=["c1"])
     await setup_receiver(hass, entry)
     runner = entry.runtime_data.runner
     assert runner.config.device_spec == f"{port}:im871a:c1"
     issue_id = f"device_missing_{entry.entry_id}"
-    async with asyncio.timeout(20):
-        while ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None:
-            await asyncio.sleep(0.1)
-    await asyncio.sleep(1.5)  # three replug checks
+    await until(
+        hass,
+        lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None,
+        "the device-missing repair",
+    )
+    seen = len(checks)
+    await until(hass, lambda: len(checks) >= seen + 3, "three more replug checks")
+    assert checks[seen:] == [port] * (len(checks) - seen)  # (the port is there all along)
     assert runner.counters.restarts == 0
     await hass.config_entries.async_unload(entry.entry_id)
 
@@ -133,9 +149,11 @@ async def test_rtl_sdr_tuning_reaches_wmbusmeters(hass: HomeAssistant, wmbusmete
     assert entry.runtime_data.runner.config.device_spec == "rtlwmbus[00000101](ppm=-17):868.95M"
     # No stick here: wmbusmeters starts on that line and reports the stick missing.
     issue_id = f"device_missing_{entry.entry_id}"
-    async with asyncio.timeout(20):
-        while ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None:
-            await asyncio.sleep(0.1)
+    await until(
+        hass,
+        lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None,
+        "the device-missing repair",
+    )
     assert entry.runtime_data.runner.counters.restarts == 0
     await hass.config_entries.async_unload(entry.entry_id)
 
@@ -256,11 +274,18 @@ async def test_unplug_and_replug(
 
     unplugged = time.monotonic()
     dongle.unplug()
-    async with asyncio.timeout(30):
-        while registry.async_get_issue(DOMAIN, issue_id) is None:
-            await asyncio.sleep(0.1)
+    await until(
+        hass,
+        lambda: registry.async_get_issue(DOMAIN, issue_id) is not None,
+        "the device-missing repair",
+    )
     to_repair = time.monotonic() - unplugged
     assert hass.states.get("sensor.bedroom_temperature").state == "unavailable"
+    # A person replugs seconds later; here, once the integration has seen the port gone (its
+    # replug check), or a replug before that check would be no replug to it.
+    await until(
+        hass, lambda: entry.runtime_data._seen_unplugged, "the replug check to see the port gone"
+    )
 
     dongle = PtyDongle(tmp_path)  # the same name, a new tty
     replugged = time.monotonic()

@@ -4,7 +4,6 @@ wmbusmeters' simulations/simulation_mbus.txt). The real wmbusmeters polls them."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 
 from custom_components.wmbusmeters.const import DOMAIN
 
-from .common import start_receiver_flow
+from .common import has_value, start_receiver_flow, until
 from .pty_dongle import MbusSlaves, PtyDongle, mbus_frames
 
 FRAMES = mbus_frames((Path(__file__).parent / "data" / "simulation_mbus.txt").read_text())
@@ -60,16 +59,19 @@ async def add_wired_meter(hass: HomeAssistant, entry: ConfigEntry, **form: Any) 
     )
 
 
-async def state_of(hass: HomeAssistant, entity_id: str, wanted: set[str], timeout: float) -> str:
-    async with asyncio.timeout(timeout):
-        while True:
-            state = hass.states.get(entity_id)
-            if state is not None and (
-                state.state in wanted
-                or ("value" in wanted and state.state not in ("unknown", "unavailable"))
-            ):
-                return state.state
-            await asyncio.sleep(0.1)
+async def state_of(hass: HomeAssistant, entity_id: str, wanted: set[str]) -> str:
+    """The entity's state once it is one of `wanted` ("value": any reading)."""
+
+    def shown() -> str | None:
+        state = hass.states.get(entity_id)
+        if state is not None and (
+            state.state in wanted or ("value" in wanted and has_value(hass, entity_id))
+        ):
+            return state.state
+        return None
+
+    await until(hass, shown, f"{entity_id} to be one of {sorted(wanted)}")
+    return shown()  # type: ignore[return-value]
 
 
 @pytest.mark.parametrize("primary", [5, None], ids=["primary", "secondary"])
@@ -86,19 +88,27 @@ async def test_wired_meter_is_polled(
         form["primary_address"] = primary
     result = await add_wired_meter(hass, entry, **form)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert await state_of(hass, ENERGY, {"value"}, 30) == "8608"
+    assert await state_of(hass, ENERGY, {"value"}) == "8608"
     if primary is None:
         assert ("SELECT", "10484075") in bus.requests
         assert ("REQ_UD2", 0xFD) in bus.requests
     else:
         assert ("REQ_UD2", 5) in bus.requests
-    # At the poll interval (2 s; wmbusmeters' own timer, measured 2-4 s apart): more polls
-    # in the next 8 s, each answered.
+    # wmbusmeters is told the interval (its own timer then paces the polls, measured 2-4 s
+    # apart), and it goes on polling: two more polls, each answered.
+    runner = entry.runtime_data.runner
+    told = [p.read_text() for p in runner.config_dir.rglob("*") if p.is_file()]
+    assert any("pollinterval=2s" in text.splitlines() for text in told)
     polls = sum(1 for kind, _ in bus.requests if kind == "REQ_UD2")
-    telegrams = entry.runtime_data.runner.counters.telegrams
-    await asyncio.sleep(8)
-    assert sum(1 for kind, _ in bus.requests if kind == "REQ_UD2") >= polls + 2
-    assert entry.runtime_data.runner.counters.telegrams >= telegrams + 2
+    telegrams = runner.counters.telegrams
+
+    def polled_again() -> bool:
+        return (
+            sum(1 for kind, _ in bus.requests if kind == "REQ_UD2") >= polls + 2
+            and runner.counters.telegrams >= telegrams + 2
+        )
+
+    await until(hass, polled_again, "two more polls of the meter, each answered")
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -110,16 +120,16 @@ async def test_silent_meter_becomes_unavailable_and_recovers(
     bus.start()
     entry = await add_bus(hass, wmbusmeters, bus)
     await add_wired_meter(hass, entry, driver="sensostar", primary_address=5, poll_interval=2)
-    assert await state_of(hass, ENERGY, {"value"}, 30) == "8608"
+    assert await state_of(hass, ENERGY, {"value"}) == "8608"
     coordinator = entry.runtime_data
     restarts = coordinator.runner.counters.restarts
     bus.answering = False
-    await state_of(hass, ENERGY, {"unavailable"}, 20)
+    await state_of(hass, ENERGY, {"unavailable"})
     assert coordinator.receiving
     assert coordinator.runner.counters.restarts == restarts
     assert coordinator.runner.last_error is None
     bus.answering = True
-    assert await state_of(hass, ENERGY, {"8608"}, 20) == "8608"
+    assert await state_of(hass, ENERGY, {"8608"}) == "8608"
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -185,9 +195,12 @@ async def test_reconfigure_bus_speed(
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
     assert entry.data["baud_rate"] == 9600
-    async with asyncio.timeout(10):  # the restart is debounced (quick changes: one restart)
-        while not entry.runtime_data.runner.config.device_spec.endswith(":mbus:9600"):
-            await asyncio.sleep(0.1)
+    # The restart is debounced (quick changes: one restart).
+    await until(
+        hass,
+        lambda: entry.runtime_data.runner.config.device_spec.endswith(":mbus:9600"),
+        "wmbusmeters restarted on the port at 9600 bps",
+    )
     await hass.config_entries.async_unload(entry.entry_id)
 
 

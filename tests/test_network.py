@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 import os
 import signal
 import socket
+import time
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, State
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -21,7 +22,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import RunnerState, listener as listener_module
 
-from .common import meter, setup_receiver, start_receiver_flow
+from .common import has_value, meter, setup_receiver, start_receiver_flow, until, until_sent
 
 #: A Multical 21 C1 telegram (no CRCs), total 6.408 m³; and as rtl_wmbus prints it.
 HEX = "2A442D2C998734761B168D2091D37CAC21576C7802FF207100041308190000441308190000615B7F616713"
@@ -66,16 +67,18 @@ def network_entry(
 async def tcp_receiver(hass: HomeAssistant, wmbusmeters: str) -> AsyncIterator[ConfigEntry]:
     entry = network_entry(wmbusmeters, "tcp", free_port(), "rtlwmbus")
     await setup_receiver(hass, entry)
-    await running(entry)
+    await running(hass, entry)
     yield entry
     await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def running(entry: ConfigEntry) -> None:
+async def running(hass: HomeAssistant, entry: ConfigEntry) -> None:
     """Until wmbusmeters runs (setup may return before it does, on 2026.10)."""
-    async with asyncio.timeout(20):
-        while entry.runtime_data.runner.status.state is not RunnerState.RUNNING:
-            await asyncio.sleep(0.02)
+    await until(
+        hass,
+        lambda: entry.runtime_data.runner.status.state is RunnerState.RUNNING,
+        "wmbusmeters to run",
+    )
 
 
 async def tcp_send(port: int, data: bytes) -> None:
@@ -86,14 +89,25 @@ async def tcp_send(port: int, data: bytes) -> None:
     await writer.wait_closed()
 
 
-async def value_of(hass: HomeAssistant, entity_id: str, timeout: float = 20) -> str:
+async def value_of(hass: HomeAssistant, entity_id: str) -> str:
     """The entity's state once it has a value."""
-    async with asyncio.timeout(timeout):
-        while True:
-            state = hass.states.get(entity_id)
-            if state is not None and state.state not in ("unknown", "unavailable"):
-                return state.state
-            await asyncio.sleep(0.1)
+    await until(hass, lambda: has_value(hass, entity_id), f"a value of {entity_id}")
+    return hass.states.get(entity_id).state  # type: ignore[union-attr]
+
+
+class ListenerClock:
+    """The listener's clock (its rate limit refills by it), moved on by the test: real time
+    plus what the test added. Only ever forward."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+    @staticmethod
+    def time() -> float:
+        return time.time()
 
 
 def totals(entry: ConfigEntry) -> dict[str, int]:
@@ -106,23 +120,36 @@ async def test_tcp_lines_become_values(hass: HomeAssistant, tcp_receiver: Config
     port = tcp_receiver.data["listen_port"]
     await tcp_send(port, RTL.encode() + b"\n")
     assert await value_of(hass, TOTAL) == "6.408"
-    await asyncio.sleep(1.1)  # the receiver's sensors follow once a second
-    await hass.async_block_till_done()
-    lines = next(
-        s for s in hass.states.async_all("sensor") if s.entity_id.endswith("_lines_received")
+
+    def sensor(suffix: str) -> State | None:
+        return next(
+            (s for s in hass.states.async_all("sensor") if s.entity_id.endswith(suffix)), None
+        )
+
+    # The receiver's sensors follow once a second: until they count something.
+    await until(
+        hass,
+        lambda: (
+            (lines := sensor("_lines_received")) is not None
+            and lines.state not in ("0", "unknown", "unavailable")
+        ),
+        "the lines-received sensor to count the line",
     )
-    assert lines.state == "1"
+    lines = sensor("_lines_received")
+    assert lines is not None
     assert lines.attributes["sources"]["127.0.0.1"]["accepted"] == 1
     heard = next(s for s in hass.states.async_all("sensor") if "last_heard" in s.entity_id)
     assert heard.state not in ("unknown", "unavailable")
 
 
 async def test_bad_input_changes_nothing_else(
-    hass: HomeAssistant, tcp_receiver: ConfigEntry
+    hass: HomeAssistant, tcp_receiver: ConfigEntry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Garbage, a 1 MB line, a flood of 10,000 lines in a second and a client that connects
     and never sends: each is dropped and counted, the meter keeps its value, and a good line
     from another connection still gets through."""
+    clock = ListenerClock()
+    monkeypatch.setattr(listener_module, "time", clock)
     port = tcp_receiver.data["listen_port"]
     idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
     await tcp_send(port, RTL.encode() + b"\n")
@@ -134,12 +161,14 @@ async def test_bad_input_changes_nothing_else(
     for _ in range(100):
         writer.write((RTL + "\n").encode() * 100)
         await writer.drain()
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the sender's pace: 10,000 lines in about a second
     writer.close()
     await writer.wait_closed()
-    async with asyncio.timeout(10):
-        while totals(tcp_receiver)["rate_limited"] + totals(tcp_receiver)["accepted"] < 10_001:
-            await asyncio.sleep(0.05)
+    await until(
+        hass,
+        lambda: totals(tcp_receiver)["rate_limited"] + totals(tcp_receiver)["accepted"] >= 10_001,
+        "every line of the flood counted",
+    )
     counted = totals(tcp_receiver)
     assert counted["malformed"] == 2
     assert counted["too_long"] == 1
@@ -147,15 +176,13 @@ async def test_bad_input_changes_nothing_else(
     assert hass.states.get(TOTAL).state == "6.408"
     # The silent client holds its connection and nobody else is kept out.
     listener = tcp_receiver.runtime_data.listener
-    async with asyncio.timeout(5):
-        while listener.connections != 1:  # the flood's connection closing
-            await asyncio.sleep(0.05)
-    await asyncio.sleep(1.1)  # a second of rate refilled
+    await until(hass, lambda: listener.connections == 1, "the flood's connection to close")
+    clock.ahead += 1.0  # a second of rate refilled (the listener's clock, moved on)
     before = totals(tcp_receiver)["accepted"]
     await tcp_send(port, RTL.encode() + b"\n")
-    async with asyncio.timeout(5):
-        while totals(tcp_receiver)["accepted"] == before:
-            await asyncio.sleep(0.05)
+    await until(
+        hass, lambda: totals(tcp_receiver)["accepted"] > before, "the good line to be accepted"
+    )
     assert tcp_receiver.runtime_data.runner.status.state.value == "running"
     idle_writer.close()
     await idle_writer.wait_closed()
@@ -190,40 +217,37 @@ async def test_udp_with_allow_list_and_listener_restart(
     entry = network_entry(wmbusmeters, "udp", port, "hex", allowed=["10.0.0.0/8"])
     await setup_receiver(hass, entry)
     runner = entry.runtime_data.runner
-    await running(entry)
+    await running(hass, entry)
     pid = runner.pid
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.sendto(HEX.encode(), ("127.0.0.1", port))
-        async with asyncio.timeout(5):
-            while totals(entry)["denied"] == 0:
-                await asyncio.sleep(0.05)
+        await until(hass, lambda: totals(entry)["denied"] > 0, "the datagram to be denied")
         assert hass.states.get(TOTAL) is None  # nothing got through
         hass.config_entries.async_update_entry(
             entry, data={**entry.data, "allowed_sources": ["127.0.0.1"]}
         )
         await hass.async_block_till_done()
-        async with asyncio.timeout(5):
-            while (
-                entry.runtime_data.listener is None
-                or not entry.runtime_data.listener.config.allowed
-            ):
-                await asyncio.sleep(0.05)
-        assert await _send_until_value(hass, sock, port) == "6.408"
+        await until(
+            hass,
+            lambda: (
+                entry.runtime_data.listener is not None
+                and entry.runtime_data.listener.config.allowed
+            ),
+            "the listener restarted with the new allow-list",
+        )
+        await until_sent(
+            hass,
+            lambda: sock.sendto(HEX.encode() + b"\n", ("127.0.0.1", port)),
+            lambda: has_value(hass, TOTAL),
+            "the datagrams to give the tap its total",
+            every=0.5,
+        )
+        assert hass.states.get(TOTAL).state == "6.408"
         assert runner.pid == pid
     finally:
         sock.close()
         await hass.config_entries.async_unload(entry.entry_id)
-
-
-async def _send_until_value(hass: HomeAssistant, sock: socket.socket, port: int) -> str:
-    async with asyncio.timeout(20):
-        while True:
-            sock.sendto(HEX.encode() + b"\n", ("127.0.0.1", port))
-            try:
-                return await value_of(hass, TOTAL, timeout=0.5)
-            except TimeoutError:
-                continue
 
 
 async def test_wmbusmeters_restart_keeps_the_listener(
@@ -237,16 +261,24 @@ async def test_wmbusmeters_restart_keeps_the_listener(
     runner = tcp_receiver.runtime_data.runner
     old_pid = runner.pid
     await hass.services.async_call(DOMAIN, "restart", {}, blocking=True)
-    async with asyncio.timeout(20):
-        while runner.pid in (None, old_pid) or runner.status.state is not RunnerState.RUNNING:
-            await asyncio.sleep(0.02)
+    await until(
+        hass,
+        lambda: runner.pid not in (None, old_pid) and runner.status.state is RunnerState.RUNNING,
+        "a new wmbusmeters to run",
+    )
     assert tcp_receiver.runtime_data.listener is listener
     assert listener.connections == 1
-    async with asyncio.timeout(20):
-        while hass.states.get(TOTAL) is None or hass.states.get(TOTAL).state != "6.408":
-            writer.write(RTL.encode() + b"\n")
-            await writer.drain()
-            await asyncio.sleep(0.3)
+
+    async def send() -> None:
+        writer.write(RTL.encode() + b"\n")
+        await writer.drain()
+
+    await until_sent(
+        hass,
+        send,
+        lambda: (total := hass.states.get(TOTAL)) is not None and total.state == "6.408",
+        "the lines to reach the new wmbusmeters",
+    )
     writer.close()
     await writer.wait_closed()
 
@@ -315,19 +347,28 @@ async def test_fast_tcp_sender_waits_instead_of_losing_lines(
         for n in range(total)
     )
     assert runner.pid is not None
+    listener = tcp_receiver.runtime_data.listener
     os.kill(runner.pid, signal.SIGSTOP)
     try:
         sending = asyncio.create_task(tcp_send(tcp_receiver.data["listen_port"], lines))
-        await asyncio.sleep(1)
+        # wmbusmeters' stdin fills up: the listener stops reading the connection.
+        await until(
+            hass,
+            lambda: any(
+                conn._transport is not None and not conn._transport.is_reading()
+                for conn in listener._tcp
+            ),
+            "the listener to stop reading the sender while wmbusmeters' stdin is full",
+        )
         # Held back (in the connection, unread), not dropped.
         assert totals(tcp_receiver)["accepted"] < total
         assert totals(tcp_receiver)["undelivered"] == 0
     finally:
         os.kill(runner.pid, signal.SIGCONT)
-    await asyncio.wait_for(sending, 30)
-    async with asyncio.timeout(30):
-        while totals(tcp_receiver)["accepted"] < total:
-            await asyncio.sleep(0.05)
+    await asyncio.wait_for(sending, 30)  # its end: every line written
+    await until(
+        hass, lambda: totals(tcp_receiver)["accepted"] >= total, "every line to be accepted"
+    )
     assert totals(tcp_receiver)["undelivered"] == 0
 
 
@@ -349,9 +390,14 @@ async def test_reconfigure_moves_the_port_without_restarting_wmbusmeters(
     )
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
-    async with asyncio.timeout(5):
-        while (moved := tcp_receiver.runtime_data.listener) is None or moved.bound_port != new_port:
-            await asyncio.sleep(0.05)
+    await until(
+        hass,
+        lambda: (
+            (moved := tcp_receiver.runtime_data.listener) is not None
+            and moved.bound_port == new_port
+        ),
+        f"the listener to move to port {new_port}",
+    )
     assert tcp_receiver.runtime_data.runner.pid == pid
     with pytest.raises(ConnectionRefusedError):
         await tcp_send(old_port, b"x\n")

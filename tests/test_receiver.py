@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from homeassistant.core import HomeAssistant
@@ -12,13 +11,7 @@ import pytest
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import RunnerState
 
-from .common import meter, receiver_entry, setup_receiver
-
-
-async def wait_for(check, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
+from .common import meter, receiver_entry, setup_receiver, until
 
 
 async def test_receiver_entities_and_button(
@@ -28,7 +21,11 @@ async def test_receiver_entities_and_button(
     entry = receiver_entry(wmbusmeters, quiet)
     await setup_receiver(hass, entry)
     runner = entry.runtime_data.runner
-    await wait_for(lambda: runner.status.state is RunnerState.BACKOFF)
+    await until(
+        hass,
+        lambda: runner.status.state is RunnerState.BACKOFF,
+        "the empty simulation played",
+    )
     running = [
         s for s in hass.states.async_all("binary_sensor") if s.entity_id.endswith("_running")
     ]
@@ -37,7 +34,7 @@ async def test_receiver_entities_and_button(
     assert restarts.state == "0"
     button = next(s.entity_id for s in hass.states.async_all("button"))
     await hass.services.async_call("button", "press", {"entity_id": button}, blocking=True)
-    await wait_for(lambda: runner.counters.restarts == 1)
+    await until(hass, lambda: runner.counters.restarts == 1, "the restart")
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -55,7 +52,11 @@ async def test_device_missing_issue(
     )
     await setup_receiver(hass, entry)
     issue_id = f"device_missing_{entry.entry_id}"
-    await wait_for(lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None)
+    await until(
+        hass,
+        lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None,
+        "the device-missing repair",
+    )
     issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert issue.translation_placeholders == {"title": entry.title, "device": "/dev/ttyUSB9"}
@@ -75,21 +76,27 @@ async def test_command_missing_and_crash_loop(
     runner = entry.runtime_data.runner
     runner._backoff_initial = runner._backoff_max = 0.01  # no real waiting between crashes
     registry = ir.async_get(hass)
-    await wait_for(
-        lambda: registry.async_get_issue(DOMAIN, f"crash_loop_{entry.entry_id}") is not None
+    await until(
+        hass,
+        lambda: registry.async_get_issue(DOMAIN, f"crash_loop_{entry.entry_id}") is not None,
+        "the crash-loop repair",
     )
     issue = registry.async_get_issue(DOMAIN, f"crash_loop_{entry.entry_id}")
     assert issue is not None
     assert "cannot open device" in issue.translation_placeholders["last_error"]
 
     command.unlink()
-    await wait_for(
-        lambda: registry.async_get_issue(DOMAIN, f"command_missing_{entry.entry_id}") is not None
+    await until(
+        hass,
+        lambda: registry.async_get_issue(DOMAIN, f"command_missing_{entry.entry_id}") is not None,
+        "the command-missing repair",
     )
     command.write_text(fake)
     command.chmod(0o755)
     monkeypatch.setenv("FAKE_WMBUSMETERS_MODE", "silent")
-    await wait_for(
-        lambda: registry.async_get_issue(DOMAIN, f"command_missing_{entry.entry_id}") is None
+    await until(
+        hass,
+        lambda: registry.async_get_issue(DOMAIN, f"command_missing_{entry.entry_id}") is None,
+        "the command-missing repair to clear",
     )
     await hass.config_entries.async_unload(entry.entry_id)

@@ -24,7 +24,7 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import bundled
 
-from .common import meter, receiver_entry, setup_receiver, start_receiver_flow
+from .common import has_value, meter, receiver_entry, setup_receiver, start_receiver_flow, until
 
 DEMO = Path(__file__).parent.parent / "demo" / "simulation_demo.txt"
 STANDIN = Path(__file__).parent / "rtl_sdr_standin.py"
@@ -95,13 +95,12 @@ async def test_release_binary_runs_where_none_is_installed(
             unique_id=water["unique_id"],
         ),
     )
-    async with asyncio.timeout(30):
-        while True:
-            state = hass.states.get("sensor.koldt_vand_total")
-            if state is not None and state.state not in ("unknown", "unavailable"):
-                break
-            await asyncio.sleep(0.2)
-    assert float(state.state) > 0
+    await until(
+        hass,
+        lambda: has_value(hass, "sensor.koldt_vand_total"),
+        "a value of sensor.koldt_vand_total",
+    )
+    assert float(hass.states.get("sensor.koldt_vand_total").state) > 0
     await hass.config_entries.async_unload(entry.entry_id)
 
 

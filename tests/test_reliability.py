@@ -31,7 +31,7 @@ from custom_components.wmbusmeters.wmbus import (
     WmbusRunner,
 )
 
-from .common import meter, receiver_entry, setup_receiver, start_receiver_flow
+from .common import Changes, meter, receiver_entry, setup_receiver, start_receiver_flow, until
 from .pty_dongle import PtyDongle
 
 TAP = "76348799"
@@ -56,12 +56,6 @@ def telegram(**fields: Any) -> str:
     return body[:-1] + (f", {raw}" if raw else "") + "}"
 
 
-async def wait_for(check: Callable[[], bool], timeout: float = 20) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
-
-
 @pytest.fixture
 def script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], None]:
     """What the FAKE wmbusmeters prints (fake_wmbusmeters.py's `script` mode)."""
@@ -81,6 +75,12 @@ def replay(tmp_path: Path) -> Path:
     path = tmp_path / "simulation_long.txt"
     path.write_text((Path(__file__).parent.parent / "demo" / "simulation_demo.txt").read_text())
     return path
+
+
+def stopped(pid: int) -> bool:
+    """Whether the process is stopped by a signal (its state in /proc is T)."""
+    text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    return text[text.rindex(")") + 2 :].startswith(("T", "t"))
 
 
 def state(hass: HomeAssistant, entity_id: str) -> str | None:
@@ -121,12 +121,12 @@ async def test_values_home_assistant_refuses_never_stop_the_receiver(
     hass.bus.async_listen(EVENT_TELEGRAM, collect)
     entry = receiver_entry(fake_command, "auto", [meter("Tap", "multical21", TAP)])
     await setup_receiver(hass, entry)
-    await wait_for(lambda: state(hass, "sensor.tap_total") == "6.0")
-    await wait_for(lambda: len(events) >= 5)
+    await until(hass, lambda: state(hass, "sensor.tap_total") == "6.0", "the total 6.0")
+    await until(hass, lambda: len(events) >= 5, "five telegram events")
     await hass.async_block_till_done()
     assert state(hass, "sensor.tap_total") == "unknown"  # NaN … 10^300: none is a reading
-    await wait_for(lambda: state(hass, "sensor.tap_total") == "7.5")
-    await wait_for(lambda: len(events) >= 7)
+    await until(hass, lambda: state(hass, "sensor.tap_total") == "7.5", "the total 7.5")
+    await until(hass, lambda: len(events) >= 7, "seven telegram events")
     assert len(events) == 7
     for event in events:
         json_dumps(event.data)  # what the websocket API and the logbook do with it
@@ -156,7 +156,7 @@ async def test_a_failing_entity_is_isolated(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     entry.runtime_data.meters.by_id[TAP].async_add_listener(broken)
-    await wait_for(lambda: state(hass, "sensor.tap_total") == "2.0")
+    await until(hass, lambda: state(hass, "sensor.tap_total") == "2.0", "the total 2.0")
     assert "Meter Tap (76348799): broken could not take its telegram" in caplog.text
     await hass.config_entries.async_unload(entry.entry_id)
 
@@ -175,8 +175,12 @@ async def test_a_stderr_flood_reaches_the_log_summarised(
     entry = receiver_entry(fake_command, "auto", [meter("Tap", "multical21", TAP)])
     await setup_receiver(hass, entry)
     runner = entry.runtime_data.runner
-    await wait_for(lambda: runner.counters.stderr_lines >= 99_900)  # (chunk edges: a few uncounted)
-    await wait_for(lambda: state(hass, "sensor.tap_total") == "6.408")
+    await until(
+        hass,
+        lambda: runner.counters.stderr_lines >= 99_900,  # (chunk edges: a few uncounted)
+        "the stderr flood read",
+    )
+    await until(hass, lambda: state(hass, "sensor.tap_total") == "6.408", "the total 6.408")
     coordinator = entry.runtime_data
     monkeypatch.setattr(coordinator._log, "_clock", lambda: time.monotonic() + 3600)
     coordinator._log.flush()
@@ -213,7 +217,9 @@ async def test_crash_loop_is_found_at_the_real_backoff_pace(
     runner._backoff_initial = runner._backoff_max = 0.01  # the waits themselves are skipped
     issue_id = f"crash_loop_{entry.entry_id}"
     registry = ir.async_get(hass)
-    await wait_for(lambda: registry.async_get_issue(DOMAIN, issue_id) is not None)
+    await until(
+        hass, lambda: registry.async_get_issue(DOMAIN, issue_id) is not None, "the crash loop"
+    )
     issue = registry.async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert issue.translation_placeholders is not None
@@ -230,23 +236,41 @@ async def test_a_new_silence_timeout_counts_at_once(fake_command: str, tmp_path:
     import os  # noqa: PLC0415
 
     os.environ["FAKE_WMBUSMETERS_MODE"] = "silent"
+    changes = Changes()
+    sleeps: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        """The runner's waits, real ones, seen by the test."""
+        changes.record(sleeps)(delay)
+        await asyncio.sleep(delay)
+
     runner = WmbusRunner(
         fake_command,
         ReceiverConfig("auto", ("c1",), (MeterConfig(TAP, "multical21"),)),
         tmp_path / "conf",
         on_telegram=lambda _t: None,
+        on_status=changes.note,
         silence_timeout=3600,
+        sleep=sleep,
     )
     runner.start()
     try:
         await runner.wait_running()
-        await asyncio.sleep(0.2)
+        await changes.until(
+            lambda: any(delay > 3000 for delay in sleeps), "the watchdog to wait for the hour"
+        )
+        started = time.monotonic()
         runner.silence_timeout = 0.3
-        await wait_for(lambda: runner.status.state is RunnerState.BACKOFF, timeout=3)
+        await changes.until(
+            lambda: runner.status.state is RunnerState.BACKOFF, "the stop for the 0.3 s timeout"
+        )
+        assert time.monotonic() - started < 3  # that moment, not the hour
         assert runner.status.reason == "no telegram for 0.3 s"
         runner.silence_timeout = None  # off: it runs on, however silent
         runner.restart()
         await runner.wait_running()
+        # Time is what is tested here: the old 0.3 s deadline passes (a real second, 3 times
+        # over) and the process still runs. No event can show that nothing happened.
         await asyncio.sleep(1)
         assert runner.status.state is RunnerState.RUNNING
     finally:
@@ -290,7 +314,11 @@ async def test_health_entities_tell_the_truth_while_the_dongle_is_missing(
         await setup_receiver(hass, entry)
         issue_id = f"device_missing_{entry.entry_id}"
         registry = ir.async_get(hass)
-        await wait_for(lambda: registry.async_get_issue(DOMAIN, issue_id) is not None)
+        await until(
+            hass,
+            lambda: registry.async_get_issue(DOMAIN, issue_id) is not None,
+            "the device-missing repair",
+        )
         await hass.async_block_till_done()
         running = next(
             s for s in hass.states.async_all("binary_sensor") if s.entity_id.endswith("_running")
@@ -314,7 +342,8 @@ async def test_a_simulation_stops_quickly(
     entry = receiver_entry(wmbusmeters, replay)
     await setup_receiver(hass, entry)
     runner = entry.runtime_data.runner
-    await wait_for(lambda: runner.status.state is RunnerState.RUNNING)
+    await until(hass, lambda: runner.status.state is RunnerState.RUNNING, "wmbusmeters to run")
+    # The time unloading takes is what this test is about: measured, not waited for.
     started = time.monotonic()
     await hass.config_entries.async_unload(entry.entry_id)
     assert time.monotonic() - started < 3
@@ -398,7 +427,7 @@ async def test_a_telegram_with_hundreds_of_fields(
     script([telegram(**fields), "sleep:0.5", telegram(total_m3=3.0)])
     entry = receiver_entry(fake_command, "auto", [meter("Tap", "multical21", TAP)])
     await setup_receiver(hass, entry)
-    await wait_for(lambda: state(hass, "sensor.tap_total") == "3.0")
+    await until(hass, lambda: state(hass, "sensor.tap_total") == "3.0", "the total 3.0")
     await hass.async_block_till_done()
     readings = [s for s in hass.states.async_all("sensor") if "reading_" in s.entity_id]
     assert 200 <= len(readings) <= 250
@@ -420,7 +449,11 @@ async def test_running_is_off_while_the_process_is_stopped(
     entry = receiver_entry(fake_command, "auto", [meter("Tap", "multical21", TAP)])
     await setup_receiver(hass, entry)
     coordinator = entry.runtime_data
-    await wait_for(lambda: coordinator.runner.status.state is RunnerState.RUNNING)
+    await until(
+        hass,
+        lambda: coordinator.runner.status.state is RunnerState.RUNNING,
+        "wmbusmeters to run",
+    )
     running = next(
         s.entity_id
         for s in hass.states.async_all("binary_sensor")
@@ -431,11 +464,12 @@ async def test_running_is_off_while_the_process_is_stopped(
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     try:
-        await asyncio.sleep(0.2)
+        await until(hass, lambda: stopped(pid), "the process stopped (T in /proc)")
         coordinator._check_silence(dt_util.utcnow())  # the minute's check, now
-        await wait_for(lambda: state(hass, running) == "off", timeout=5)
+        await until(hass, lambda: state(hass, running) == "off", "running to go off")
     finally:
         os.kill(pid, signal.SIGCONT)
+    await until(hass, lambda: not stopped(pid), "the process continued")
     coordinator._check_silence(dt_util.utcnow())
-    await wait_for(lambda: state(hass, running) == "on", timeout=5)
+    await until(hass, lambda: state(hass, running) == "on", "running to come back on")
     await hass.config_entries.async_unload(entry.entry_id)

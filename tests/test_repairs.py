@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from pytest_homeassistant_custom_component.typing import (
 
 from custom_components.wmbusmeters.const import DOMAIN
 
-from .common import meter, receiver_entry, setup_receiver
+from .common import meter, receiver_entry, setup_receiver, until
 from .conftest import RepairFix, RunUntilPlayed
 
 RIGHT_KEY = "28F64A24988064A079AA2C807D6102AE"
@@ -36,9 +35,11 @@ async def notifications(
 
 
 async def wait_for_state(hass: HomeAssistant, entity_id: str, value: str) -> None:
-    async with asyncio.timeout(20):
-        while (state := hass.states.get(entity_id)) is None or state.state != value:
-            await asyncio.sleep(0.05)
+    await until(
+        hass,
+        lambda: (state := hass.states.get(entity_id)) is not None and state.state == value,
+        f"{entity_id} to be {value}",
+    )
 
 
 @pytest.mark.parametrize(

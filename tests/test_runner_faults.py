@@ -26,19 +26,23 @@ from custom_components.wmbusmeters.wmbus import (
 from custom_components.wmbusmeters.wmbus.parse import redact
 from custom_components.wmbusmeters.wmbus.runner import STDERR_BUDGET
 
+from .common import Changes
+
 
 class FakeClock:
     """Monotonic time that only moves when a sleeper (or the test) moves it."""
 
-    def __init__(self) -> None:
+    def __init__(self, changes: Changes) -> None:
         self.now = 1000.0
         self.sleeps: list[float] = []
+        self._changes = changes
 
     def __call__(self) -> float:
         return self.now
 
     async def sleep(self, delay: float) -> None:
         self.sleeps.append(delay)
+        self._changes.note()
         self.now += delay
         await asyncio.sleep(0)
 
@@ -47,7 +51,8 @@ class Harness:
     """A runner on the fake, recording everything."""
 
     def __init__(self, command: str, tmp_path: Path, **kw: object) -> None:
-        self.clock = FakeClock()
+        self.changes = Changes()
+        self.clock = FakeClock(self.changes)
         self.telegrams: list[Telegram] = []
         self.events: list[RunnerEvent] = []
         self.statuses: list[RunnerStatus] = []
@@ -57,8 +62,8 @@ class Harness:
             command,
             ReceiverConfig("auto", ("c1",), (MeterConfig("76348799", "multical21"),)),
             tmp_path / "conf",
-            on_telegram=self.telegrams.append,
-            on_event=self.events.append,
+            on_telegram=self.changes.record(self.telegrams),
+            on_event=self.changes.record(self.events),
             on_status=self._status,
             clock=self.clock,
             sleep=self.clock.sleep,
@@ -70,11 +75,11 @@ class Harness:
         self.reported_at[id(status)] = self.clock.now
         if status.state is RunnerState.RUNNING and self.runner.pid:
             self.pids.append(self.runner.pid)
+        self.changes.note()
 
-    async def until(self, check: Callable[[], bool], timeout: float = 20) -> None:
-        async with asyncio.timeout(timeout):
-            while not check():
-                await asyncio.sleep(0.005)
+    async def until(self, check: Callable[[], object], what: str) -> None:
+        """Until `check()` holds (looked at after each report of the runner)."""
+        await self.changes.until(check, what)
 
     def states(self, state: RunnerState) -> list[RunnerStatus]:
         return [s for s in self.statuses if s.state is state]
@@ -97,7 +102,7 @@ async def test_crash_on_start_backs_off_exponentially(
     mode("crash_on_start")
     h = Harness(fake_command, tmp_path)
     h.runner.start()
-    await h.until(lambda: len(h.states(RunnerState.BACKOFF)) >= 9)
+    await h.until(lambda: len(h.states(RunnerState.BACKOFF)) >= 9, "nine backoffs")
     await h.runner.stop()
     backoffs = h.states(RunnerState.BACKOFF)[:9]
     expected = [5, 10, 20, 40, 80, 160, 300, 300, 300]
@@ -127,7 +132,7 @@ async def test_backoff_resets_after_stable_running(
 
     h.runner._on_status = status
     h.runner.start()
-    await h.until(lambda: len(h.clock.sleeps) >= 6)
+    await h.until(lambda: len(h.clock.sleeps) >= 6, "six backoff waits")
     await h.runner.stop()
     assert h.clock.sleeps[:6] == [5, 10, 20, 5, 5, 5]
 
@@ -139,7 +144,7 @@ async def test_crash_mid_stream_keeps_telegrams(
     mode("crash_mid_stream")
     h = Harness(fake_command, tmp_path)
     h.runner.start()
-    await h.until(lambda: len(h.states(RunnerState.BACKOFF)) >= 2)
+    await h.until(lambda: len(h.states(RunnerState.BACKOFF)) >= 2, "two backoffs")
     await h.runner.stop()
     assert [t.readings["total_m3"] for t in h.telegrams[:2]] == [6.408, 6.409]
     assert h.states(RunnerState.BACKOFF)[0].returncode == 139
@@ -154,7 +159,7 @@ async def test_stop_kills_a_process_that_ignores_sigterm(
     mode("hang_on_sigterm")
     h = Harness(fake_command, tmp_path, term_timeout=0.3)
     h.runner.start()
-    await h.until(lambda: len(h.telegrams) == 1)
+    await h.until(lambda: len(h.telegrams) == 1, "the telegram")
     pid = h.runner.pid
     await h.runner.stop()
     assert pid is not None
@@ -169,7 +174,7 @@ async def test_silence_restarts(
     mode("silent")
     h = Harness(fake_command, tmp_path, silence_timeout=3600)
     h.runner.start()
-    await h.until(lambda: len(h.pids) >= 2)
+    await h.until(lambda: len(h.pids) >= 2, "a second process")
     await h.runner.stop()
     first = h.states(RunnerState.BACKOFF)[0]
     assert first.reason == "no telegram for 3600 s"
@@ -185,7 +190,7 @@ async def test_restart_is_immediate(
     mode("silent")
     h = Harness(fake_command, tmp_path)
     h.runner.start()
-    await h.until(lambda: len(h.pids) == 1)
+    await h.until(lambda: len(h.pids) == 1, "the process to run")
     waiter = asyncio.ensure_future(h.runner.wait_running())
     h.runner.restart()
     await asyncio.wait_for(waiter, 10)
@@ -204,7 +209,7 @@ async def test_unreadable_stdout_is_skipped(
     mode(fault)
     h = Harness(fake_command, tmp_path)
     h.runner.start()
-    await h.until(lambda: len(h.telegrams) == 1)
+    await h.until(lambda: len(h.telegrams) == 1, "the telegram")
     await h.runner.stop()
     assert h.telegrams[0].readings["total_m3"] == 6.408
     assert h.runner.counters.skipped_lines >= 1
@@ -217,7 +222,10 @@ async def test_stderr_flood(fake_command: str, tmp_path: Path, mode: Callable[[s
     mode("stderr_flood")
     h = Harness(fake_command, tmp_path)
     h.runner.start()
-    await h.until(lambda: h.telegrams != [] and h.runner.counters.stderr_lines >= 100_000)
+    await h.until(
+        lambda: h.telegrams != [] and h.runner.counters.stderr_lines >= 100_000,
+        "the telegram and the whole stderr flood",
+    )
     await h.runner.stop()
     # (Each chunk dropped whole may cut one line at its edge, dropped uncounted.)
     counters = h.runner.counters
@@ -237,7 +245,7 @@ async def test_simulation_end_is_replayed_without_growing_backoff(
     h = Harness(fake_command, tmp_path)
     h.runner.config = ReceiverConfig(str(sim))
     h.runner.start()
-    await h.until(lambda: len(h.clock.sleeps) >= 4)
+    await h.until(lambda: len(h.clock.sleeps) >= 4, "four replay waits")
     await h.runner.stop()
     assert h.clock.sleeps[:4] == [5, 5, 5, 5]
 

@@ -30,6 +30,7 @@ from custom_components.wmbusmeters.wmbus import (
     render_config,
 )
 
+from .common import Changes, until_sent
 from .conftest import DATA, fixture_text
 from .pty_dongle import PtyDongle, rawtty_telegrams
 
@@ -43,6 +44,7 @@ class Recorder:
         self.telegrams: list[Telegram] = []
         self.events: list[RunnerEvent] = []
         self.statuses: list[RunnerStatus] = []
+        self.changes = Changes()
 
     def runner(
         self, command: str, config: ReceiverConfig, tmp_path: Path, **kw: object
@@ -51,16 +53,15 @@ class Recorder:
             command,
             config,
             tmp_path / "conf",
-            on_telegram=self.telegrams.append,
-            on_event=self.events.append,
-            on_status=self.statuses.append,
+            on_telegram=self.changes.record(self.telegrams),
+            on_event=self.changes.record(self.events),
+            on_status=self.changes.record(self.statuses),
             **kw,  # type: ignore[arg-type]
         )
 
-    async def until(self, check: Callable[[], bool], timeout: float = 10) -> None:
-        async with asyncio.timeout(timeout):
-            while not check():
-                await asyncio.sleep(0.01)
+    async def until(self, check: Callable[[], object], what: str) -> None:
+        """Until `check()` holds (looked at after each report of the runner)."""
+        await self.changes.until(check, what)
 
     def ended(self) -> bool:
         """The process ran and ended (a simulation plays once, then exits 0)."""
@@ -84,7 +85,7 @@ async def run_case(
     runner = rec.runner(wmbusmeters, ReceiverConfig(str(device), (), tuple(meters)), tmp_path)
     runner.start()
     try:
-        await rec.until(rec.ended)
+        await rec.until(rec.ended, "the process to end")
     finally:
         await runner.stop()
     return rec
@@ -197,7 +198,10 @@ async def test_device_missing(wmbusmeters: str, tmp_path: Path) -> None:
     runner = rec.runner(wmbusmeters, config, tmp_path)
     runner.start()
     try:
-        await rec.until(lambda: any(isinstance(e, DeviceNotFound) for e in rec.events))
+        await rec.until(
+            lambda: any(isinstance(e, DeviceNotFound) for e in rec.events),
+            "wmbusmeters to report the device missing",
+        )
         assert runner.status.state is RunnerState.RUNNING
     finally:
         await runner.stop()
@@ -237,7 +241,7 @@ async def test_listen_all_hears_unconfigured_meters(
     runner = rec.runner(wmbusmeters, config, tmp_path)
     runner.start()
     try:
-        await rec.until(rec.ended)
+        await rec.until(rec.ended, "the process to end")
     finally:
         await runner.stop()
     configured = [t for t in rec.telegrams if t.meter_id == "76348799"]
@@ -330,10 +334,12 @@ async def test_rawtty_dongle_on_a_pty(wmbusmeters: str, tmp_path: Path) -> None:
     runner.start()
     data = rawtty_telegrams((DATA / "serial_rawtty_ok.hex").read_text())
     try:
-        async with asyncio.timeout(20):
-            while {t.meter_id for t in recorder.telegrams} != {"00010203", "11772288"}:
-                await dongle.send_raw_telegrams(data)  # again and again, as meters do
-                await asyncio.sleep(0.3)
+        await until_sent(  # again and again, as meters do
+            recorder.changes,
+            lambda: dongle.send_raw_telegrams(data),
+            lambda: {t.meter_id for t in recorder.telegrams} == {"00010203", "11772288"},
+            "a telegram of each room sensor",
+        )
     finally:
         await runner.stop()
         dongle.unplug()

@@ -3,7 +3,6 @@ matchers), confirmed by the real wmbusmeters on an emulated stick, and never off
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 import json
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus.usb_ids import USB_DONGLES
 
-from .common import im871a_info
+from .common import im871a_info, until
 from .pty_dongle import Im871aEmulator, PtyDongle
 
 MANIFEST = Path(__file__).parent.parent / "custom_components" / DOMAIN / "manifest.json"
@@ -79,9 +78,11 @@ async def test_plugged_dongles_are_discovered_others_are_not(
         hass.bus.async_fire(EVENT_HOMEASSISTANT_STARTED)
         await hass.async_block_till_done()
         # Discovery flows start in the background once the integration is loaded.
-        async with asyncio.timeout(15):
-            while len(hass.config_entries.flow.async_progress_by_handler(DOMAIN)) < 2:
-                await asyncio.sleep(0.1)
+        await until(
+            hass,
+            lambda: len(hass.config_entries.flow.async_progress_by_handler(DOMAIN)) >= 2,
+            "two discovery flows",
+        )
         await hass.async_block_till_done()
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     offered = {

@@ -13,7 +13,7 @@ from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.restore_state import RestoreEntity
+from homeassistant.helpers.restore_state import RestoredExtraData, RestoreEntity
 
 from .const import DOMAIN
 from .coordinator import WmbusConfigEntry, WmbusCoordinator
@@ -102,21 +102,30 @@ class WmbusMeterProblem(WmbusMeterEntity, BinarySensorEntity, RestoreEntity):
         status = telegram.readings.get(HEALTH_FIELDS.get(telegram.driver, "status"))
         if not isinstance(status, str) or status == self._status:
             return False
+        self._take_status(status)
+        return True
+
+    def _take_status(self, status: str) -> None:
         self._status = status
         self._attr_is_on = status.strip() not in _OK_STATUS
-        return True
 
     async def async_added_to_hass(self) -> None:
         """Restore the last status until the meter is heard (a meter may sleep for hours:
-        a leak it reported stays on across a restart)."""
+        a leak it reported stays on across a restart and a reload). From the entity's own
+        data, not its state: that is "unavailable" whenever it was saved while the receiver
+        stopped or the meter was silent."""
         await super().async_added_to_hass()
         if self._status is not None:
             return
-        last = await self.async_get_last_state()
-        if last is not None and last.state in ("on", "off"):
-            self._attr_is_on = last.state == "on"
-            status = last.attributes.get("status")
-            self._status = status if isinstance(status, str) else None
+        last = await self.async_get_last_extra_data()
+        status = last.as_dict().get("status") if last is not None else None
+        if isinstance(status, str) and self._status is None:  # (not heard meanwhile)
+            self._take_status(status)
+
+    @property
+    def extra_restore_state_data(self) -> RestoredExtraData | None:
+        """The status words, kept for the next start."""
+        return RestoredExtraData({"status": self._status}) if self._status is not None else None
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:

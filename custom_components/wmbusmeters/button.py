@@ -43,4 +43,4 @@ class WmbusRestartButton(WmbusReceiverEntity, ButtonEntity):
 
     async def async_press(self) -> None:
         """Restart without backoff."""
-        self.coordinator.runner.restart()
+        self.coordinator.restart()

@@ -136,8 +136,8 @@ def _check_receiver(command: str, device: str, others: list[str]) -> dict[str, s
 def _same_radio(device: str, other: str) -> bool:
     """Whether two receivers' devices are one radio: the same keyword (`auto`, `rtlwmbus`),
     or one port under two names (blocking: realpath)."""
-    if device == other:
-        return True
+    if device == other or (device in RTL_DEVICES and other in RTL_DEVICES):
+        return True  # rtlwmbus and rtl433 open the same stick
     return (
         device.startswith("/")
         and other.startswith("/")
@@ -644,7 +644,10 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
         goes (as HA's own flows drop it when that unique id is set up), so no two entries of
         the domain share a unique id. Another receiver's was refused by the validation."""
         for other in self.hass.config_entries.async_entries(DOMAIN):
-            if other.source == SOURCE_IGNORE and other.unique_id == unique_id:
+            if other.source != SOURCE_IGNORE or other.unique_id is None:
+                continue
+            # The ignored dongle's id is its by-id name; the form may name the port otherwise.
+            if await self.hass.async_add_executor_job(_same_radio, unique_id, other.unique_id):
                 await self.hass.config_entries.async_remove(other.entry_id)
 
     async def async_step_reconfigure_network(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from functools import partial
 import logging
 import os
 from pathlib import Path
@@ -55,6 +56,7 @@ from .wmbus import (
     WmbusRunner,
     needs_device_type,
 )
+from .wmbus.bundled import restore_bundled
 from .wmbus.listener import ListenerConfig, ListenerError, TelegramListener
 from .wmbus.loglimit import LogLimiter
 from .wmbus.runner import STDIN_BUSY
@@ -109,6 +111,7 @@ class WmbusCoordinator:
         #: The lost device's path was seen gone (unplugged), so its return is a replug.
         self._seen_unplugged = False
         self._stopping = False
+        self._stop_task: asyncio.Task[None] | None = None
         #: Waits for HA's start to report a missing radio (one wait, however many lines).
         self._unsub_started: CALLBACK_TYPE | None = None
         #: wmbusmeters' failure was logged (once, until it works again: log-when-unavailable).
@@ -130,6 +133,8 @@ class WmbusCoordinator:
             on_event=self._on_event,
             on_status=self._on_status,
             silence_timeout=silence_timeout(entry),
+            # A HACS update between two starts drops the bundled binary's exec bit.
+            before_start=partial(restore_bundled, entry.data[CONF_COMMAND]),
         )
         self._restart_debouncer = Debouncer(
             hass,
@@ -161,9 +166,13 @@ class WmbusCoordinator:
 
     async def async_stop(self) -> None:
         """Stop wmbusmeters; nothing is left running, no meter listener is left behind.
-        Once is enough: the unload, HA's stop and a failed setup may each ask."""
-        if self._stopping:
-            return
+        The unload, HA's stop and a failed set-up may each ask: one stop, every caller
+        returns once it is done."""
+        if self._stop_task is None:
+            self._stop_task = self.hass.async_create_task(self._async_stop(), eager_start=True)
+        await asyncio.shield(self._stop_task)
+
+    async def _async_stop(self) -> None:
         self._stopping = True  # its last lines may still report the device: no new watch
         self._restart_debouncer.async_cancel()
         if self._unsub_started is not None:
@@ -237,6 +246,8 @@ class WmbusCoordinator:
     @callback
     def async_entry_updated(self) -> None:
         """Meters were added, changed or removed: restart wmbusmeters once, soon."""
+        if self._stopping:
+            return  # unloading (or a failed unload): nothing may start again
         for meter in self.meters.sync():
             self.hass.async_create_task(self._async_meter_added(meter), eager_start=True)
             self._watch_polls(meter)
@@ -263,6 +274,15 @@ class WmbusCoordinator:
             await self.meters.async_check_drivers(self.version)
         if not self._stopping:  # not unloaded meanwhile: that would leave a process behind
             self.runner.restart(self._receiver_config())
+
+    @callback
+    def restart(self) -> bool:
+        """Restart wmbusmeters now (the button, the action, a replugged radio); not once the
+        receiver stops: that would leave a process nothing stops."""
+        if self._stopping:
+            return False
+        self.runner.restart()
+        return True
 
     # -- listeners --------------------------------------------------------------------------
 
@@ -392,8 +412,10 @@ class WmbusCoordinator:
                 self._device_missing = True
                 self._notify_meters()  # unavailable: nothing can be heard
                 self._notify_receiver()
-                if self._unsub_started is None and not self._stopping:
-                    self._unsub_started = async_at_started(self.hass, self._async_device_missing)
+                if self._unsub_started is not None:
+                    self._unsub_started()
+                # Reported once HA has started (at once if it has): one wait per outage.
+                self._unsub_started = async_at_started(self.hass, self._async_device_missing)
             if needs_device_type(self.runner.config.device):
                 self._watch_for_replug()
         elif isinstance(event, Message) and event.level == "error":
@@ -403,8 +425,7 @@ class WmbusCoordinator:
 
     @callback
     def _async_device_missing(self, _hass: HomeAssistant) -> None:
-        self._unsub_started = None
-        if self._device_missing:  # no telegram since
+        if self._device_missing and not self._stopping:  # no telegram since
             self._raise_receiver_issue("device_missing", device=self.runner.config.device)
 
     def _watch_for_replug(self) -> None:
@@ -438,7 +459,7 @@ class WmbusCoordinator:
         elif self._seen_unplugged and self._unsub_replug is not None:
             _LOGGER.info("The radio %s is back; restarting wmbusmeters", device)
             self._stop_replug_watch()
-            self.runner.restart()
+            self.restart()
 
     def _notify_meters(self) -> None:
         for meter in list(self.meters.by_id.values()):
@@ -486,7 +507,7 @@ class WmbusCoordinator:
             self._log_down(status)
         if status.state is RunnerState.FAILED:
             self._failed_to_start = True
-        if (up := self.runner_up) != self._was_up:
+        if (up := self.runner_up) != self._was_up and not self._stopping:
             # Only a change of availability touches the meters' entities (thousands of them).
             self._was_up = up
             self._notify_meters()
@@ -496,7 +517,9 @@ class WmbusCoordinator:
         """The first failure is a warning (an error when it cannot start); the next ones of
         the same outage are logged at debug, until wmbusmeters works again."""
         failed = status.state is RunnerState.FAILED
-        if self._logged_down:
+        # The first failure in a row (the runner counts them; a stable run or a requested
+        # restart resets it) is a new outage, even if nothing was heard since the last one.
+        if self._logged_down and status.failures > 1:
             _LOGGER.debug("wmbusmeters stopped again (%s)", status.reason)
             return
         self._logged_down = True

@@ -13,12 +13,11 @@ from .wmbus.config import DONGLE_MODES, DONGLE_TYPES, MBUS, RAWTTY
 from .wmbus.probe import LinkModesRefusedError, detect_dongle
 
 
-def radio_fields(*, type_required: bool = False, wired: bool = False) -> dict[Any, SelectSelector]:
+def radio_fields(*, type_required: bool = False) -> dict[Any, SelectSelector]:
     """The dongle type (what is on a serial port) and the link modes to listen to. A wired
-    M-Bus master has a form of its own; only the bare-port repair (a port saved before
-    receivers had types) offers it here too."""
+    M-Bus master has a form of its own (its speed; its meters polled): not offered here."""
     key = vol.Required(CONF_DEVICE_TYPE) if type_required else vol.Optional(CONF_DEVICE_TYPE)
-    types = DEVICE_TYPES if wired else tuple(t for t in DEVICE_TYPES if t != MBUS)
+    types = tuple(t for t in DEVICE_TYPES if t != MBUS)
     return {
         key: SelectSelector(
             SelectSelectorConfig(

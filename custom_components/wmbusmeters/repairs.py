@@ -250,7 +250,7 @@ class DeviceTypeRepairFlow(RepairsFlow):
         return self.async_show_form(
             step_id="device_type",
             data_schema=self.add_suggested_values_to_schema(
-                vol.Schema(radio_fields(type_required=True, wired=True)),
+                vol.Schema(radio_fields(type_required=True)),
                 user_input or {CONF_LINK_MODES: entry.data.get(CONF_LINK_MODES, [])},
             ),
             errors=errors,

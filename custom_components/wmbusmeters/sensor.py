@@ -254,7 +254,12 @@ class _MeterSensors:
 
     @callback
     def _forget(self, sensor: WmbusFieldSensor) -> None:
-        """The sensor left Home Assistant: its field gets a new entity with its next value."""
+        """The sensor left Home Assistant: its field gets a new entity with its next value.
+        Not one the user (or its default) disabled: HA turns it away at every add, and each
+        telegram would build it again; enabling it reloads the receiver, which restores it."""
+        entry = sensor.registry_entry
+        if entry is not None and entry.disabled:
+            return
         if self.known.get(sensor.field) is sensor:
             del self.known[sensor.field]
             self.names = self._names_without(sensor)

@@ -54,8 +54,11 @@ async def _async_restart(call: ServiceCall) -> None:
     coordinators = _coordinators(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
     waiters = []
     for coordinator in coordinators:
-        waiters.append(asyncio.ensure_future(coordinator.runner.wait_running()))
-        coordinator.runner.restart()
+        waiter = asyncio.ensure_future(coordinator.runner.wait_running())
+        if coordinator.restart():
+            waiters.append(waiter)
+        else:
+            waiter.cancel()  # unloading meanwhile: nothing to wait for
     try:
         async with asyncio.timeout(RESTART_TIMEOUT):
             await asyncio.gather(*waiters)

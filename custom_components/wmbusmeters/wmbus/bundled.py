@@ -55,24 +55,25 @@ def restore_bundled(command: str, bundle_dir: Path | None = None) -> bool:
     """
     base = (bundle_dir or BUNDLE_DIR).resolve()
     path = Path(command)
-    if not path.is_absolute() or path.name != "wmbusmeters":
+    if not path.is_absolute() or path.name != "wmbusmeters" or path.is_symlink():
         return False
-    directory = path.parent
     try:
-        directory.resolve().relative_to(base)
+        path.resolve().relative_to(base)
+        if not path.is_file():
+            return False
+        _make_executable(path)
+        _restore_helpers(path.parent)
     except (OSError, ValueError):
+        # Not ours, or not ours to change (read-only, another owner): the version check that
+        # follows says what is wrong with it.
         return False
-    if not path.is_file():
-        return False
-    _make_executable(path)
-    _restore_helpers(directory)
     return True
 
 
 def _restore_helpers(directory: Path) -> None:
     for pattern in _HELPERS:
         for helper in directory.glob(pattern):
-            if helper.is_file():
+            if helper.is_file() and not helper.is_symlink():
                 _make_executable(helper)
 
 

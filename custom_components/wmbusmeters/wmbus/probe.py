@@ -7,11 +7,14 @@ Which one a binary has is read from its own `--help`, not guessed from its versi
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 import os
 import re
 
 from .errors import WmbusError
+
+_LOGGER = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 10.0
 #: A dongle answers wmbusmeters' detection in about 2 s (measured on the emulated iM871A).
@@ -68,7 +71,9 @@ class LinkModesRefusedError(ProbeError):
     translation_key = "link_modes_refused"
 
 
-_STARTED = re.compile(r"^Started (?:config|auto) (\w+)\[")
+#: `Started config im871a[12345678] on ...`; a dongle without an id (CUL) has no `[...]`, one
+#: on a named bus a `bus=` before its type.
+_STARTED = re.compile(r"^Started (?:config|auto) (?:\w+=)?(\w+)(?:\[|\s|$)")
 _NOT_FOUND = ("did not find it", "No wmbus device detected", "SpecifiedDeviceNotFound")
 _REFUSED = "cannot be set"
 #: Printed once the dongle is opened and its link modes set or refused, with no meter
@@ -218,32 +223,48 @@ async def detect_dongle(command: str, device_spec: str, timeout: float | None = 
     except OSError as err:
         raise CommandNotFoundError(command) from err
     assert proc.stdout is not None
-    started: str | None = None
-    refused: str | None = None
-    last = ""
+    seen = _Detection()
     try:
         async with asyncio.timeout(DETECT_TIMEOUT if timeout is None else timeout):
             while raw := await proc.stdout.readline():
                 line = raw.decode("utf-8", "replace").strip()
-                last = line or last
-                if _REFUSED in line:
-                    refused = line[:200]
-                if any(text in line for text in _NOT_FOUND):
-                    raise DongleNotFoundError(line[:200])
-                if started is None and (match := _STARTED.match(line)):
-                    started = match.group(1)
-                if started is not None and refused is not None:
-                    raise LinkModesRefusedError(refused)
-                if started is not None and _DECIDED in line:
-                    return started
+                _LOGGER.debug("dongle detection: %s", line)
+                if (decided := seen.take(line)) is not None:
+                    return decided
     except TimeoutError:
-        if started is not None:
-            return started
-        raise DongleNotFoundError(f"no answer in time: {last[:200]}") from None
+        if seen.started is not None:
+            return seen.started
+        raise DongleNotFoundError(f"no answer in time: {seen.last[:200]}") from None
     finally:
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
-    if started is not None:
-        return started
-    raise DongleNotFoundError(last[:200] or f"exited with {proc.returncode}")
+    if seen.started is not None:
+        return seen.started
+    raise DongleNotFoundError(seen.last[:200] or f"exited with {proc.returncode}")
+
+
+@dataclass(slots=True)
+class _Detection:
+    """What wmbusmeters' detection has printed so far."""
+
+    started: str | None = None
+    refused: str | None = None
+    last: str = ""
+
+    def take(self, line: str) -> str | None:
+        """Read one line: the dongle type once decided; raises if refused or not found."""
+        self.last = line or self.last
+        if _REFUSED in line:
+            self.refused = line[:200]
+        if any(text in line for text in _NOT_FOUND):
+            raise DongleNotFoundError(line[:200])
+        if self.started is None and (match := _STARTED.match(line)):
+            self.started = match.group(1)
+        if self.started is not None and self.refused is not None:
+            raise LinkModesRefusedError(self.refused)
+        if _DECIDED in line:
+            if self.started is None:  # detection is over, and found nothing it started
+                raise DongleNotFoundError("wmbusmeters started no dongle")
+            return self.started
+        return None

@@ -124,6 +124,7 @@ class WmbusRunner:
         on_event: Callable[[RunnerEvent], None] | None = None,
         on_status: Callable[[RunnerStatus], None] | None = None,
         silence_timeout: float | None = None,
+        before_start: Callable[[], object] | None = None,
         backoff_initial: float = 5.0,
         backoff_max: float = 300.0,
         stable_after: float = 600.0,
@@ -139,6 +140,9 @@ class WmbusRunner:
         self._on_event = on_event or (lambda _event: None)
         self._on_status = on_status or (lambda _status: None)
         self._silence_timeout = silence_timeout
+        #: Run (in a thread) before each start: the integration makes a bundled binary
+        #: executable again, which an update of the integration's files undoes.
+        self._before_start = before_start
         self._silence_changed = asyncio.Event()
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
@@ -342,6 +346,8 @@ class WmbusRunner:
     async def _run_once(self) -> tuple[str | None, int | None, bool]:
         """Run one process to its end. Returns (reason, returncode, failed_to_start)."""
         try:
+            if self._before_start is not None:
+                await asyncio.to_thread(self._before_start)
             self.argv = [
                 self.command,
                 *await asyncio.to_thread(render_config, self.config, self.config_dir),
