@@ -7,8 +7,8 @@ Which one a binary has is read from its own `--help`, not guessed from its versi
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
+import logging
 import os
 import re
 
