@@ -14,6 +14,7 @@ import pty
 import select
 import termios
 import threading
+import time
 import tty
 from typing import Any
 
@@ -65,6 +66,10 @@ def split_telegrams(data: bytes) -> list[bytes]:
         telegrams.append(data[:size])
         data = data[size:]
     return telegrams
+
+
+#: How long the emulated stick takes to answer a request (a USB round trip and its firmware).
+RESPONSE_LATENCY = 0.02
 
 
 class Im871aEmulator:
@@ -151,6 +156,10 @@ class Im871aEmulator:
             endpoint, msg_id, size = self._buffer[1], self._buffer[2], self._buffer[3]
             payload, self._buffer = self._buffer[4 : 4 + size], self._buffer[4 + size :]
             if endpoint == self.DEVMGMT:
+                # A stick answers over USB a few milliseconds later. At once, the answer can
+                # come before wmbusmeters waits for it (it sends, then sets the id it waits
+                # for: src/wmbus.cc waitForResponse), and it then times out after 5 s.
+                time.sleep(RESPONSE_LATENCY)
                 self.dongle.send(self._answer(msg_id, payload))
         return True
 
