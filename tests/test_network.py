@@ -224,6 +224,13 @@ async def test_udp_with_allow_list_and_listener_restart(
         sock.sendto(HEX.encode(), ("127.0.0.1", port))
         await until(hass, lambda: totals(entry)["denied"] > 0, "the datagram to be denied")
         assert hass.states.get(TOTAL) is None  # nothing got through
+        # The receiver's "dropped" sensor shows it with no other traffic to carry it.
+        dropped = f"sensor.wmbusmeters_udp_{port}_network_lines_dropped"
+        await until(
+            hass,
+            lambda: (state := hass.states.get(dropped)) is not None and state.state == "1",
+            "the dropped-lines sensor to count the denied datagram",
+        )
         hass.config_entries.async_update_entry(
             entry, data={**entry.data, "allowed_sources": ["127.0.0.1"]}
         )

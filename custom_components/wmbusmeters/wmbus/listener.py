@@ -103,15 +103,15 @@ class SourceStats:
     _tokens: float = BURST
     _refill: float = field(default_factory=time.monotonic)
 
-    def take(self) -> bool:
-        """A token from the source's bucket: whether this line is within its rate."""
+    def take(self, lines: int) -> int:
+        """Tokens from the source's bucket for up to `lines` lines: how many are within its
+        rate (once per read, not per line: a flood is counted, not looked at)."""
         now = time.monotonic()
         self._tokens = min(BURST, self._tokens + (now - self._refill) * RATE)
         self._refill = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
+        granted = lines if self._tokens >= lines else int(self._tokens)
+        self._tokens -= granted
+        return granted
 
     def as_dict(self) -> dict[str, int | float | None]:
         """For diagnostics and the receiver's sensors."""
@@ -233,22 +233,33 @@ class TelegramListener:
         return any(address in network for network in self._allowed)
 
     def take_lines(self, stats: SourceStats, lines: list[bytes]) -> None:
-        """Check and hand on complete lines of one source."""
-        for raw in lines:
+        """Check and hand on complete lines of one source. Lines past the source's rate are
+        counted and dropped unread, whatever they hold: a flooding source costs a count per
+        read, not a parse per line, so it cannot starve Home Assistant's event loop (16
+        sources at full speed held the API's p99 over 50 ms when every line was parsed)."""
+        budget = stats.take(len(lines) - lines.count(b""))
+        for index, raw in enumerate(lines):
             line = raw.strip()
             if not line:
                 continue
+            if budget == 0:
+                rest = lines[index:]
+                stats.rate_limited += len(rest) - rest.count(b"")
+                break
+            budget -= 1
             if len(line) > MAX_LINE:
                 stats.too_long += 1
             elif not valid_line(line, self.config.line_format):
                 stats.malformed += 1
-            elif not stats.take():
-                stats.rate_limited += 1
             elif self._deliver(line + b"\n"):
                 stats.accepted += 1
                 stats.last_heard = self.last_heard = time.time()
             else:
                 stats.undelivered += 1
+        self.changed()
+
+    def changed(self) -> None:
+        """Counters or connections changed: tell the integration (it batches the updates)."""
         if self.on_change is not None:
             self.on_change()
 
@@ -278,15 +289,18 @@ class _TcpLines(asyncio.Protocol):
         if not listener.allowed(source):
             stats.denied += 1
             transport.close()
+            listener.changed()
             return
         if listener.connections >= MAX_CONNECTIONS:
             listener.refused_connections += 1
             transport.close()
+            listener.changed()
             return
         listener.connections += 1
         listener._tcp.add(self)
         self._stats = stats
         self._arm_idle()
+        listener.changed()
 
     def _arm_idle(self) -> None:
         if self._idle is not None:
@@ -335,6 +349,7 @@ class _TcpLines(asyncio.Protocol):
             self._listener.connections -= 1
             self._listener._tcp.discard(self)
             self._stats = None
+            self._listener.changed()
         # An unfinished last line is not a line: dropped.
 
 
@@ -355,5 +370,6 @@ class _UdpLines(asyncio.DatagramProtocol):
         stats = listener.stats(source)
         if not listener.allowed(source):
             stats.denied += 1
+            listener.changed()
             return
         listener.take_lines(stats, data.split(b"\n"))
