@@ -1194,9 +1194,10 @@ class Faults:
                 "udp_flood": [(0 < total <= result["good"] and got["accepted"] <= most, "rate")],
                 "slow": [(got["accepted"] == result["good"] == total, "")],
                 "half_open": [(total == 0, "")],
-                # Past its rate a source's lines are counted as rate-limited unread (a flood
-                # costs a count, not a parse): every line is counted once, the checked ones
-                # in their own counters.
+                # Past 20 times its rate a source's lines are counted as rate-limited unread
+                # (a flood costs a count, not a parse): every line is counted once, the
+                # checked ones in their own counters; junk below that costs no telegram its
+                # place (most good lines get through).
                 "mixed": [
                     (
                         total
@@ -1209,6 +1210,7 @@ class Faults:
                     (0 < got["malformed"] <= result["malformed"], "malformed"),
                     (got["too_long"] <= result["too_long"], "too long"),
                     (got["accepted"] <= min(most, result["good"] + result["noise"]), "accepted"),
+                    (got["accepted"] >= result["good"] // 2, "good lines lost to junk"),
                 ],
                 "denied": [(got["denied"] == result["good"] == total, "")],
             }[kind]

@@ -230,6 +230,9 @@ async def test_udp_with_allow_list_and_listener_restart(
             hass,
             lambda: (state := hass.states.get(dropped)) is not None and state.state == "1",
             "the dropped-lines sensor to count the denied datagram",
+            # Within the listener's one-second batch, well before the minute's refresh of
+            # every receiver sensor (which would carry it anyway).
+            timeout=5.0,
         )
         hass.config_entries.async_update_entry(
             entry, data={**entry.data, "allowed_sources": ["127.0.0.1"]}

@@ -36,6 +36,10 @@ IDLE_TIMEOUT = 300.0
 #: sends every few seconds at most, and a node forwards a few dozen meters.
 RATE = 100.0
 BURST = 200.0
+#: Lines of any kind a source may have looked at: this many times its rate of telegrams. Past
+#: it a flood is counted unread (a count per read, not a parse per line), so no source can
+#: starve Home Assistant's event loop; below it junk costs no telegram its place.
+PARSE_FACTOR = 20
 #: How often a paused TCP connection looks whether wmbusmeters has caught up (seconds).
 BUSY_RETRY = 0.005
 #: Sources counted one by one; more are counted together under "other".
@@ -90,6 +94,31 @@ DROPPED = COUNTERS[1:]
 
 
 @dataclass(slots=True)
+class _Bucket:
+    """A token bucket: `rate` a second, at most `burst` saved up."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0  # full at first
+    refill: float = field(default_factory=time.monotonic)
+
+    def take(self, wanted: int) -> int:
+        """Up to `wanted` tokens: how many there are."""
+        if self.tokens < 0:
+            self.tokens = self.burst
+        now = time.monotonic()
+        if now > self.refill:  # (an unlimited rate times no time would be NaN)
+            self.tokens = min(self.burst, self.tokens + (now - self.refill) * self.rate)
+            self.refill = now
+        granted = wanted if self.tokens >= wanted else int(self.tokens)
+        self.tokens -= granted
+        return granted
+
+    def give_back(self, tokens: int) -> None:
+        self.tokens = min(self.burst, self.tokens + tokens)
+
+
+@dataclass(slots=True)
 class SourceStats:
     """What one source sent."""
 
@@ -100,18 +129,24 @@ class SourceStats:
     denied: int = 0
     undelivered: int = 0
     last_heard: float | None = None  # time.time() of the last accepted line
-    _tokens: float = BURST
-    _refill: float = field(default_factory=time.monotonic)
+    #: Telegrams handed on (RATE a second).
+    _telegrams: _Bucket = field(default_factory=lambda: _Bucket(RATE, BURST))
+    #: Lines looked at, valid or not (PARSE_FACTOR times that).
+    _lines: _Bucket = field(
+        default_factory=lambda: _Bucket(RATE * PARSE_FACTOR, BURST * PARSE_FACTOR)
+    )
 
-    def take(self, lines: int) -> int:
-        """Tokens from the source's bucket for up to `lines` lines: how many are within its
-        rate (once per read, not per line: a flood is counted, not looked at)."""
-        now = time.monotonic()
-        self._tokens = min(BURST, self._tokens + (now - self._refill) * RATE)
-        self._refill = now
-        granted = lines if self._tokens >= lines else int(self._tokens)
-        self._tokens -= granted
-        return granted
+    def look(self, lines: int) -> int:
+        """How many of `lines` lines may be looked at now (asked once per read)."""
+        return self._lines.take(lines)
+
+    def unlooked(self, lines: int) -> None:
+        """Give back what a read was granted but did not use (blank lines)."""
+        self._lines.give_back(lines)
+
+    def admit(self) -> bool:
+        """Whether one more valid telegram is within the source's rate."""
+        return self._telegrams.take(1) == 1
 
     def as_dict(self) -> dict[str, int | float | None]:
         """For diagnostics and the receiver's sensors."""
@@ -233,29 +268,40 @@ class TelegramListener:
         return any(address in network for network in self._allowed)
 
     def take_lines(self, stats: SourceStats, lines: list[bytes]) -> None:
-        """Check and hand on complete lines of one source. Lines past the source's rate are
-        counted and dropped unread, whatever they hold: a flooding source costs a count per
+        """Check and hand on complete lines of one source.
+
+        Lines past what a source may have looked at (PARSE_FACTOR times its rate) are counted
+        as rate-limited and dropped unread, whatever they hold: a flood costs a count per
         read, not a parse per line, so it cannot starve Home Assistant's event loop (16
-        sources at full speed held the API's p99 over 50 ms when every line was parsed)."""
-        budget = stats.take(len(lines) - lines.count(b""))
+        sources at full speed held the API's p99 over 50 ms when every line was parsed). Of
+        the lines looked at, valid ones past the source's telegram rate are dropped too.
+        """
+        # Blank lines (a CRLF sender's, a datagram's last newline) are nobody's business.
+        budget = stats.look(len(lines) - lines.count(b"") - lines.count(b"\r"))
         for index, raw in enumerate(lines):
             line = raw.strip()
             if not line:
                 continue
             if budget == 0:
                 rest = lines[index:]
-                stats.rate_limited += len(rest) - rest.count(b"")
+                stats.rate_limited += len(rest) - rest.count(b"") - rest.count(b"\r")
                 break
             budget -= 1
             if len(line) > MAX_LINE:
+                # (Over MAX_LINE inside one read; one that spans reads is counted by the
+                # connection, outside this budget: each is counted once either way.)
                 stats.too_long += 1
             elif not valid_line(line, self.config.line_format):
                 stats.malformed += 1
+            elif not stats.admit():
+                stats.rate_limited += 1
             elif self._deliver(line + b"\n"):
                 stats.accepted += 1
                 stats.last_heard = self.last_heard = time.time()
             else:
                 stats.undelivered += 1
+        if budget:
+            stats.unlooked(budget)  # whitespace-only lines: granted, never looked at
         self.changed()
 
     def changed(self) -> None:
