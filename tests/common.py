@@ -9,13 +9,20 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_USB, SOURCE_USER, ConfigSubentryData
+from homeassistant.config_entries import (
+    SOURCE_INTEGRATION_DISCOVERY,
+    SOURCE_USB,
+    SOURCE_USER,
+    ConfigSubentryData,
+)
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.device_registry import DeviceEntry
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.wmbusmeters.const import DOMAIN
 
@@ -221,3 +228,24 @@ async def discover_im871a(hass: HomeAssistant, device: str) -> dict[str, Any]:
     return await hass.config_entries.flow.async_init(  # type: ignore[return-value]
         DOMAIN, context={"source": SOURCE_USB}, data=im871a_info(device)
     )
+
+
+def discovery_flows(hass: HomeAssistant) -> dict[str, dict[str, Any]]:
+    """Meters offered under Discovered (their flows in progress), by meter id."""
+    return {
+        flow["context"]["unique_id"].removeprefix("meter_"): flow  # type: ignore[misc]
+        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        if flow["context"]["source"] == SOURCE_INTEGRATION_DISCOVERY
+    }
+
+
+async def ignore_flow(hass: HomeAssistant, ws_client: WebSocketGenerator, flow_id: str) -> None:
+    """The Ignore button of a discovered item: the frontend's websocket call."""
+    assert await async_setup_component(hass, "config", {})
+    client = await ws_client(hass)
+    await client.send_json_auto_id(
+        {"type": "config_entries/ignore_flow", "flow_id": flow_id, "title": "Neighbour"}
+    )
+    response = await client.receive_json()
+    assert response["success"], response
+    await hass.async_block_till_done()

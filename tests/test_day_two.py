@@ -16,14 +16,12 @@ from homeassistant.components.binary_sensor import BinarySensorDeviceClass
 from homeassistant.components.sensor import SensorStateClass
 from homeassistant.config_entries import (
     SOURCE_IGNORE,
-    SOURCE_INTEGRATION_DISCOVERY,
     ConfigEntryState,
 )
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
-from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -36,7 +34,9 @@ from custom_components.wmbusmeters.wmbus import DeviceNotFound, Telegram, bundle
 
 from .common import (
     discover_im871a,
+    discovery_flows,
     has_value,
+    ignore_flow,
     meter,
     receiver_entry,
     setup_receiver,
@@ -78,34 +78,8 @@ def orphans(hass: HomeAssistant) -> list[str]:
 
 async def offered(hass: HomeAssistant, meter_id: str) -> dict[str, Any]:
     """Wait for the discovery flow of a meter the radio hears; return it."""
-
-    def flow() -> dict[str, Any] | None:
-        return next(
-            (
-                f
-                for f in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-                if f["context"]["source"] == SOURCE_INTEGRATION_DISCOVERY
-                and f["context"]["unique_id"] == f"meter_{meter_id}"
-            ),
-            None,
-        )
-
-    await until(hass, lambda: flow() is not None, f"meter {meter_id} to be offered")
-    found = flow()
-    assert found is not None
-    return found
-
-
-async def ignore(hass: HomeAssistant, ws_client: WebSocketGenerator, flow: dict[str, Any]) -> None:
-    """The Ignore button of a discovered item (the frontend's websocket call)."""
-    assert await async_setup_component(hass, "config", {})
-    client = await ws_client(hass)
-    await client.send_json_auto_id(
-        {"type": "config_entries/ignore_flow", "flow_id": flow["flow_id"], "title": "Neighbour"}
-    )
-    response = await client.receive_json()
-    assert response["success"], response
-    await hass.async_block_till_done()
+    await until(hass, lambda: meter_id in discovery_flows(hass), f"meter {meter_id} offered")
+    return discovery_flows(hass)[meter_id]
 
 
 # -- 1. a HACS update ---------------------------------------------------------------------
@@ -153,7 +127,7 @@ async def test_an_ignored_neighbour_leaves_every_receiver_form_working(
     own result. Before: KeyError ("Unknown error") in every one of them."""
     entry = receiver_entry(wmbusmeters, simulation("c1_water_multical21", "simulation_a.txt"))
     await setup_receiver(hass, entry)
-    await ignore(hass, hass_ws_client, await offered(hass, TAP))
+    await ignore_flow(hass, hass_ws_client, (await offered(hass, TAP))["flow_id"])
     ignored = hass.config_entries.async_entries(DOMAIN, include_ignore=True)
     assert [e.source for e in ignored].count(SOURCE_IGNORE) == 1
 
@@ -295,7 +269,7 @@ async def test_reconfigure_onto_an_ignored_dongle_takes_it(
     stick.start()
     try:
         result = await discover_im871a(hass, str(dongle.path))
-        await ignore(hass, hass_ws_client, result)
+        await ignore_flow(hass, hass_ws_client, result["flow_id"])
         entry = receiver_entry(wmbusmeters, simulation("c1_water_multical21"))
         entry.add_to_hass(hass)
         result = await entry.start_reconfigure_flow(hass)

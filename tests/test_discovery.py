@@ -18,17 +18,8 @@ from pytest_homeassistant_custom_component.common import async_capture_events
 
 from custom_components.wmbusmeters.const import DOMAIN, EVENT_TELEGRAM
 
-from .common import meter, receiver_entry, setup_receiver
+from .common import discovery_flows as offered, meter, receiver_entry, setup_receiver
 from .conftest import RunUntilPlayed
-
-
-def offered(hass: HomeAssistant) -> dict[str, dict[str, Any]]:
-    """Discovery flows in progress, by meter id."""
-    return {
-        flow["context"]["unique_id"].removeprefix("meter_"): flow
-        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-        if flow["context"]["source"] == SOURCE_INTEGRATION_DISCOVERY
-    }
 
 
 async def test_discovery_beside_configured_meter(

@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from homeassistant.config_entries import SOURCE_IGNORE, SOURCE_INTEGRATION_DISCOVERY, SOURCE_USER
+from homeassistant.config_entries import SOURCE_IGNORE, SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
@@ -23,7 +22,16 @@ from custom_components.wmbusmeters.issues import (
 from custom_components.wmbusmeters.mbus_input import read_baud_rate
 from custom_components.wmbusmeters.wmbus import DecryptionProblem
 
-from .common import has_value, meter, receiver_entry, setup_receiver, start_receiver_flow, until
+from .common import (
+    discovery_flows,
+    has_value,
+    ignore_flow,
+    meter,
+    receiver_entry,
+    setup_receiver,
+    start_receiver_flow,
+    until,
+)
 from .conftest import RepairFix
 from .test_network import free_port
 
@@ -89,24 +97,11 @@ async def test_an_ignored_neighbour_can_be_added_by_hand(
 ) -> None:
     """A meter ignored under Discovered is later added in the meter form: it is read; the
     ignored entry stays (nothing offers it again)."""
-    assert await async_setup_component(hass, "config", {})
     entry = receiver_entry(wmbusmeters, simulation("c1_water_multical21"))
     await setup_receiver(hass, entry)
 
-    def offered() -> list[str]:
-        return [
-            f["flow_id"]
-            for f in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-            if f["context"]["source"] == SOURCE_INTEGRATION_DISCOVERY
-            and f["context"]["unique_id"] == f"meter_{TAP}"
-        ]
-
-    await until(hass, lambda: bool(offered()), "the neighbour to be offered")
-    client = await hass_ws_client(hass)
-    await client.send_json_auto_id(
-        {"type": "config_entries/ignore_flow", "flow_id": offered()[0], "title": "Neighbour"}
-    )
-    assert (await client.receive_json())["success"]
+    await until(hass, lambda: TAP in discovery_flows(hass), "the neighbour to be offered")
+    await ignore_flow(hass, hass_ws_client, discovery_flows(hass)[TAP]["flow_id"])
     flow = await hass.config_entries.subentries.async_init(
         (entry.entry_id, "meter"), context={"source": SOURCE_USER}
     )

@@ -22,7 +22,6 @@ from typing import Any
 
 from homeassistant.config_entries import (
     SOURCE_IGNORE,
-    SOURCE_INTEGRATION_DISCOVERY,
     SOURCE_RECONFIGURE,
     SOURCE_USER,
     ConfigEntry,
@@ -31,14 +30,13 @@ from homeassistant.config_entries import (
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
-from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import RunnerState, bundled
 
-from .common import discover_im871a, start_receiver_flow, until
+from .common import discover_im871a, discovery_flows, ignore_flow, start_receiver_flow, until
 from .conftest import hacs_unpack
 from .pty_dongle import Im871aEmulator, PtyDongle
 from .test_network import HEX as TAP_HEX, free_port
@@ -63,12 +61,10 @@ class Journey:
         hass: HomeAssistant,
         caplog: pytest.LogCaptureFixture,
         config_dir: Path,
-        ws_client: WebSocketGenerator,
     ) -> None:
         self.hass = hass
         self.caplog = caplog
         self.config_dir = config_dir
-        self.ws_client = ws_client
         self._seen_records = 0
         #: Meters each receiver is expected to show readings for (entry id -> meter ids).
         self.meters: dict[str, set[str]] = {}
@@ -98,23 +94,6 @@ class Journey:
                 if state is not None and state.state not in ("unknown", "unavailable"):
                     return True
         return False
-
-    async def ignore(self, flow_id: str) -> None:
-        client = await self.ws_client(self.hass)
-        await client.send_json_auto_id(
-            {"type": "config_entries/ignore_flow", "flow_id": flow_id, "title": "Neighbour"}
-        )
-        response = await client.receive_json()
-        assert response["success"], response
-        await self.hass.async_block_till_done()
-
-    def offered(self) -> dict[str, str]:
-        """Meters offered under Discovered: meter id -> flow id."""
-        return {
-            f["context"]["unique_id"].removeprefix("meter_"): f["flow_id"]
-            for f in self.hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-            if f["context"]["source"] == SOURCE_INTEGRATION_DISCOVERY
-        }
 
     # -- the checks -----------------------------------------------------------------------
 
@@ -263,8 +242,7 @@ async def test_a_week_with_the_integration(
 ) -> None:
     """The journey above; 3.0.0 runs as HA OS users run it (the release's static binary),
     2.0.0 as a Core user with Debian's package (the release installed beside it)."""
-    assert await async_setup_component(hass, "config", {})
-    journey = Journey(hass, caplog, own_config_dir, hass_ws_client)
+    journey = Journey(hass, caplog, own_config_dir)
     monkeypatch.setattr(bundled, "BUNDLE_DIR", installed / "bin")
     if wmbus_version == "3.0.0":
         command = str(installed / "bin" / platform.machine() / "wmbusmeters")
@@ -290,16 +268,16 @@ async def test_a_week_with_the_integration(
         await journey.check("install")
 
         # 2. A neighbour's meter is offered and ignored; it is not offered again.
-        await until(hass, lambda: bool(journey.offered()), "a neighbour to be offered")
-        neighbour, flow_id = next(iter(journey.offered().items()))
-        await journey.ignore(flow_id)
+        await until(hass, lambda: bool(discovery_flows(hass)), "a neighbour to be offered")
+        neighbour, flow = next(iter(discovery_flows(hass).items()))
+        await ignore_flow(hass, hass_ws_client, flow["flow_id"])
         heard = main.runtime_data.runner.counters.telegrams
         await until(
             hass,
             lambda: main.runtime_data.runner.counters.telegrams >= heard + 10,
             "the radio to play its telegrams again",
         )
-        assert neighbour not in journey.offered()
+        assert neighbour not in discovery_flows(hass)
         await journey.check("ignore a neighbour")
 
         # 3. A HACS update: the zip unpacked over the install (exec bits gone), then Home

@@ -40,9 +40,8 @@ def radio_fields(*, type_required: bool = False) -> dict[Any, SelectSelector]:
 def link_modes_needed(device: str, device_type: str) -> bool:
     """Whether wmbusmeters needs link modes for this radio: 2.0.0 refuses a dongle without
     ("You must supply which link modes"); a simulation file, an RTL-SDR stick (it listens to
-    S1, T1 and C1 at once), a raw tty (it passes every telegram it carries) and a wired
-    M-Bus master (it polls) do not."""
-    return not (is_simulation(device) or device in RTL_DEVICES or device_type in (RAWTTY, MBUS))
+    S1, T1 and C1 at once) and a raw tty (it passes every telegram it carries) do not."""
+    return not (is_simulation(device) or device in RTL_DEVICES or device_type == RAWTTY)
 
 
 def dongle_modes_text(device_type: str | None) -> str:

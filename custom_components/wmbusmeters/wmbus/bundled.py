@@ -39,10 +39,8 @@ def bundled_binary(bundle_dir: Path | None = None, machine: str | None = None) -
     machine = machine or platform.machine()
     directory = (bundle_dir or BUNDLE_DIR) / _MACHINES.get(machine, machine)
     path = directory / "wmbusmeters"
-    if not path.is_file():
+    if not restore_bundled(str(path), bundle_dir):
         return None
-    _make_executable(path)
-    _restore_helpers(directory)
     return str(path) if os.access(path, os.X_OK) else None
 
 
