@@ -1,7 +1,7 @@
 """Benchmark the integration in a running Home Assistant test instance (scripts/benchmark).
 
 500 meters with 12 changing fields each; telegrams are fed through the runner's callback
-(coordinator.handle_telegram), exactly what the runner calls for each decoded line. Prints
+(the supervisor's, then the coordinator's), exactly what the runner calls for each decoded line. Prints
 figures; the only asserts check that the states really hold the new values.
 """
 
@@ -85,7 +85,8 @@ async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
         f"\nsetup of {METERS} meters: {time.perf_counter() - start:.1f} s, "
         f"{len(hass.states.async_all('sensor'))} sensors"
     )
-    coordinator = entry.runtime_data
+    # What the runner calls for each decoded telegram (the supervisor hands it on).
+    on_telegram = entry.runtime_data.supervisor.runner._on_telegram
     loop = asyncio.get_running_loop()
 
     async def feed(telegrams: list[Telegram]) -> tuple[float, float]:
@@ -94,7 +95,7 @@ async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
         start = time.perf_counter()
         for n, tg in enumerate(telegrams):
             t0 = time.perf_counter()
-            coordinator.handle_telegram(tg)
+            on_telegram(tg)
             longest = max(longest, time.perf_counter() - t0)
             if n % 50 == 49:
                 await asyncio.sleep(0)  # let the loop breathe, as the reader does between reads
@@ -116,7 +117,7 @@ async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
         prof = cProfile.Profile()
         prof.enable()
         for n in range(3000):
-            coordinator.handle_telegram(telegram(ids[n % METERS], 200_000 + n))
+            on_telegram(telegram(ids[n % METERS], 200_000 + n))
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(18)
 
@@ -160,7 +161,7 @@ async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
     for n in range(1000):
         target = loop.time() + 0.01
         t0 = time.perf_counter()
-        coordinator.handle_telegram(telegram(ids[n % METERS], 100_000 + n))
+        on_telegram(telegram(ids[n % METERS], 100_000 + n))
         took = time.perf_counter() - t0
         latencies.append(took * 1000)
         longest_block = max(longest_block, took)
@@ -206,7 +207,7 @@ async def test_network_listener(hass: HomeAssistant, tmp_path: Path, socket_enab
         patch.object(listener, "BURST", float("inf")),
     ):
         await setup_receiver(hass, entry)
-        runner = entry.runtime_data.runner
+        runner = entry.runtime_data.supervisor.runner
         await running(entry)
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         payload = [(hexes[n % len(hexes)] + "\n").encode() for n in range(total)]
@@ -226,7 +227,7 @@ async def test_network_listener(hass: HomeAssistant, tmp_path: Path, socket_enab
         elapsed = quiet_since - start
         received = runner.counters.telegrams - before
         writer.close()
-        stats = entry.runtime_data.listener.totals()
+        stats = entry.runtime_data.supervisor.listener.totals()
         await hass.config_entries.async_unload(entry.entry_id)
     rate = received / elapsed
     print(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-import contextlib
-import inspect
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.wmbusmeters.const import DOMAIN
+
+from .wmbus.common import RESEND_EVERY, UNTIL_TIMEOUT, until_sent as sent_until, wait_woken
 
 
 def meter(name: str, driver: str, meter_id: str, key: str = "") -> ConfigSubentryData:
@@ -92,14 +93,6 @@ async def start_receiver_flow(hass: HomeAssistant, kind: str = "radio") -> dict[
     )
 
 
-#: How long `until` waits before it calls a test failed. A guard against a hang, not a
-#: measure: each wait returns the moment its condition holds.
-UNTIL_TIMEOUT = 60.0
-#: Conditions outside Home Assistant's bus (a process, a file, a socket) are looked at again
-#: this often as well.
-_RECHECK = 0.05
-
-
 async def until(
     hass: HomeAssistant,
     condition: Callable[[], object],
@@ -121,88 +114,21 @@ async def until(
 
     remove = hass.bus.async_listen(MATCH_ALL, wake)
     try:
-        await _wait(woken, condition, what, timeout)
+        await wait_woken(woken, condition, what, timeout)
     finally:
         remove()
 
 
-async def _wait(
-    woken: asyncio.Event, condition: Callable[[], object], what: str, timeout: float
-) -> None:
-    """`condition()` looked at each time `woken` is set, and every _RECHECK."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise AssertionError(f"waited {timeout:g} s for {what}")
-        woken.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(woken.wait(), min(_RECHECK, remaining))
-
-
-class Changes:
-    """`until` for a test without Home Assistant (a runner on its own): the callbacks it
-    hands out (`record`, `note`) wake its `until` as bus events wake `until`."""
-
-    def __init__(self) -> None:
-        self._woken = asyncio.Event()
-
-    def note(self, *_args: object) -> None:
-        """Something changed (usable as any callback)."""
-        self._woken.set()
-
-    def record[T](self, into: list[T]) -> Callable[[T], None]:
-        """A callback that appends what it gets to `into`, and wakes the waiters."""
-
-        def append(item: T) -> None:
-            into.append(item)
-            self._woken.set()
-
-        return append
-
-    async def until(
-        self, condition: Callable[[], object], what: str, timeout: float = UNTIL_TIMEOUT
-    ) -> None:
-        """As `until`: done when `condition()` holds, failed with `what` after `timeout`."""
-        await _wait(self._woken, condition, what, timeout)
-
-
-#: How often an emulated meter sends again while a test waits for what it sends.
-RESEND_EVERY = 0.3
-
-
 async def until_sent(
-    hass: HomeAssistant | Changes,
+    hass: HomeAssistant,
     send: Callable[[], Awaitable[object] | object],
     condition: Callable[[], object],
     what: str,
     every: float = RESEND_EVERY,
 ) -> None:
     """`until(hass, condition, what)` while an emulated meter sends, again and again as real
-    ones do (every `every` s: the meter's pace, not a wait; a telegram may be missed, e.g.
-    while wmbusmeters opens the port). The wait ends on the condition, never on the time."""
-
-    async def keep_sending() -> None:
-        while True:
-            sent = send()
-            if inspect.isawaitable(sent):
-                await sent
-            await asyncio.sleep(every)  # the meter's pace
-
-    sender = asyncio.create_task(keep_sending())
-    try:
-        done = lambda: sender.done() or condition()  # noqa: E731
-        if isinstance(hass, Changes):
-            await hass.until(done, what)  # a test without Home Assistant
-        else:
-            await until(hass, done, what)
-        if sender.done():
-            sender.result()  # a send that failed: its error
-    finally:
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
+    ones do (tests/wmbus/common.py until_sent)."""
+    await sent_until(partial(until, hass), send, condition, what, every)
 
 
 def has_value(hass: HomeAssistant, entity_id: str) -> bool:

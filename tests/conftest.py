@@ -15,7 +15,8 @@ from unittest.mock import PropertyMock, patch
 import zipfile
 
 from homeassistant.const import MAJOR_VERSION, MINOR_VERSION
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -27,6 +28,7 @@ from syrupy.location import PyTestLocation
 # pytest-homeassistant-custom-component ships a `custom_components` package of its own: import
 # ours first, or HA answers "Integration not found".
 import custom_components.wmbusmeters  # noqa: F401
+from custom_components.wmbusmeters.availability import signal_receiver
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import RunnerState
 
@@ -46,7 +48,7 @@ def own_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     HA's test config dir is shared by the parallel workers, and tests with a fixed entry id
     (the snapshots) otherwise rewrote each other's files mid-run."""
     folder = tmp_path / "wmbusmeters-config"
-    monkeypatch.setattr("custom_components.wmbusmeters.coordinator.CONFIG_SUBDIR", str(folder))
+    monkeypatch.setattr("custom_components.wmbusmeters.supervisor.CONFIG_SUBDIR", str(folder))
     monkeypatch.setattr("custom_components.wmbusmeters.CONFIG_SUBDIR", str(folder))
     return folder
 
@@ -171,14 +173,15 @@ def run_until_played(hass: HomeAssistant) -> RunUntilPlayed:
     simulation file of the receiver (it then exits 0)."""
 
     async def wait(entry: MockConfigEntry) -> None:
-        coordinator = entry.runtime_data
+        runner = entry.runtime_data.supervisor.runner
         played = asyncio.Event()
 
+        @callback
         def check() -> None:
-            if coordinator.runner.status.state is RunnerState.BACKOFF:
+            if runner.status.state is RunnerState.BACKOFF:
                 played.set()
 
-        remove = coordinator.async_add_receiver_listener(check)
+        remove = async_dispatcher_connect(hass, signal_receiver(entry.entry_id), check)
         check()
         try:
             # No asyncio.timeout: a test may freeze the clock. pytest-timeout guards the test.

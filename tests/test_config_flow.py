@@ -148,7 +148,7 @@ async def test_reconfigure_and_options(
         result["flow_id"], {"command": wmbusmeters, "device": "/nope", "link_modes": []}
     )
     assert result["errors"] == {"device": "device_not_found"}
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.supervisor
     restarts = coordinator.runner.counters.restarts
     started = asyncio.ensure_future(coordinator.runner.wait_running())
     result = await hass.config_entries.flow.async_configure(
@@ -161,7 +161,7 @@ async def test_reconfigure_and_options(
     assert entry.data["device"] == str(second)
     assert entry.unique_id == str(second)
     # One restart of wmbusmeters with the new device, no reload of the receiver.
-    assert entry.runtime_data is coordinator
+    assert entry.runtime_data.supervisor is coordinator
     assert coordinator.runner.config.device == str(second)
     assert coordinator.runner.counters.restarts == restarts + 1
 
@@ -172,7 +172,7 @@ async def test_reconfigure_and_options(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert entry.options == {"silence_timeout": 15}
-    assert entry.runtime_data.runner.silence_timeout == 15 * 60
+    assert entry.runtime_data.supervisor.runner.silence_timeout == 15 * 60
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -219,6 +219,44 @@ async def test_add_meter(
     )
     assert again["type"] is FlowResultType.ABORT
     assert again["reason"] == "already_configured"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_meter_form_starts_no_process(
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    kamstrup: str,
+    simulation: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loaded receiver's wmbusmeters listed its drivers (and its meters' fields) when it
+    started: the meter form, opened, refused and accepted, asks the binary nothing again."""
+    entry = receiver_entry(
+        wmbusmeters, simulation("c1_water_multical21"), [meter("Tap", kamstrup, "76348799")]
+    )
+    await setup_receiver(hass, entry)
+    started: list[list[str]] = []
+    spawn = asyncio.create_subprocess_exec
+
+    async def recorded(*argv: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        # The receiver's own wmbusmeters (restarted with the new meter) is not the form's.
+        if not any(str(arg).startswith("--useconfig=") for arg in argv):
+            started.append([str(arg) for arg in argv])
+        return await spawn(*argv, **kwargs)
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", recorded)
+    result = await start_meter(hass, entry.entry_id)
+    options = result["data_schema"].schema["driver"].config["options"]
+    assert {"value": kamstrup, "label": f"{kamstrup} (WaterMeter)"} in options
+    hall = {"name": "Hall", "meter_id": "11223344", "driver": kamstrup, "key": ""}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**hall, "key": "nope"}
+    )
+    assert result["errors"] == {"key": "invalid_key"}
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], hall)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert started == []
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -321,13 +359,13 @@ async def test_meter_flow_without_driver_list(
 ) -> None:
     """If the driver list fails, the meter form still works with `auto`; a malformed driver
     name sent past the form is refused by the flow itself."""
-    entry = receiver_entry(wmbusmeters, simulation("c1_water_multical21"))
-    await setup_receiver(hass, entry)
 
     async def broken(command: str, *args: object) -> None:
         raise probe.NotWmbusmetersError("broken")
 
-    monkeypatch.setattr("custom_components.wmbusmeters.driver_input.list_drivers", broken)
+    monkeypatch.setattr("custom_components.wmbusmeters.drivers.list_drivers", broken)
+    entry = receiver_entry(wmbusmeters, simulation("c1_water_multical21"))
+    await setup_receiver(hass, entry)
     result = await start_meter(hass, entry.entry_id)
     assert [o["value"] for o in result["data_schema"].schema["driver"].config["options"]] == [
         "auto"

@@ -347,7 +347,7 @@ async def test_a_telegram_during_a_reload_leaves_no_orphan(
     )
     await setup_receiver(hass, entry)
     await until(hass, lambda: has_value(hass, "sensor.tap_total"), "the meter's total")
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.coordinator
     telegram = coordinator.meters.by_id[TAP].last_telegram
     assert telegram is not None
     injected: list[bool] = []
@@ -386,7 +386,7 @@ async def test_a_missing_radio_said_again_and_again_holds_one_wait(
     entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", "auto", TAP)])
     await setup_receiver(hass, entry)
     before = len(entry._on_unload or [])
-    runner = entry.runtime_data.runner
+    runner = entry.runtime_data.supervisor.runner
     for _ in range(1000):
         runner._on_event(DeviceNotFound("No wmbus device found! Exiting!"))
     await hass.async_block_till_done()
@@ -395,7 +395,7 @@ async def test_a_missing_radio_said_again_and_again_holds_one_wait(
     issue_id = f"device_missing_{entry.entry_id}"
     assert registry.async_get_issue(DOMAIN, issue_id) is not None
     # Back (a telegram), then gone again: the repair comes again.
-    entry.runtime_data.handle_telegram(Telegram(TAP, "auto", "water", "", {"total_m3": 1.0}))
+    runner._on_telegram(Telegram(TAP, "auto", "water", "", {"total_m3": 1.0}))
     assert registry.async_get_issue(DOMAIN, issue_id) is None
     runner._on_event(DeviceNotFound("No wmbus device found! Exiting!"))
     await hass.async_block_till_done()
@@ -411,7 +411,8 @@ async def test_a_pending_restart_is_dropped_when_the_receiver_unloads(
     the stop and left a process running."""
     entry = receiver_entry(wmbusmeters, quiet)
     await setup_receiver(hass, entry)
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.coordinator
+    supervisor = entry.runtime_data.supervisor
     checking = asyncio.Event()
     release = asyncio.Event()
 
@@ -420,16 +421,16 @@ async def test_a_pending_restart_is_dropped_when_the_receiver_unloads(
         await release.wait()
 
     with patch.object(coordinator.meters, "async_check_drivers", slow_check):
-        task = hass.async_create_task(coordinator._async_apply_config())
+        task = hass.async_create_task(supervisor._async_apply())
         await asyncio.wait_for(checking.wait(), 30)
         assert await hass.config_entries.async_unload(entry.entry_id)
         release.set()
         await task
-    assert not coordinator.runner.running
-    assert coordinator.runner.pid is None
+    assert not supervisor.runner.running
+    assert supervisor.runner.pid is None
     # The restart button or action a moment after the unload starts nothing either.
-    assert coordinator.restart() is False
-    assert not coordinator.runner.running
+    assert supervisor.restart() is False
+    assert not supervisor.runner.running
 
 
 async def test_a_crash_loop_is_one_warning(
@@ -444,7 +445,7 @@ async def test_a_crash_loop_is_one_warning(
     monkeypatch.setenv("FAKE_WMBUSMETERS_MODE", "crash_with_long_error")
     entry = receiver_entry(fake_command, "auto")
     await setup_receiver(hass, entry)
-    runner = entry.runtime_data.runner
+    runner = entry.runtime_data.supervisor.runner
     runner._backoff_initial = runner._backoff_max = 0.01
     issue_id = f"crash_loop_{entry.entry_id}"
     registry = ir.async_get(hass)
@@ -513,7 +514,7 @@ async def test_a_leak_stays_on_across_a_restart(
     await until(hass, lambda: shown() not in (None, ("unavailable", None)), "the sensor back")
     assert shown() == ("on", "LEAK")
     # Heard again, all well: off.
-    entry.runtime_data.handle_telegram(
+    entry.runtime_data.coordinator.handle_telegram(
         Telegram(TAP, kamstrup, "water", "", {"status": "OK", "total_m3": 1.0})
     )
     await hass.async_block_till_done()
@@ -545,7 +546,7 @@ async def test_last_telegram_stays_out_of_the_activity_log(
     turned_away = len([r for r in caplog.records if "because it's disabled" in r.getMessage()])
     for second in range(3):
         stamp = f"2026-12-05T10:00:0{second}Z"
-        entry.runtime_data.handle_telegram(
+        entry.runtime_data.coordinator.handle_telegram(
             Telegram(TAP, kamstrup, "water", stamp, {"total_m3": 7.0, "timestamp": stamp})
         )
         await hass.async_block_till_done()

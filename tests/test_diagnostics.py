@@ -55,7 +55,7 @@ async def test_no_key_anywhere(
     await setup_receiver(hass, entry)
     await run_until_played(entry)
     assert hass.states.get("sensor.vand_total").state == "6.408"
-    runner = entry.runtime_data.runner
+    runner = entry.runtime_data.supervisor.runner
 
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     device = find_device(dr.async_get(hass), (DOMAIN, "76348799"), entry.entry_id)
@@ -81,7 +81,7 @@ async def test_restart_service(
     entry = receiver_entry(wmbusmeters, sim)
     await setup_receiver(hass, entry)
     await run_until_played(entry)  # an empty file: wmbusmeters ends, backoff before replay
-    runner = entry.runtime_data.runner
+    runner = entry.runtime_data.supervisor.runner
     before = runner.counters.restarts
 
     await hass.services.async_call(

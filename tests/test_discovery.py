@@ -61,7 +61,7 @@ async def test_discovery_beside_configured_meter(
         "meter_id": "44556677",
         "key": "",
     }
-    waiter = entry.runtime_data.runner.wait_running()
+    waiter = entry.runtime_data.supervisor.runner.wait_running()
     await waiter
     await run_until_played(entry)
     assert hass.states.get("sensor.garden_total").state == "20.015"

@@ -15,7 +15,7 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.wmbusmeters import coordinator
+from custom_components.wmbusmeters import supervisor
 from custom_components.wmbusmeters.const import DOMAIN
 
 from .common import (
@@ -94,19 +94,19 @@ async def test_a_silent_dongle_raises_device_missing_without_a_restart_loop(
     """A saved dongle that stops answering (the port is still there): the device line is built
     from port, type and modes, the device-missing repair says so, and no restart loop
     follows while the port stays."""
-    monkeypatch.setattr(coordinator, "REPLUG_CHECK_INTERVAL", timedelta(seconds=0.5))
+    monkeypatch.setattr(supervisor, "REPLUG_CHECK_INTERVAL", timedelta(seconds=0.5))
     checks: list[str] = []
-    check_replug = coordinator.WmbusCoordinator._async_check_replug
+    check_replug = supervisor.ReceiverSupervisor._async_check_replug
 
-    async def counted(self: coordinator.WmbusCoordinator, now: datetime) -> None:
+    async def counted(self: supervisor.ReceiverSupervisor, now: datetime) -> None:
         await check_replug(self, now)
         checks.append(self.runner.config.device)
 
-    monkeypatch.setattr(coordinator.WmbusCoordinator, "_async_check_replug", counted)
+    monkeypatch.setattr(supervisor.ReceiverSupervisor, "_async_check_replug", counted)
     port = str(dongle.path)
     entry = receiver_entry(wmbusmeters, port, device_type="im871a", link_modes=["c1"])
     await setup_receiver(hass, entry)
-    runner = entry.runtime_data.runner
+    runner = entry.runtime_data.supervisor.runner
     assert runner.config.device_spec == f"{port}:im871a:c1"
     issue_id = f"device_missing_{entry.entry_id}"
     await until(
@@ -146,7 +146,10 @@ async def test_rtl_sdr_tuning_reaches_wmbusmeters(hass: HomeAssistant, wmbusmete
     }
     await hass.async_block_till_done()
     entry = result["result"]
-    assert entry.runtime_data.runner.config.device_spec == "rtlwmbus[00000101](ppm=-17):868.95M"
+    assert (
+        entry.runtime_data.supervisor.runner.config.device_spec
+        == "rtlwmbus[00000101](ppm=-17):868.95M"
+    )
     # No stick here: wmbusmeters starts on that line and reports the stick missing.
     issue_id = f"device_missing_{entry.entry_id}"
     await until(
@@ -154,7 +157,7 @@ async def test_rtl_sdr_tuning_reaches_wmbusmeters(hass: HomeAssistant, wmbusmete
         lambda: ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None,
         "the device-missing repair",
     )
-    assert entry.runtime_data.runner.counters.restarts == 0
+    assert entry.runtime_data.supervisor.runner.counters.restarts == 0
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -284,7 +287,9 @@ async def test_unplug_and_replug(
     # A person replugs seconds later; here, once the integration has seen the port gone (its
     # replug check), or a replug before that check would be no replug to it.
     await until(
-        hass, lambda: entry.runtime_data._seen_unplugged, "the replug check to see the port gone"
+        hass,
+        lambda: entry.runtime_data.supervisor._seen_unplugged,
+        "the replug check to see the port gone",
     )
 
     dongle = PtyDongle(tmp_path)  # the same name, a new tty

@@ -19,7 +19,7 @@ from custom_components.wmbusmeters.issues import (
     async_raise_duplicate_meter_issue,
     async_raise_unknown_driver_issue,
 )
-from custom_components.wmbusmeters.mbus_input import read_baud_rate
+from custom_components.wmbusmeters.validation import read_baud_rate
 from custom_components.wmbusmeters.wmbus import DecryptionProblem
 
 from .common import (

@@ -20,7 +20,7 @@ async def test_setup_and_unload(
     entry = receiver_entry(wmbusmeters, device, [meter("Tap", "multical21", "76348799")])
     await setup_receiver(hass, entry)
     assert entry.state is ConfigEntryState.LOADED
-    runner = entry.runtime_data.runner
+    runner = entry.runtime_data.supervisor.runner
     if runner.pid is None:
         await runner.wait_running()
     pid = runner.pid

@@ -98,7 +98,7 @@ class Journey:
     # -- the checks -----------------------------------------------------------------------
 
     def _running(self, entry: ConfigEntry) -> bool:
-        status = entry.runtime_data.runner.status
+        status = entry.runtime_data.supervisor.runner.status
         # A simulation that played to its end is replayed (exit 0, then a short pause).
         return status.state in (RunnerState.RUNNING, RunnerState.STARTING) or (
             status.state is RunnerState.BACKOFF and status.returncode == 0
@@ -179,7 +179,7 @@ class Journey:
         # Processes: one per receiver, each its runner's own; folders of existing receivers.
         # (A process being started is not its runner's until the spawn returns: waited for.)
         def own() -> bool:
-            pids = {e.runtime_data.runner.pid for e in receivers} - {None}
+            pids = {e.runtime_data.supervisor.runner.pid for e in receivers} - {None}
             return set(self.processes()) <= pids
 
         await until(hass, own, f"{step}: only the receivers' own wmbusmeters to run")
@@ -271,10 +271,10 @@ async def test_a_week_with_the_integration(
         await until(hass, lambda: bool(discovery_flows(hass)), "a neighbour to be offered")
         neighbour, flow = next(iter(discovery_flows(hass).items()))
         await ignore_flow(hass, hass_ws_client, flow["flow_id"])
-        heard = main.runtime_data.runner.counters.telegrams
+        heard = main.runtime_data.supervisor.runner.counters.telegrams
         await until(
             hass,
-            lambda: main.runtime_data.runner.counters.telegrams >= heard + 10,
+            lambda: main.runtime_data.supervisor.runner.counters.telegrams >= heard + 10,
             "the radio to play its telegrams again",
         )
         assert neighbour not in discovery_flows(hass)
@@ -343,10 +343,12 @@ async def test_a_week_with_the_integration(
             assert result["reason"] == "reconfigure_successful", result
             await until(
                 hass,
-                lambda: main.runtime_data.runner.config.device == str(dongles[1].path),
+                lambda: main.runtime_data.supervisor.runner.config.device == str(dongles[1].path),
                 "wmbusmeters on the dongle",
             )
-            await until(hass, lambda: main.runtime_data.receiving, "the dongle to be opened")
+            await until(
+                hass, lambda: main.runtime_data.availability.receiving, "the dongle to be opened"
+            )
             sticks[1].hear(WATER_FRAME)
             journey.meters[main.entry_id] = {WATER}  # the dongle hears only the water meter
             await journey.check("reconfigure: a dongle")
@@ -363,7 +365,9 @@ async def test_a_week_with_the_integration(
             )
             assert result["reason"] == "reconfigure_successful", result
             await until(
-                hass, lambda: main.runtime_data.runner.config.rtl.ppm == 5, "the RTL tuning"
+                hass,
+                lambda: main.runtime_data.supervisor.runner.config.rtl.ppm == 5,
+                "the RTL tuning",
             )
             assert main.data["rtl_ppm"] == 5
             # No stick is plugged in here: wmbusmeters says so (what this step calls for).
@@ -374,7 +378,7 @@ async def test_a_week_with_the_integration(
             )
             assert result["reason"] == "reconfigure_successful", result
             assert not {"rtl_serial", "rtl_ppm", "rtl_frequency"} & main.data.keys()
-            runner = main.runtime_data.runner
+            runner = main.runtime_data.supervisor.runner
             await until(hass, lambda: runner.config.device == str(radio), "the restart")
             await asyncio.wait_for(runner.wait_running(), 30)  # the RTL one has stopped
             journey.meters[main.entry_id] = {WATER, POWER}
@@ -388,7 +392,7 @@ async def test_a_week_with_the_integration(
             # 6. Reloads while telegrams stream in (the network receiver's and the radio's).
             for entry in (network, main, network, main):
                 assert await hass.config_entries.async_reload(entry.entry_id)
-            runner = network.runtime_data.runner
+            runner = network.runtime_data.supervisor.runner
             await until(
                 hass,
                 lambda: runner.counters.telegrams > 0,

@@ -49,7 +49,7 @@ async def restarted(
     hass: HomeAssistant, entry: MockConfigEntry, run_until_played: RunUntilPlayed
 ) -> None:
     """Wait for wmbusmeters to start again and play its simulation."""
-    await asyncio.wait_for(entry.runtime_data.runner.wait_running(), 10)
+    await asyncio.wait_for(entry.runtime_data.supervisor.runner.wait_running(), 10)
     await run_until_played(entry)
     await hass.async_block_till_done()
 
@@ -106,7 +106,7 @@ async def test_remove_add_again_rename_rekey(
     assert hass.config_entries.async_remove_subentry(entry, next(iter(entry.subentries)))
     await waiter
     assert meter_entities(hass, TAP) == []
-    assert entry.runtime_data.runner.config.meters == ()
+    assert entry.runtime_data.supervisor.runner.config.meters == ()
 
     # Added again: the whole set comes back, with values, under the new subentry.
     waiter = asyncio.ensure_future(restarted(hass, entry, run_until_played))
@@ -150,7 +150,7 @@ async def test_remove_add_again_rename_rekey(
         entry, subentry, data={**subentry.data, "driver": "auto"}
     )
     await waiter
-    assert entry.runtime_data.runner.config.meters[0].driver == "auto"
+    assert entry.runtime_data.supervisor.runner.config.meters[0].driver == "auto"
     assert sorted(e.unique_id for e in meter_entities(hass, TAP)) == full
     assert errors(caplog) == []
     await hass.config_entries.async_unload(entry.entry_id)
@@ -269,7 +269,7 @@ async def test_deleting_receiver_leaves_no_issue_and_no_config(
     await run_until_played(entry)
     registry = ir.async_get(hass)
     assert registry.async_get_issue(DOMAIN, f"decryption_failed_{TAP}") is not None
-    config_dir = entry.runtime_data.runner.config_dir
+    config_dir = entry.runtime_data.supervisor.runner.config_dir
     assert config_dir.exists()
 
     assert await hass.config_entries.async_remove(entry.entry_id)
@@ -329,7 +329,7 @@ async def test_documented_fields_a_meter_never_sends_get_no_entity(
     (and the last-telegram time) become entities, nothing stays "unknown" for good."""
     entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", kamstrup, TAP)])
     await setup_receiver(hass, entry)
-    entry.runtime_data.handle_telegram(
+    entry.runtime_data.coordinator.handle_telegram(
         Telegram(
             TAP,
             kamstrup,
@@ -358,7 +358,7 @@ async def test_zero_is_shown_where_it_is_a_reading(
     shown; a water total's 0 is a glitch and is not (tests/test_sensor.py)."""
     entry = receiver_entry(wmbusmeters, quiet, [meter("Radiator", "qcaloric", "78563412")])
     await setup_receiver(hass, entry)
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.coordinator
 
     def telegram(hca: int, countdown: int) -> Telegram:
         readings = {"current_consumption_hca": hca, "seconds_to_mode_change_counter": countdown}
@@ -405,7 +405,9 @@ async def test_entity_registered_by_an_earlier_rule_is_described_again_once(
     assert hass.states.get("sensor.tap_max_flow_date").attributes["unit_of_measurement"] == "m"
 
     readings = {"max_flow_date_month": "2024-01-31", "total_m3": "6.4"}
-    entry.runtime_data.handle_telegram(Telegram(TAP, kamstrup, "cold water", None, readings))
+    entry.runtime_data.coordinator.handle_telegram(
+        Telegram(TAP, kamstrup, "cold water", None, readings)
+    )
     await hass.async_block_till_done()
     state = hass.states.get("sensor.tap_max_flow_date")
     assert state.state == "2024-01-31"
@@ -433,12 +435,12 @@ async def test_duplicate_is_read_by_the_other_receiver_once_the_owner_is_deleted
         [meter("Tap", kamstrup, TAP)],
     )
     await run_until_played(cellar)
-    assert cellar.runtime_data.runner.config.meters == ()
+    assert cellar.runtime_data.supervisor.runner.config.meters == ()
 
     waiter = asyncio.ensure_future(restarted(hass, cellar, run_until_played))
     assert await hass.config_entries.async_remove(kitchen.entry_id)
     await waiter
-    assert [m.meter_id for m in cellar.runtime_data.runner.config.meters] == [TAP]
+    assert [m.meter_id for m in cellar.runtime_data.supervisor.runner.config.meters] == [TAP]
     assert {e.config_entry_id for e in meter_entities(hass, TAP)} == {cellar.entry_id}
     assert hass.states.get("sensor.tap_total").state == "6.408"
     assert (

@@ -96,7 +96,7 @@ async def test_wired_meter_is_polled(
         assert ("REQ_UD2", 5) in bus.requests
     # wmbusmeters is told the interval (its own timer then paces the polls, measured 2-4 s
     # apart), and it goes on polling: two more polls, each answered.
-    runner = entry.runtime_data.runner
+    runner = entry.runtime_data.supervisor.runner
     told = [p.read_text() for p in runner.config_dir.rglob("*") if p.is_file()]
     assert any("pollinterval=2s" in text.splitlines() for text in told)
     polls = sum(1 for kind, _ in bus.requests if kind == "REQ_UD2")
@@ -121,13 +121,13 @@ async def test_silent_meter_becomes_unavailable_and_recovers(
     entry = await add_bus(hass, wmbusmeters, bus)
     await add_wired_meter(hass, entry, driver="sensostar", primary_address=5, poll_interval=2)
     assert await state_of(hass, ENERGY, {"value"}) == "8608"
-    coordinator = entry.runtime_data
-    restarts = coordinator.runner.counters.restarts
+    runner = entry.runtime_data.supervisor.runner
+    restarts = runner.counters.restarts
     bus.answering = False
     await state_of(hass, ENERGY, {"unavailable"})
-    assert coordinator.receiving
-    assert coordinator.runner.counters.restarts == restarts
-    assert coordinator.runner.last_error is None
+    assert entry.runtime_data.availability.receiving
+    assert runner.counters.restarts == restarts
+    assert runner.last_error is None
     bus.answering = True
     assert await state_of(hass, ENERGY, {"8608"}) == "8608"
     await hass.config_entries.async_unload(entry.entry_id)
@@ -198,7 +198,7 @@ async def test_reconfigure_bus_speed(
     # The restart is debounced (quick changes: one restart).
     await until(
         hass,
-        lambda: entry.runtime_data.runner.config.device_spec.endswith(":mbus:9600"),
+        lambda: entry.runtime_data.supervisor.runner.config.device_spec.endswith(":mbus:9600"),
         "wmbusmeters restarted on the port at 9600 bps",
     )
     await hass.config_entries.async_unload(entry.entry_id)
@@ -212,10 +212,10 @@ async def test_removed_wired_meter_leaves_no_poll_watch(
     bus.start()
     entry = await add_bus(hass, wmbusmeters, bus)
     await add_wired_meter(hass, entry, driver="sensostar", primary_address=5, poll_interval=60)
-    coordinator = entry.runtime_data
-    assert "10484075" in coordinator._poll_watch
+    watch = entry.runtime_data.coordinator.watch
+    assert "10484075" in watch._poll_watch
     subentry_id = next(iter(entry.subentries))
     hass.config_entries.async_remove_subentry(entry, subentry_id)
     await hass.async_block_till_done()
-    assert coordinator._poll_watch == {}
+    assert watch._poll_watch == {}
     await hass.config_entries.async_unload(entry.entry_id)

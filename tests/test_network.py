@@ -76,7 +76,7 @@ async def running(hass: HomeAssistant, entry: ConfigEntry) -> None:
     """Until wmbusmeters runs (setup may return before it does, on 2026.10)."""
     await until(
         hass,
-        lambda: entry.runtime_data.runner.status.state is RunnerState.RUNNING,
+        lambda: entry.runtime_data.supervisor.runner.status.state is RunnerState.RUNNING,
         "wmbusmeters to run",
     )
 
@@ -111,7 +111,7 @@ class ListenerClock:
 
 
 def totals(entry: ConfigEntry) -> dict[str, int]:
-    return entry.runtime_data.listener.totals()  # type: ignore[no-any-return]
+    return entry.runtime_data.supervisor.listener.totals()  # type: ignore[no-any-return]
 
 
 async def test_tcp_lines_become_values(hass: HomeAssistant, tcp_receiver: ConfigEntry) -> None:
@@ -175,7 +175,7 @@ async def test_bad_input_changes_nothing_else(
     assert counted["rate_limited"] > 9000
     assert hass.states.get(TOTAL).state == "6.408"
     # The silent client holds its connection and nobody else is kept out.
-    listener = tcp_receiver.runtime_data.listener
+    listener = tcp_receiver.runtime_data.supervisor.listener
     await until(hass, lambda: listener.connections == 1, "the flood's connection to close")
     clock.ahead += 1.0  # a second of rate refilled (the listener's clock, moved on)
     before = totals(tcp_receiver)["accepted"]
@@ -183,7 +183,7 @@ async def test_bad_input_changes_nothing_else(
     await until(
         hass, lambda: totals(tcp_receiver)["accepted"] > before, "the good line to be accepted"
     )
-    assert tcp_receiver.runtime_data.runner.status.state.value == "running"
+    assert tcp_receiver.runtime_data.supervisor.runner.status.state.value == "running"
     idle_writer.close()
     await idle_writer.wait_closed()
     del idle_reader
@@ -200,10 +200,10 @@ async def test_connection_limit_and_idle_timeout(
     held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
     extra_reader = held[2][0]
     assert await asyncio.wait_for(extra_reader.read(), 5) == b""  # closed by the listener
-    assert tcp_receiver.runtime_data.listener.refused_connections == 1
+    assert tcp_receiver.runtime_data.supervisor.listener.refused_connections == 1
     for reader, _ in held[:2]:
         assert await asyncio.wait_for(reader.read(), 5) == b""  # idle: closed
-    assert tcp_receiver.runtime_data.listener.connections == 0
+    assert tcp_receiver.runtime_data.supervisor.listener.connections == 0
     for _, writer in held:
         writer.close()
 
@@ -216,7 +216,7 @@ async def test_udp_with_allow_list_and_listener_restart(
     port = free_port(socket.SOCK_DGRAM)
     entry = network_entry(wmbusmeters, "udp", port, "hex", allowed=["10.0.0.0/8"])
     await setup_receiver(hass, entry)
-    runner = entry.runtime_data.runner
+    runner = entry.runtime_data.supervisor.runner
     await running(hass, entry)
     pid = runner.pid
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -241,8 +241,8 @@ async def test_udp_with_allow_list_and_listener_restart(
         await until(
             hass,
             lambda: (
-                entry.runtime_data.listener is not None
-                and entry.runtime_data.listener.config.allowed
+                entry.runtime_data.supervisor.listener is not None
+                and entry.runtime_data.supervisor.listener.config.allowed
             ),
             "the listener restarted with the new allow-list",
         )
@@ -266,9 +266,9 @@ async def test_wmbusmeters_restart_keeps_the_listener(
     """The restart action starts a new wmbusmeters; the port stays open all along (a client
     connected before is still connected) and lines keep flowing."""
     port = tcp_receiver.data["listen_port"]
-    listener = tcp_receiver.runtime_data.listener
+    listener = tcp_receiver.runtime_data.supervisor.listener
     _, writer = await asyncio.open_connection("127.0.0.1", port)
-    runner = tcp_receiver.runtime_data.runner
+    runner = tcp_receiver.runtime_data.supervisor.runner
     old_pid = runner.pid
     await hass.services.async_call(DOMAIN, "restart", {}, blocking=True)
     await until(
@@ -276,7 +276,7 @@ async def test_wmbusmeters_restart_keeps_the_listener(
         lambda: runner.pid not in (None, old_pid) and runner.status.state is RunnerState.RUNNING,
         "a new wmbusmeters to run",
     )
-    assert tcp_receiver.runtime_data.listener is listener
+    assert tcp_receiver.runtime_data.supervisor.listener is listener
     assert listener.connections == 1
 
     async def send() -> None:
@@ -332,7 +332,7 @@ async def test_network_flow(hass: HomeAssistant, wmbusmeters: str) -> None:
     }
     await hass.async_block_till_done()
     entry = result["result"]
-    assert entry.runtime_data.listener.listening
+    assert entry.runtime_data.supervisor.listener.listening
     # A second receiver on the same port is refused before it ever binds.
     again = await start_receiver_flow(hass, "network")
     again = await hass.config_entries.flow.async_configure(again["flow_id"], form)
@@ -350,14 +350,14 @@ async def test_fast_tcp_sender_waits_instead_of_losing_lines(
     pipe the rest would be)."""
     monkeypatch.setattr(listener_module, "RATE", float("inf"))
     monkeypatch.setattr(listener_module, "BURST", float("inf"))
-    runner = tcp_receiver.runtime_data.runner
+    runner = tcp_receiver.runtime_data.supervisor.runner
     total = 12_000  # 1.5 MB: more than wmbusmeters' pipe may hold (MAX_STDIN_BUFFER)
     lines = b"".join(
         f"C1;1;1;2026-11-25 16:31:{n % 60:02d}.{n:06d};92;98;76348799;0x{HEX.lower()}\n".encode()
         for n in range(total)
     )
     assert runner.pid is not None
-    listener = tcp_receiver.runtime_data.listener
+    listener = tcp_receiver.runtime_data.supervisor.listener
     os.kill(runner.pid, signal.SIGSTOP)
     try:
         sending = asyncio.create_task(tcp_send(tcp_receiver.data["listen_port"], lines))
@@ -393,7 +393,10 @@ async def test_reconfigure_moves_the_port_without_restarting_wmbusmeters(
     shown = {str(key): key.description["suggested_value"] for key in schema if key.description}
     assert shown["listen_port"] == tcp_receiver.data["listen_port"]
     assert shown["line_format"] == "rtlwmbus"
-    old_port, pid = tcp_receiver.data["listen_port"], tcp_receiver.runtime_data.runner.pid
+    old_port, pid = (
+        tcp_receiver.data["listen_port"],
+        tcp_receiver.runtime_data.supervisor.runner.pid,
+    )
     new_port = free_port()
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {**shown, "listen_port": new_port}
@@ -403,12 +406,12 @@ async def test_reconfigure_moves_the_port_without_restarting_wmbusmeters(
     await until(
         hass,
         lambda: (
-            (moved := tcp_receiver.runtime_data.listener) is not None
+            (moved := tcp_receiver.runtime_data.supervisor.listener) is not None
             and moved.bound_port == new_port
         ),
         f"the listener to move to port {new_port}",
     )
-    assert tcp_receiver.runtime_data.runner.pid == pid
+    assert tcp_receiver.runtime_data.supervisor.runner.pid == pid
     with pytest.raises(ConnectionRefusedError):
         await tcp_send(old_port, b"x\n")
     await tcp_send(new_port, RTL.encode() + b"\n")

@@ -20,7 +20,7 @@ async def test_receiver_entities_and_button(
     """Running while wmbusmeters runs; the button restarts it."""
     entry = receiver_entry(wmbusmeters, quiet)
     await setup_receiver(hass, entry)
-    runner = entry.runtime_data.runner
+    runner = entry.runtime_data.supervisor.runner
     await until(
         hass,
         lambda: runner.status.state is RunnerState.BACKOFF,
@@ -73,7 +73,7 @@ async def test_command_missing_and_crash_loop(
     monkeypatch.setenv("FAKE_WMBUSMETERS_MODE", "crash_on_start")
     entry = receiver_entry(str(command), "auto", options={})
     await setup_receiver(hass, entry)
-    runner = entry.runtime_data.runner
+    runner = entry.runtime_data.supervisor.runner
     runner._backoff_initial = runner._backoff_max = 0.01  # no real waiting between crashes
     registry = ir.async_get(hass)
     await until(

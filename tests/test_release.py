@@ -84,7 +84,7 @@ async def test_release_binary_runs_where_none_is_installed(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     entry = result["result"]
     await hass.async_block_till_done()
-    assert entry.runtime_data.version == "3.0.0"
+    assert entry.runtime_data.coordinator.version == "3.0.0"
     water = meter("Koldt vand", "kamwater", "44556677")
     hass.config_entries.async_add_subentry(
         entry,
@@ -123,7 +123,7 @@ async def test_update_entity_switches_to_the_bundled_binary(
     entry = receiver_entry(wmbusmeters, simulation)
     await setup_receiver(hass, entry)
     update = next(s for s in hass.states.async_all("update"))
-    assert update.attributes["installed_version"] == entry.runtime_data.version
+    assert update.attributes["installed_version"] == entry.runtime_data.coordinator.version
     assert update.attributes["latest_version"] == "3.0.0"
     # Release notes: the changelog's section of the release that ships it (in the zip).
     client = await hass_ws_client(hass)
@@ -146,8 +146,8 @@ async def test_update_entity_switches_to_the_bundled_binary(
     await hass.async_block_till_done()
     bundled_path = str(installed / "bin" / platform.machine() / "wmbusmeters")
     assert entry.data["command"] == bundled_path
-    assert entry.runtime_data.version == "3.0.0"
-    assert entry.runtime_data.runner.command == bundled_path
+    assert entry.runtime_data.coordinator.version == "3.0.0"
+    assert entry.runtime_data.supervisor.runner.command == bundled_path
     assert hass.states.get(update.entity_id).state == "off"
     assert Path(wmbusmeters).read_bytes() == system  # never replaced on disk
     await hass.config_entries.async_unload(entry.entry_id)

@@ -7,7 +7,6 @@ real binary. scripts/faults runs the long versions against a live Home Assistant
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 import json
 import logging
@@ -22,16 +21,11 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.json import json_dumps
 import pytest
 
-from custom_components.wmbusmeters import coordinator as coordinator_module
+from custom_components.wmbusmeters import supervisor as supervisor_module
 from custom_components.wmbusmeters.const import DOMAIN, EVENT_TELEGRAM
-from custom_components.wmbusmeters.wmbus import (
-    MeterConfig,
-    ReceiverConfig,
-    RunnerState,
-    WmbusRunner,
-)
+from custom_components.wmbusmeters.wmbus import RunnerState
 
-from .common import Changes, meter, receiver_entry, setup_receiver, start_receiver_flow, until
+from .common import meter, receiver_entry, setup_receiver, start_receiver_flow, until
 from .pty_dongle import PtyDongle
 
 TAP = "76348799"
@@ -133,9 +127,9 @@ async def test_values_home_assistant_refuses_never_stop_the_receiver(
     assert events[4].data["fields"]["total_m3"] is None
     assert events[5].data["fields"]["status"] is None
     assert events[5].data["fields"]["total_m3"] == 6.5
-    assert "values Home Assistant cannot show" in caplog.text
+    assert "values outside the configured limits" in caplog.text
     assert "Task exception was never retrieved" not in caplog.text
-    assert entry.runtime_data.runner.counters.refused_values == 6
+    assert entry.runtime_data.supervisor.runner.counters.refused_values == 6
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -174,14 +168,14 @@ async def test_a_stderr_flood_reaches_the_log_summarised(
     caplog.set_level(logging.DEBUG, logger="custom_components.wmbusmeters")
     entry = receiver_entry(fake_command, "auto", [meter("Tap", "multical21", TAP)])
     await setup_receiver(hass, entry)
-    runner = entry.runtime_data.runner
+    runner = entry.runtime_data.supervisor.runner
     await until(
         hass,
         lambda: runner.counters.stderr_lines >= 99_900,  # (chunk edges: a few uncounted)
         "the stderr flood read",
     )
     await until(hass, lambda: state(hass, "sensor.tap_total") == "6.408", "the total 6.408")
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.supervisor
     monkeypatch.setattr(coordinator._log, "_clock", lambda: time.monotonic() + 3600)
     coordinator._log.flush()
     lines = [r.getMessage() for r in caplog.records if "noise" in r.getMessage()]
@@ -208,12 +202,12 @@ async def test_crash_loop_is_found_at_the_real_backoff_pace(
             self.now += 301.0
             return self.now
 
-    # (The coordinator no longer reads the clock; an earlier version did.)
-    monkeypatch.setattr(coordinator_module, "time", FiveMinutesApart(), raising=False)
+    # (The supervisor does not read the clock; an earlier coordinator did.)
+    monkeypatch.setattr(supervisor_module, "time", FiveMinutesApart(), raising=False)
     monkeypatch.setenv("FAKE_WMBUSMETERS_MODE", "crash_with_long_error")
     entry = receiver_entry(fake_command, "auto", options={})
     await setup_receiver(hass, entry)
-    runner = entry.runtime_data.runner
+    runner = entry.runtime_data.supervisor.runner
     runner._backoff_initial = runner._backoff_max = 0.01  # the waits themselves are skipped
     issue_id = f"crash_loop_{entry.entry_id}"
     registry = ir.async_get(hass)
@@ -227,55 +221,6 @@ async def test_crash_loop_is_found_at_the_real_backoff_pace(
     assert last_error.startswith("exited with code 3: fake: eee")
     assert len(last_error) <= 200
     await hass.config_entries.async_unload(entry.entry_id)
-
-
-async def test_a_new_silence_timeout_counts_at_once(fake_command: str, tmp_path: Path) -> None:
-    """FAKE wmbusmeters that stays silent: with an hour's timeout set, shortening it to a
-    moment stops it for a restart within that moment; switched off, it runs on. Before: the
-    old deadline ran on (an hour)."""
-    import os  # noqa: PLC0415
-
-    os.environ["FAKE_WMBUSMETERS_MODE"] = "silent"
-    changes = Changes()
-    sleeps: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        """The runner's waits, real ones, seen by the test."""
-        changes.record(sleeps)(delay)
-        await asyncio.sleep(delay)
-
-    runner = WmbusRunner(
-        fake_command,
-        ReceiverConfig("auto", ("c1",), (MeterConfig(TAP, "multical21"),)),
-        tmp_path / "conf",
-        on_telegram=lambda _t: None,
-        on_status=changes.note,
-        silence_timeout=3600,
-        sleep=sleep,
-    )
-    runner.start()
-    try:
-        await runner.wait_running()
-        await changes.until(
-            lambda: any(delay > 3000 for delay in sleeps), "the watchdog to wait for the hour"
-        )
-        started = time.monotonic()
-        runner.silence_timeout = 0.3
-        await changes.until(
-            lambda: runner.status.state is RunnerState.BACKOFF, "the stop for the 0.3 s timeout"
-        )
-        assert time.monotonic() - started < 3  # that moment, not the hour
-        assert runner.status.reason == "no telegram for 0.3 s"
-        runner.silence_timeout = None  # off: it runs on, however silent
-        runner.restart()
-        await runner.wait_running()
-        # Time is what is tested here: the old 0.3 s deadline passes (a real second, 3 times
-        # over) and the process still runs. No event can show that nothing happened.
-        await asyncio.sleep(1)
-        assert runner.status.state is RunnerState.RUNNING
-    finally:
-        await runner.stop()
-        os.environ.pop("FAKE_WMBUSMETERS_MODE", None)
 
 
 async def test_options_take_whole_minutes_only(
@@ -298,7 +243,7 @@ async def test_options_take_whole_minutes_only(
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options == {"silence_timeout": 2}
-    assert entry.runtime_data.runner.silence_timeout == 120
+    assert entry.runtime_data.supervisor.runner.silence_timeout == 120
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -341,7 +286,7 @@ async def test_a_simulation_stops_quickly(
     SIGKILL, with a warning each time)."""
     entry = receiver_entry(wmbusmeters, replay)
     await setup_receiver(hass, entry)
-    runner = entry.runtime_data.runner
+    runner = entry.runtime_data.supervisor.runner
     await until(hass, lambda: runner.status.state is RunnerState.RUNNING, "wmbusmeters to run")
     # The time unloading takes is what this test is about: measured, not waited for.
     started = time.monotonic()
@@ -448,7 +393,7 @@ async def test_running_is_off_while_the_process_is_stopped(
     monkeypatch.setenv("FAKE_WMBUSMETERS_MODE", "silent")
     entry = receiver_entry(fake_command, "auto", [meter("Tap", "multical21", TAP)])
     await setup_receiver(hass, entry)
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.supervisor
     await until(
         hass,
         lambda: coordinator.runner.status.state is RunnerState.RUNNING,
@@ -465,11 +410,11 @@ async def test_running_is_off_while_the_process_is_stopped(
     os.kill(pid, signal.SIGSTOP)
     try:
         await until(hass, lambda: stopped(pid), "the process stopped (T in /proc)")
-        coordinator._check_silence(dt_util.utcnow())  # the minute's check, now
+        coordinator._every_minute(dt_util.utcnow())  # the minute's check, now
         await until(hass, lambda: state(hass, running) == "off", "running to go off")
     finally:
         os.kill(pid, signal.SIGCONT)
     await until(hass, lambda: not stopped(pid), "the process continued")
-    coordinator._check_silence(dt_util.utcnow())
+    coordinator._every_minute(dt_util.utcnow())
     await until(hass, lambda: state(hass, running) == "on", "running to come back on")
     await hass.config_entries.async_unload(entry.entry_id)

@@ -269,7 +269,7 @@ async def test_zero_total_does_not_overwrite_reading(
     """A 0 total after a real one (restart, short telegram) leaves the reading as it was."""
     restore_tap_total(hass, 6.4)
     entry = await setup_quiet_tap(hass, wmbusmeters, quiet)
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.coordinator
     coordinator.handle_telegram(_telegram(total_m3=0, target_m3=0))
     await hass.async_block_till_done()
     assert hass.states.get("sensor.tap_total").state == "6.4"
@@ -313,7 +313,7 @@ async def test_odd_values_do_not_break_entities(
         "flow_temperature_c": "n/a",
         "timestamp": 1_795_000_000,
     }
-    entry.runtime_data.handle_telegram(
+    entry.runtime_data.coordinator.handle_telegram(
         Telegram("76348799", "multical21", "cold water", "", readings)
     )
     await hass.async_block_till_done()
@@ -328,7 +328,7 @@ async def test_odd_values_do_not_break_entities(
     assert hass.states.get("sensor.tap_last_telegram").state == "unknown"
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     # The next ordinary telegram is taken as usual.
-    entry.runtime_data.handle_telegram(_telegram(total_m3=6.8))
+    entry.runtime_data.coordinator.handle_telegram(_telegram(total_m3=6.8))
     await hass.async_block_till_done()
     assert hass.states.get("sensor.tap_total").state == "6.8"
     assert hass.states.get("sensor.tap_last_telegram").state == "2026-11-23T20:55:54+00:00"
@@ -362,7 +362,7 @@ async def test_door_contact_status_is_an_enum_not_a_problem(
     assert problem.attributes["status"] == "ERROR_FLAGS_1 PERMANENT_ERROR UNKNOWN_60"
 
     def send(**readings: Any) -> None:
-        entry.runtime_data.handle_telegram(
+        entry.runtime_data.coordinator.handle_telegram(
             Telegram("00010205", "lansendw", "reserved", "", {**readings, "a_counter": 24})
         )
 
@@ -402,7 +402,7 @@ async def test_availability_follows_silence(
     assert hass.states.get("sensor.tap_total").state == "unavailable"
     assert sum("not heard for" in r.getMessage() for r in caplog.records) == 1
 
-    entry.runtime_data.handle_telegram(_telegram(total_m3=6.5))
+    entry.runtime_data.coordinator.handle_telegram(_telegram(total_m3=6.5))
     await hass.async_block_till_done()
     assert hass.states.get("sensor.tap_total").state == "6.5"
     assert sum("heard again" in r.getMessage() for r in caplog.records) == 1
@@ -413,7 +413,7 @@ async def test_new_field_becomes_entity(hass: HomeAssistant, wmbusmeters: str, q
     """A field the driver does not document gets its entity when it first arrives."""
     entry = await setup_quiet_tap(hass, wmbusmeters, quiet)
     assert hass.states.get("sensor.tap_leak_volume") is None
-    entry.runtime_data.handle_telegram(_telegram(leak_volume_l=12.5))
+    entry.runtime_data.coordinator.handle_telegram(_telegram(leak_volume_l=12.5))
     await hass.async_block_till_done()
     state = hass.states.get("sensor.tap_leak_volume")
     assert state is not None
@@ -434,8 +434,8 @@ async def test_meter_changes_restart_once(
     entry = receiver_entry(wmbusmeters, simulation("c1_water_multical21"))
     await setup_receiver(hass, entry)
     await run_until_played(entry)
-    runner = entry.runtime_data.runner
-    coordinator = entry.runtime_data
+    runner = entry.runtime_data.supervisor.runner
+    coordinator = entry.runtime_data.coordinator
     before = runner.counters.restarts
     for name, meter_id in (("A", "76348799"), ("B", "44556677"), ("C", "52525252")):
         hass.config_entries.async_add_subentry(
@@ -452,7 +452,7 @@ async def test_meter_changes_restart_once(
     await run_until_played(entry)
     assert runner.counters.restarts == before + 1
     assert [m.meter_id for m in runner.config.meters] == ["76348799", "44556677", "52525252"]
-    assert entry.runtime_data is coordinator  # not reloaded
+    assert entry.runtime_data.coordinator is coordinator  # not reloaded
     assert hass.states.get("sensor.b_total").state == "20.015"
     await hass.config_entries.async_unload(entry.entry_id)
 
@@ -468,7 +468,7 @@ async def test_null_reading_is_unknown(
     real value, which describes it."""
     restore_tap_total(hass, 6.4)
     entry = await setup_quiet_tap(hass, wmbusmeters, quiet)
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.coordinator
     coordinator.handle_telegram(_telegram(total_m3=None, flow_temperature_c=None))
     await hass.async_block_till_done()
     assert hass.states.get("sensor.tap_total").state == "unknown"
@@ -492,7 +492,9 @@ async def test_telegram_before_the_platforms_listen(
     forward = hass.config_entries.async_forward_entry_setups
 
     async def heard_first(config_entry: Any, platforms: Any) -> None:
-        config_entry.runtime_data.handle_telegram(_telegram(total_m3=6.408, status="LEAK"))
+        config_entry.runtime_data.coordinator.handle_telegram(
+            _telegram(total_m3=6.408, status="LEAK")
+        )
         await forward(config_entry, platforms)
 
     with patch.object(hass.config_entries, "async_forward_entry_setups", heard_first):

@@ -165,7 +165,9 @@ async def test_driver_the_binary_lacks_gets_a_repair(
     # Both meters decode: wmbusmeters was not stopped by the unknown driver.
     assert hass.states.get("sensor.tap_total").state == "6.408"
     assert hass.states.get("sensor.old_total").state not in (None, "unavailable", "unknown")
-    rendered = (entry.runtime_data.runner.config_dir / "wmbusmeters.d" / "m44556677").read_text()
+    rendered = (
+        entry.runtime_data.supervisor.runner.config_dir / "wmbusmeters.d" / "m44556677"
+    ).read_text()
     assert "driver=auto" in rendered.splitlines()
 
     flow = await repair_fix.start(issue_id)
@@ -178,7 +180,7 @@ async def test_driver_the_binary_lacks_gets_a_repair(
     await hass.async_block_till_done()
     old = next(s for s in entry.subentries.values() if s.unique_id == "44556677")
     assert old.data["driver"] == "kamwater"
-    await entry.runtime_data.runner.wait_running()
+    await entry.runtime_data.supervisor.runner.wait_running()
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
     await hass.config_entries.async_unload(entry.entry_id)
 
@@ -206,9 +208,9 @@ async def test_removed_field_is_reported_and_removed_on_request(
         if e.unique_id.startswith("20096221_")
     }
     assert "sensor.woter_current_status" in sensors, (
-        entry.runtime_data.runner.stderr_tail,
-        entry.runtime_data.runner.counters,
-        entry.runtime_data.runner.status,
+        entry.runtime_data.supervisor.runner.stderr_tail,
+        entry.runtime_data.supervisor.runner.counters,
+        entry.runtime_data.supervisor.runner.status,
     )
     assert not ir.async_get(hass).issues  # on 2.0.0 every field is documented or sent
 

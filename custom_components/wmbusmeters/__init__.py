@@ -14,6 +14,7 @@ from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
+from .availability import Availability
 from .const import (
     CONF_COMMAND,
     CONF_DEVICE,
@@ -22,14 +23,18 @@ from .const import (
     CONFIG_SUBDIR,
     DOMAIN,
 )
-from .coordinator import WmbusConfigEntry, WmbusCoordinator
+from .coordinator import WmbusCoordinator
+from .drivers import async_get_catalog
 from .issues import (
     ISSUE_DEVICE_TYPE,
+    ReceiverIssues,
     async_clear_receiver_issue,
     async_clear_receiver_issues,
     async_raise_device_type_issue,
 )
+from .runtime import WmbusConfigEntry, WmbusData
 from .services import async_setup_services
+from .supervisor import ReceiverSupervisor
 from .wmbus import DEVICE_KEYWORDS, ProbeError, needs_device_type, probe_info
 from .wmbus.bundled import restore_bundled
 from .wmbus.config import MBUS, STDIN_DEVICE
@@ -108,7 +113,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
             translation_placeholders={"device": device},
         )
 
-    coordinator = WmbusCoordinator(hass, entry, info)
+    catalog = await async_get_catalog(hass, command, info)
+    availability = Availability(hass, entry.entry_id)
+    issues = ReceiverIssues(hass, entry.entry_id, entry.title)
+    entry.async_on_unload(issues.start())
+    coordinator = WmbusCoordinator(
+        hass, entry, info=info, catalog=catalog, availability=availability, issues=issues
+    )
+    supervisor = ReceiverSupervisor(hass, entry, coordinator, availability, issues)
     receiver = dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id,
         identifiers={(DOMAIN, entry.entry_id)},
@@ -117,23 +129,22 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
         name=entry.title,
         sw_version=info.version,
     )
-    coordinator.receiver_device_id = receiver.id
-    entry.runtime_data = coordinator
+    entry.runtime_data = WmbusData(supervisor, coordinator, availability, receiver.id)
+    await coordinator.async_start()
     try:
-        await coordinator.async_start()
+        await supervisor.async_start()
     except ListenerError as err:
         # A network receiver's port is taken (another program since the flow checked it):
         # HA retries with backoff; nothing was started.
-        await coordinator.async_stop()
+        await _async_stop(entry)
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key=err.translation_key,
             translation_placeholders={"port": str(entry.data.get(CONF_LISTEN_PORT))},
         ) from err
-    entry.async_on_unload(coordinator.async_stop)
 
     async def _on_hass_stop(_event: Event) -> None:
-        await coordinator.async_stop()
+        await _async_stop(entry)
 
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _on_hass_stop))
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
@@ -141,20 +152,28 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
     return True
 
 
+async def _async_stop(entry: WmbusConfigEntry) -> None:
+    """Stop delivery: wmbusmeters and the port first (no more telegrams), then the routing
+    to the meters (no more new entities)."""
+    await entry.runtime_data.supervisor.async_stop()
+    entry.runtime_data.coordinator.close()
+
+
 async def _async_entry_updated(hass: HomeAssistant, entry: WmbusConfigEntry) -> None:
     """Meters, options or the radio changed: restart wmbusmeters with them. Only another
     command reloads the receiver (its version and drivers are asked again)."""
-    coordinator = entry.runtime_data
-    if entry.data[CONF_COMMAND] != coordinator.runner.command:
+    data = entry.runtime_data
+    if entry.data[CONF_COMMAND] != data.supervisor.runner.command:
         hass.config_entries.async_schedule_reload(entry.entry_id)
         return
-    coordinator.async_entry_updated()
+    data.async_entry_updated()
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> bool:
-    """Stop wmbusmeters and the port first, then unload the platforms: no telegram reaches
-    a platform while its entities are removed (it would add them again, as orphans)."""
-    await entry.runtime_data.async_stop()
+    """Stop delivery first, then unload the platforms: no telegram reaches a platform while
+    its entities are removed (it would add them again, as orphans). The platforms'
+    subscriptions end with the entry's unload."""
+    await _async_stop(entry)
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 

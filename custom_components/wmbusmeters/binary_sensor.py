@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from homeassistant.components.binary_sensor import (  # type: ignore[attr-defined]
@@ -16,9 +17,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoredExtraData, RestoreEntity
 
 from .const import DOMAIN
-from .coordinator import WmbusConfigEntry, WmbusCoordinator
-from .entity import WmbusMeterEntity, WmbusReceiverEntity
+from .entity import WmbusMeterEntity, WmbusReceiverEntity, async_follow_meters
 from .meters import MeterState
+from .runtime import WmbusConfigEntry, WmbusData
 from .units import HEALTH_FIELDS
 from .wmbus import Telegram
 
@@ -44,41 +45,35 @@ async def async_setup_entry(
     entry: WmbusConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """A problem sensor per meter and a connectivity sensor for the receiver."""
-    coordinator = entry.runtime_data
+    """A problem sensor per meter that reports a status, and the receiver's "running"."""
+    data = entry.runtime_data
     registry = er.async_get(hass)
-    async_add_entities([WmbusReceiverRunning(coordinator)])
+    async_add_entities([WmbusReceiverRunning(data)])
+    #: Meters that have their problem sensor.
+    added: set[str] = set()
+
+    @callback
+    def add(meter: MeterState) -> None:
+        added.add(meter.meter_id)
+        meter.async_on_remove(partial(added.discard, meter.meter_id))
+        async_add_entities([WmbusMeterProblem(data, meter)], config_subentry_id=meter.subentry_id)
 
     @callback
     def add_meter(meter: MeterState) -> None:
-        """A problem sensor once the meter is known to report a status: registered by an
-        earlier run, or heard now (a meter without a status gets none)."""
+        """Once the meter is known to report a status: registered by an earlier run, or heard
+        now (a meter without a status gets none)."""
         known = registry.async_get_entity_id(
             Platform.BINARY_SENSOR, DOMAIN, f"{meter.meter_id}_{PROBLEM.key}"
         )
-        heard = meter.last_telegram is not None and _has_status(meter.last_telegram)
-        if known or heard:
-            async_add_entities(
-                [WmbusMeterProblem(coordinator, meter)], config_subentry_id=meter.subentry_id
-            )
-            return
-        listening = True
+        if known or (meter.last_telegram is not None and _has_status(meter.last_telegram)):
+            add(meter)
 
-        @callback
-        def on_telegram(telegram: Telegram | None) -> None:
-            nonlocal listening
-            if listening and telegram is not None and _has_status(telegram):
-                listening = False
-                remove()
-                async_add_entities(
-                    [WmbusMeterProblem(coordinator, meter)], config_subentry_id=meter.subentry_id
-                )
+    @callback
+    def new_fields(meter: MeterState, telegram: Telegram, _fields: list[str]) -> None:
+        if meter.meter_id not in added and not meter.closed and _has_status(telegram):
+            add(meter)
 
-        remove = meter.async_add_listener(on_telegram)  # ends with the meter at the latest
-
-    for meter in coordinator.meters.by_id.values():
-        add_meter(meter)
-    entry.async_on_unload(coordinator.meters.async_add_meter_added_listener(add_meter))
+    async_follow_meters(hass, entry, add_meter, new_fields)
 
 
 def _has_status(telegram: Telegram) -> bool:
@@ -89,11 +84,9 @@ class WmbusMeterProblem(WmbusMeterEntity, BinarySensorEntity, RestoreEntity):
     """On when the meter's own status is not OK (leak, dry, battery, tamper...); for a meter
     whose `status` is a state (a door contact), its error flags."""
 
-    entity_description = PROBLEM
-
-    def __init__(self, coordinator: WmbusCoordinator, meter: MeterState) -> None:
+    def __init__(self, data: WmbusData, meter: MeterState) -> None:
         """Start from the last telegram, if any."""
-        super().__init__(coordinator, meter, PROBLEM.key)
+        super().__init__(data, meter, PROBLEM)
         self._status: str | None = None
         if meter.last_telegram is not None:
             self._take(meter.last_telegram)
@@ -133,22 +126,20 @@ class WmbusMeterProblem(WmbusMeterEntity, BinarySensorEntity, RestoreEntity):
         return {"status": self._status} if self._status is not None else None
 
     @callback
-    def _async_handle_telegram(self, telegram: Telegram | None) -> None:
-        if telegram is None or self._take(telegram):
+    def _async_handle_telegram(self, telegram: Telegram) -> None:
+        if self._take(telegram):
             self.async_write_ha_state()
 
 
 class WmbusReceiverRunning(WmbusReceiverEntity, BinarySensorEntity):
     """On while wmbusmeters runs."""
 
-    entity_description = RUNNING
-
-    def __init__(self, coordinator: WmbusCoordinator) -> None:
+    def __init__(self, data: WmbusData) -> None:
         """Bind to the receiver."""
-        super().__init__(coordinator, RUNNING.key)
+        super().__init__(data, RUNNING)
 
     @property
     def is_on(self) -> bool:
         """Whether wmbusmeters runs with its radio there: off while it backs off, is stopped,
         or waits for a dongle that is missing."""
-        return self.coordinator.receiving
+        return self.data.availability.receiving

@@ -11,8 +11,8 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import WmbusConfigEntry, WmbusCoordinator
 from .entity import WmbusReceiverEntity
+from .runtime import WmbusConfigEntry, WmbusData
 
 PARALLEL_UPDATES = 0
 
@@ -35,12 +35,10 @@ async def async_setup_entry(
 class WmbusRestartButton(WmbusReceiverEntity, ButtonEntity):
     """Restart wmbusmeters now."""
 
-    entity_description = RESTART
-
-    def __init__(self, coordinator: WmbusCoordinator) -> None:
+    def __init__(self, data: WmbusData) -> None:
         """Bind to the receiver."""
-        super().__init__(coordinator, RESTART.key)
+        super().__init__(data, RESTART)
 
     async def async_press(self) -> None:
         """Restart without backoff."""
-        self.coordinator.restart()
+        self.data.supervisor.restart()

@@ -1,4 +1,5 @@
-"""Diagnostics for a receiver and for one meter. Keys never appear: they are redacted."""
+"""Diagnostics for a receiver and for one meter, assembled from the supervisor, the meters and
+the availability model. Keys never appear: they are redacted."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceEntry
 
 from .const import CONF_KEY, DOMAIN
-from .coordinator import WmbusConfigEntry
 from .meters import MeterState
+from .runtime import WmbusConfigEntry, WmbusData
+from .supervisor import ReceiverSupervisor
 from .wmbus.config import render_lines
 
 TO_REDACT = {CONF_KEY}
 
 
-def _meter(meter: MeterState) -> dict[str, Any]:
+def _meter(data: WmbusData, meter: MeterState) -> dict[str, Any]:
     telegram = meter.last_telegram
     return {
         "meter_id": meter.meter_id,
@@ -25,7 +27,7 @@ def _meter(meter: MeterState) -> dict[str, Any]:
         "has_key": bool(meter.config.key),
         "documented_fields": meter.documented_fields,
         "last_seen": meter.last_seen.isoformat() if meter.last_seen else None,
-        "lost": meter.lost,
+        "lost": meter.meter_id in data.availability.lost,
         "last_telegram": None
         if telegram is None
         else {"media": telegram.media, "driver": telegram.driver, "readings": telegram.readings},
@@ -34,7 +36,7 @@ def _meter(meter: MeterState) -> dict[str, Any]:
 
 def _rendered_config(entry: WmbusConfigEntry) -> dict[str, list[str]]:
     """The files wmbusmeters reads, with `key=` lines redacted."""
-    files = render_lines(entry.runtime_data.runner.config)
+    files = render_lines(entry.runtime_data.supervisor.runner.config)
     return {
         name: [
             "key=**REDACTED**" if line.startswith("key=") and line != "key=NOKEY" else line
@@ -44,11 +46,52 @@ def _rendered_config(entry: WmbusConfigEntry) -> dict[str, list[str]]:
     }
 
 
+def _runner(supervisor: ReceiverSupervisor) -> dict[str, Any]:
+    """Runner state and counters (no keys: the argv has none by construction)."""
+    runner = supervisor.runner
+    return {
+        "version": supervisor.version,
+        "argv": runner.argv,
+        "status": {
+            "state": runner.status.state.value,
+            "reason": runner.status.reason,
+            "returncode": runner.status.returncode,
+        },
+        "counters": {
+            "telegrams": runner.counters.telegrams,
+            "restarts": runner.counters.restarts,
+            "skipped_lines": runner.counters.skipped_lines,
+            "stderr_lines": runner.counters.stderr_lines,
+            "flooded_lines": runner.counters.flooded_lines,
+            "callback_errors": runner.counters.callback_errors,
+            "refused_values": runner.counters.refused_values,
+        },
+        "stderr_tail": list(runner.stderr_tail),
+        "listener": _listener(supervisor),
+    }
+
+
+def _listener(supervisor: ReceiverSupervisor) -> dict[str, Any] | None:
+    """A network receiver's port and what each source sent (None for other receivers)."""
+    listener = supervisor.listener
+    if listener is None:
+        return None
+    return {
+        "protocol": listener.config.protocol,
+        "port": listener.bound_port,
+        "listening": listener.listening,
+        "connections": listener.connections,
+        "refused_connections": listener.refused_connections,
+        "totals": listener.totals(),
+        "sources": {source: stats.as_dict() for source, stats in listener.sources.items()},
+    }
+
+
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: WmbusConfigEntry
 ) -> dict[str, Any]:
     """The receiver: versions, command line, configuration, runner, meters."""
-    coordinator = entry.runtime_data
+    data = entry.runtime_data
     return {
         "entry": {
             "data": dict(entry.data),
@@ -60,8 +103,8 @@ async def async_get_config_entry_diagnostics(
         },
         "wmbusmeters_config": _rendered_config(entry),
         # The runner keeps its stderr lines with keys already redacted.
-        "runner": coordinator.diagnostics(),
-        "meters": {meter.meter_id: _meter(meter) for meter in coordinator.meters.by_id.values()},
+        "runner": _runner(data.supervisor),
+        "meters": {meter.meter_id: _meter(data, meter) for meter in data.meters.by_id.values()},
     }
 
 
@@ -69,8 +112,8 @@ async def async_get_device_diagnostics(
     hass: HomeAssistant, entry: WmbusConfigEntry, device: DeviceEntry
 ) -> dict[str, Any]:
     """One meter (or the receiver's own device)."""
-    coordinator = entry.runtime_data
+    data = entry.runtime_data
     for domain, identifier in device.identifiers:
-        if domain == DOMAIN and (meter := coordinator.meters.by_id.get(identifier)):
-            return {"version": coordinator.version, "meter": _meter(meter)}
+        if domain == DOMAIN and (meter := data.meters.by_id.get(identifier)):
+            return {"version": data.coordinator.version, "meter": _meter(data, meter)}
     return await async_get_config_entry_diagnostics(hass, entry)

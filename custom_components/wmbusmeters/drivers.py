@@ -1,30 +1,55 @@
-"""What the running wmbusmeters knows of its drivers: names, kinds of meter, manufacturers, and
-the fields each documents (asked once per driver and kept)."""
+"""What a wmbusmeters binary knows of its drivers: one catalogue per command, shared by all."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+from homeassistant.core import HomeAssistant
+from homeassistant.util.hass_dict import HassKey
+
+from .const import DOMAIN
 from .manufacturers import manufacturer_for_codes
-from .wmbus import DriverInfo, FieldInfo, WmbusmetersInfo, is_reading, list_drivers, list_fields
+from .wmbus import (
+    DriverInfo,
+    FieldInfo,
+    WmbusmetersInfo,
+    is_reading,
+    list_drivers,
+    list_fields,
+    probe_info,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
+#: The catalogue of each command, loaded or being loaded (one load however many ask).
+_CATALOGS: HassKey[dict[str, asyncio.Task[DriverCatalog]]] = HassKey(f"{DOMAIN}_drivers")
+
 
 class DriverCatalog:
-    """The drivers of one wmbusmeters binary."""
+    """The drivers of one wmbusmeters binary: names, kinds of meter, manufacturers, and the
+    fields each documents (asked once per driver and kept)."""
 
-    def __init__(self, command: str, info: WmbusmetersInfo) -> None:
+    def __init__(self, command: str, info: WmbusmetersInfo | None = None) -> None:
         """Empty until async_load()."""
         self.command = command
+        #: The binary's version and options; without them async_load() asks the binary.
         self.info = info
-        #: The binary's drivers by name (empty if it could not list them).
+        #: The binary's drivers by name, in its order (empty if it could not list them).
         self.drivers: dict[str, DriverInfo] = {}
         self._fields: dict[str, list[FieldInfo]] = {}
 
+    @property
+    def names(self) -> frozenset[str]:
+        """Every driver name, `auto` included."""
+        return frozenset(self.drivers) | {"auto"}
+
     async def async_load(self) -> bool:
-        """Ask the binary for its drivers; whether it could say."""
+        """Ask the binary for its drivers (and first its version, if not known); whether it
+        could say."""
         try:
+            if self.info is None:
+                self.info = await probe_info(self.command)
             drivers = await list_drivers(self.command, self.info)
         except Exception:
             _LOGGER.debug("could not list wmbusmeters' drivers", exc_info=True)
@@ -52,3 +77,42 @@ class DriverCatalog:
                 return []
             self._fields[driver] = [f for f in fields if is_reading(f.name)]
         return self._fields[driver]
+
+
+async def async_get_catalog(
+    hass: HomeAssistant, command: str, info: WmbusmetersInfo | None = None
+) -> DriverCatalog:
+    """The loaded catalogue of the binary at `command`, shared by the receivers that run it,
+    their flows and their repairs.
+
+    A receiver passes the `info` it probed: another version than the kept catalogue's means
+    another binary at that path (a HACS update, an install), whose catalogue replaces it.
+    Without `info` and with nothing kept, the binary is probed and listed. A listing that
+    failed gives an empty catalogue that is not kept: the next call asks again. Callers that
+    ask at the same time share one load.
+    """
+    loads = hass.data.setdefault(_CATALOGS, {})
+    while (load := loads.get(command)) is not None:
+        catalog = await asyncio.shield(load)
+        if info is None or (catalog.info is not None and catalog.info.version == info.version):
+            return catalog
+        if loads.get(command) is load:
+            del loads[command]
+    load = loads[command] = hass.async_create_background_task(
+        _async_load(command, info), name=f"wmbusmeters drivers of {command}"
+    )
+
+    def forget_failed(task: asyncio.Task[DriverCatalog]) -> None:
+        if loads.get(command) is task and (
+            task.cancelled() or task.exception() is not None or not task.result().drivers
+        ):
+            del loads[command]
+
+    load.add_done_callback(forget_failed)
+    return await asyncio.shield(load)
+
+
+async def _async_load(command: str, info: WmbusmetersInfo | None) -> DriverCatalog:
+    catalog = DriverCatalog(command, info)
+    await catalog.async_load()
+    return catalog

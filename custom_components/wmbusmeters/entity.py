@@ -1,31 +1,56 @@
-"""Base entities: one device per meter, linked to the receiver's device."""
+"""Entity bases taking a description: one device per meter, linked to the receiver's device."""
 
 from __future__ import annotations
 
-from homeassistant.core import callback
-from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import Entity
+from collections.abc import Callable
 
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.entity import Entity, EntityDescription
+
+from .availability import signal_meter, signal_meters, signal_receiver
 from .compat import HAS_VIA_DEVICE_ID
 from .const import DOMAIN
-from .coordinator import WmbusCoordinator
+from .coordinator import signal_meter_added, signal_new_fields
 from .meters import MeterState
+from .runtime import WmbusData
 from .wmbus import Telegram
 
 
-def meter_device_info(coordinator: WmbusCoordinator, meter: MeterState) -> DeviceInfo:
+@callback
+def async_follow_meters(
+    hass: HomeAssistant,
+    entry: ConfigEntry[WmbusData],
+    add_meter: Callable[[MeterState], None],
+    new_fields: Callable[[MeterState, Telegram, list[str]], None],
+) -> None:
+    """A platform's entities follow the receiver's meters: each meter now and each one added,
+    and the fields the coordinator announces. The subscriptions end with the entry's unload
+    (its delivery has stopped before: __init__.async_unload_entry)."""
+    for meter in entry.runtime_data.meters.by_id.values():
+        add_meter(meter)
+    for signal, target in (
+        (signal_meter_added(entry.entry_id), add_meter),
+        (signal_new_fields(entry.entry_id), new_fields),
+    ):
+        entry.async_on_unload(async_dispatcher_connect(hass, signal, target))
+
+
+def meter_device_info(data: WmbusData, meter: MeterState) -> DeviceInfo:
     """The meter's device, as CONTRACT.md fixes it."""
     info = DeviceInfo(
         identifiers={(DOMAIN, meter.meter_id)},
         name=meter.name,
         serial_number=meter.meter_id,
         model=meter.driver,
-        manufacturer=coordinator.catalog.manufacturer(meter.driver),
+        manufacturer=data.catalog.manufacturer(meter.driver),
     )
-    if HAS_VIA_DEVICE_ID and coordinator.receiver_device_id:
-        info["via_device_id"] = coordinator.receiver_device_id
-    elif not HAS_VIA_DEVICE_ID:
-        info["via_device"] = (DOMAIN, coordinator.entry.entry_id)  # type: ignore[typeddict-unknown-key]
+    if HAS_VIA_DEVICE_ID:
+        info["via_device_id"] = data.receiver_device_id
+    else:
+        info["via_device"] = (DOMAIN, data.coordinator.entry.entry_id)  # type: ignore[typeddict-unknown-key]
     return info
 
 
@@ -35,27 +60,34 @@ class WmbusMeterEntity(Entity):
     _attr_has_entity_name = True
     _attr_should_poll = False
 
-    def __init__(self, coordinator: WmbusCoordinator, meter: MeterState, key: str) -> None:
-        """Bind to the meter; `key` is the field (CONTRACT.md unique id)."""
-        self.coordinator = coordinator
+    def __init__(self, data: WmbusData, meter: MeterState, description: EntityDescription) -> None:
+        """Bind to the meter; the description's key is the field (CONTRACT.md unique id)."""
+        self.data = data
         self.meter = meter
         self.meter_id = meter.meter_id
-        self._attr_unique_id = f"{meter.meter_id}_{key}"
-        self._attr_device_info = meter_device_info(coordinator, meter)
+        self.entity_description = description
+        self._attr_unique_id = f"{meter.meter_id}_{description.key}"
+        self._attr_device_info = meter_device_info(data, meter)
 
     async def async_added_to_hass(self) -> None:
-        """Listen to this meter's telegrams only (the listener ends with the meter too)."""
+        """Listen to this meter's telegrams only, and to its availability (the listeners end
+        with the entity, and with the meter)."""
         await super().async_added_to_hass()
+        entry_id = self.data.coordinator.entry.entry_id
         self.async_on_remove(self.meter.async_add_listener(self._async_handle_telegram))
+        for signal in (signal_meters(entry_id), signal_meter(entry_id, self.meter_id)):
+            self.async_on_remove(
+                async_dispatcher_connect(self.hass, signal, self.async_write_ha_state)
+            )
 
     @property
     def available(self) -> bool:
         """Unavailable while wmbusmeters is down or the meter has gone silent."""
-        return self.coordinator.meter_available(self.meter)
+        return self.data.availability.meter_available(self.meter_id)
 
     @callback
-    def _async_handle_telegram(self, telegram: Telegram | None) -> None:
-        """Update from a telegram (None: only availability may have changed)."""
+    def _async_handle_telegram(self, telegram: Telegram) -> None:
+        """Update from a telegram."""
         self.async_write_ha_state()
 
 
@@ -65,15 +97,21 @@ class WmbusReceiverEntity(Entity):
     _attr_has_entity_name = True
     _attr_should_poll = False
 
-    def __init__(self, coordinator: WmbusCoordinator, key: str) -> None:
+    def __init__(self, data: WmbusData, description: EntityDescription) -> None:
         """Bind to the receiver."""
-        self.coordinator = coordinator
-        self._attr_unique_id = f"{coordinator.entry.entry_id}_{key}"
-        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, coordinator.entry.entry_id)})
+        self.data = data
+        self.entity_description = description
+        entry_id = data.coordinator.entry.entry_id
+        self._attr_unique_id = f"{entry_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, entry_id)})
 
     async def async_added_to_hass(self) -> None:
-        """Follow the runner's state."""
+        """Follow the receiver's state."""
         await super().async_added_to_hass()
         self.async_on_remove(
-            self.coordinator.async_add_receiver_listener(self.async_write_ha_state)
+            async_dispatcher_connect(
+                self.hass,
+                signal_receiver(self.data.coordinator.entry.entry_id),
+                self.async_write_ha_state,
+            )
         )

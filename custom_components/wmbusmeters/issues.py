@@ -1,7 +1,8 @@
-"""The integration's repair issues: raised, cleared and looked up in HA's issue registry.
+"""The integration's repair issues: when each is raised and cleared, in HA's issue registry.
 
-The registry is the only record of which issues are open (nothing here mirrors it), so an
-issue survives a restart of Home Assistant exactly as the registry keeps it. Every issue
+The registry is the record of which issues are open, so an issue survives a restart of Home
+Assistant exactly as the registry keeps it. A receiver's ReceiverIssues follows the registry's
+own events to answer "is it open?" per telegram without a registry look-up. Every issue
 carries the receiver's entry id in its data, so deleting a receiver (or a meter) deletes its
 issues. The fix flows are in repairs.py.
 """
@@ -9,14 +10,17 @@ issues. The fix flows are in repairs.py.
 from __future__ import annotations
 
 from collections.abc import Collection
+import logging
 
 from homeassistant.components import persistent_notification
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.translation import async_get_translations
 
 from .const import DOMAIN
-from .wmbus import DecryptionProblem
+from .wmbus import DecryptionProblem, RunnerStatus
+
+_LOGGER = logging.getLogger(__name__)
 
 ISSUE_DECRYPTION = "decryption_failed"
 ISSUE_UNKNOWN_DRIVER = "unknown_driver"
@@ -305,3 +309,123 @@ def async_clear_receiver_issues(hass: HomeAssistant, entry_id: str) -> None:
         if issue_id.startswith(f"{ISSUE_DECRYPTION}_"):
             persistent_notification.async_dismiss(hass, f"{DOMAIN}_{issue_id}")
         ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
+#: Crash loop: this many unexpected ends of wmbusmeters in a row, with no stable run between
+#: (counted by the runner whatever its backoff: 5 → 300 s makes any time window miss it).
+CRASH_LOOP_COUNT = 5
+#: Longest last error a repair shows.
+MAX_ISSUE_TEXT = 200
+
+
+class ReceiverIssues:
+    """When one receiver's issues, and its meters' decryption issues, are raised and cleared.
+
+    Which of them are open is read from the registry once and then kept from its events (a
+    fix flow or another receiver may delete one): a telegram costs two set look-ups.
+    """
+
+    def __init__(self, hass: HomeAssistant, entry_id: str, title: str) -> None:
+        """Read what is open now; start() follows the registry's events."""
+        self.hass = hass
+        self.entry_id = entry_id
+        self.title = title
+        self._receiver_ids = {receiver_issue_id(kind, entry_id): kind for kind in RECEIVER_ISSUES}
+        #: Open receiver issues of this receiver (kinds).
+        self._receiver_open: set[str] = set()
+        #: Meters reported unreadable and not heard decoding since.
+        self._unreadable: set[str] = set()
+        #: Meters whose decryption failure was reported in the current wmbusmeters run (2.0.0
+        #: says it once per run; a restart with a fixed key may say it again).
+        self._reported_this_run: set[str] = set()
+        for domain, issue_id in ir.async_get(hass).issues:
+            if domain == DOMAIN:
+                self._follow(issue_id, open_=True)
+
+    @callback
+    def start(self) -> CALLBACK_TYPE:
+        """Follow the registry; the returned callable stops it."""
+
+        @callback
+        def _changed(event: Event[ir.EventIssueRegistryUpdatedData]) -> None:
+            if event.data["domain"] == DOMAIN:
+                self._follow(event.data["issue_id"], open_=event.data["action"] != "remove")
+
+        return self.hass.bus.async_listen(ir.EVENT_REPAIRS_ISSUE_REGISTRY_UPDATED, _changed)
+
+    def _follow(self, issue_id: str, *, open_: bool) -> None:
+        if (kind := self._receiver_ids.get(issue_id)) is not None:
+            if open_:
+                self._receiver_open.add(kind)
+            else:
+                self._receiver_open.discard(kind)
+        elif open_ and issue_id.startswith(f"{ISSUE_DECRYPTION}_"):
+            # Not dropped when the issue goes: a submitted fix flow deletes it, and its
+            # notification goes once the meter decodes with the new key.
+            self._unreadable.add(issue_id.removeprefix(f"{ISSUE_DECRYPTION}_"))
+
+    @callback
+    def meter_heard(self, meter_id: str) -> None:
+        """A telegram of the meter decoded: its key is right (a fixed key), so its decryption
+        issue and notification go (a set look-up per telegram)."""
+        if meter_id in self._unreadable:
+            self._unreadable.discard(meter_id)
+            async_clear_decryption_issue(self.hass, meter_id)
+
+    @callback
+    def raise_(self, kind: str, **placeholders: str) -> None:
+        """A receiver issue (command_missing, device_missing, crash_loop)."""
+        self._receiver_open.add(kind)
+        async_raise_receiver_issue(
+            self.hass, self.entry_id, kind, {"title": self.title, **placeholders}
+        )
+
+    @callback
+    def clear(self, kind: str) -> None:
+        """The receiver works again."""
+        if kind in self._receiver_open:
+            self._receiver_open.discard(kind)
+            async_clear_receiver_issue(self.hass, self.entry_id, kind)
+
+    @callback
+    def new_run(self) -> None:
+        """wmbusmeters starts again: a decryption failure it reports is reported again."""
+        self._reported_this_run.clear()
+
+    @callback
+    def runner_failed(self, status: RunnerStatus, command: str, *, started: bool) -> None:
+        """wmbusmeters ended unexpectedly, or could not start (`started` False): five times in
+        a row is a crash loop."""
+        if not started:
+            self.raise_("command_missing", command=command, reason=status.reason or "")
+        if status.failures >= CRASH_LOOP_COUNT:
+            reason = status.reason or ""
+            if len(reason) > MAX_ISSUE_TEXT:
+                reason = reason[: MAX_ISSUE_TEXT - 1] + "…"
+            self.raise_("crash_loop", restarts=str(status.failures), last_error=reason)
+
+    @callback
+    def decryption_failed(
+        self, *, subentry_id: str, meter_id: str, name: str, problem: DecryptionProblem, key: bool
+    ) -> None:
+        """wmbusmeters cannot read a configured meter: once per run, a fixable issue (and a
+        notification the first time)."""
+        if meter_id in self._reported_this_run:
+            return
+        self._reported_this_run.add(meter_id)
+        problem = effective_problem(problem, key)
+        _LOGGER.warning(
+            "wmbusmeters cannot read meter %s (%s): %s",
+            name,
+            meter_id,
+            problem.value.replace("_", " "),
+        )
+        self._unreadable.add(meter_id)
+        async_raise_decryption_issue(
+            self.hass,
+            entry_id=self.entry_id,
+            subentry_id=subentry_id,
+            meter_id=meter_id,
+            name=name,
+            problem=problem,
+        )

@@ -55,7 +55,7 @@ from .wmbus.upgrades import renamed_driver
 
 _LOGGER = logging.getLogger(__name__)
 
-type MeterListener = Callable[[Telegram | None], None]
+type MeterListener = Callable[[Telegram], None]
 
 
 @dataclass(slots=True, eq=False)
@@ -70,9 +70,9 @@ class MeterState:
     last_telegram: Telegram | None = None
     last_seen: datetime | None = None
     intervals: deque[float] = field(default_factory=lambda: deque(maxlen=16))
-    lost: bool = False
-    #: A decryption failure was reported (issue and notification) and has not been fixed.
-    unreadable: bool = False
+    #: Fields offered to the platforms (with a value): a telegram with another one announces
+    #: it. A platform that lets a field's entity go discards it, to be offered again.
+    fields: set[str] = field(default_factory=set)
     #: Listener calls that raised (caught in notify()).
     listener_errors: int = 0
     #: The meter left (its subentry was removed or the receiver unloaded).
@@ -98,8 +98,10 @@ class MeterState:
 
     @callback
     def async_add_listener(self, listener: MeterListener) -> CALLBACK_TYPE:
-        """Call `listener(telegram)` for each telegram of this meter, `listener(None)` when
-        only its availability may have changed."""
+        """Call `listener(telegram)` for each telegram of this meter.
+
+        A plain list rather than a dispatcher signal: it is called for every entity of every
+        telegram (scripts/benchmark), and ends with the meter."""
         self._listeners.append(listener)
 
         def remove() -> None:
@@ -113,7 +115,7 @@ class MeterState:
         """Run `func` when this meter leaves (its subentry is removed, the receiver unloads)."""
         self._on_remove.append(func)
 
-    def notify(self, telegram: Telegram | None) -> None:
+    def notify(self, telegram: Telegram) -> None:
         """Tell this meter's listeners. One that fails (a value Home Assistant refuses) is
         logged with its entity; the others, and the next telegram, go on."""
         for listener in list(self._listeners):
@@ -239,24 +241,10 @@ class Meters:
         self.by_id: dict[str, MeterState] = {}
         #: Configured drivers the binary rejects (read with `auto` meanwhile).
         self.rejected: set[str] = set()
-        self._added_listeners: list[Callable[[MeterState], None]] = []
 
     def configs(self) -> tuple[MeterConfig, ...]:
         """What wmbusmeters is told about the meters."""
         return tuple(meter.config for meter in self.by_id.values())
-
-    @callback
-    def async_add_meter_added_listener(
-        self, listener: Callable[[MeterState], None]
-    ) -> CALLBACK_TYPE:
-        """Call `listener(meter)` when a meter subentry is added."""
-        self._added_listeners.append(listener)
-        return lambda: self._added_listeners.remove(listener)
-
-    def announce(self, meter: MeterState) -> None:
-        """A new meter is ready for the platforms (its documented fields are known)."""
-        for listener in list(self._added_listeners):
-            listener(meter)
 
     def sync(self) -> list[MeterState]:
         """Bring the meters in line with the subentries; return the new ones.

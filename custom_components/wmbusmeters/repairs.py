@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.repairs import RepairsFlow
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 
@@ -22,7 +21,8 @@ from .const import (
     CONF_KEY,
     CONF_LINK_MODES,
 )
-from .driver_input import DriverList, driver_field, read_driver
+from .drivers import DriverCatalog, async_get_catalog
+from .forms import dongle_modes_text, driver_field, key_field, radio_fields
 from .issues import (
     ISSUE_DECRYPTION,
     ISSUE_DEVICE_TYPE,
@@ -30,10 +30,8 @@ from .issues import (
     ISSUE_REMOVED_FIELDS,
     ISSUE_UNKNOWN_DRIVER,
 )
-from .key_input import key_field, read_key
-from .radio_input import detection_errors, dongle_modes_text, link_modes_needed, radio_fields
-from .wmbus import DecryptionProblem, ReceiverConfig, WmbusConfigError
-from .wmbus.config import check_dongle_link_modes
+from .validation import dongle_errors, read_driver, read_key
+from .wmbus import DecryptionProblem
 from .wmbus.upgrades import DRIVER_REPLACEMENTS
 
 if TYPE_CHECKING:
@@ -104,7 +102,7 @@ class UnknownDriverRepairFlow(RepairsFlow):
         """Remember which meter this is about."""
         self._entry_id: str = data["entry_id"]
         self._subentry_id: str = data["subentry_id"]
-        self._drivers: DriverList | None = None
+        self._drivers: DriverCatalog | None = None
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
         """(The repairs manager passes the issue's data here, not a user's answer.)"""
@@ -119,7 +117,7 @@ class UnknownDriverRepairFlow(RepairsFlow):
         if entry is None or subentry is None:
             return self.async_abort(reason="meter_removed")
         if self._drivers is None:
-            self._drivers = await DriverList.async_load(entry.data[CONF_COMMAND])
+            self._drivers = await async_get_catalog(self.hass, entry.data[CONF_COMMAND])
         errors: dict[str, str] = {}
         if (
             user_input is not None
@@ -235,10 +233,7 @@ class DeviceTypeRepairFlow(RepairsFlow):
         if user_input is not None:
             device_type: str = user_input[CONF_DEVICE_TYPE]
             link_modes = list(user_input.get(CONF_LINK_MODES, []))
-            if not link_modes and link_modes_needed(device, device_type):
-                errors[CONF_LINK_MODES] = "link_modes_required"
-            else:
-                errors = await _check_dongle(entry, device_type, link_modes)
+            errors = await dongle_errors(entry.data, device_type, link_modes)
             if not errors:
                 self.hass.config_entries.async_update_entry(
                     entry,
@@ -260,21 +255,6 @@ class DeviceTypeRepairFlow(RepairsFlow):
                 "modes": dongle_modes_text((user_input or {}).get(CONF_DEVICE_TYPE)),
             },
         )
-
-
-async def _check_dongle(
-    entry: ConfigEntry, device_type: str, link_modes: list[str]
-) -> dict[str, str]:
-    """The link modes the type allows, then wmbusmeters' own look for the dongle on the port
-    (the receiver is not running: it could not start without a type)."""
-    try:
-        check_dongle_link_modes(device_type, link_modes)
-        config = ReceiverConfig(
-            device=entry.data[CONF_DEVICE], device_type=device_type, link_modes=tuple(link_modes)
-        )
-    except WmbusConfigError as err:
-        return {CONF_LINK_MODES: err.translation_key}
-    return await detection_errors(entry.data[CONF_COMMAND], config)
 
 
 async def async_create_fix_flow(

@@ -11,21 +11,21 @@ from homeassistant.helpers import config_validation as cv
 
 from .compat import vol
 from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN, SERVICE_RESTART
-from .coordinator import WmbusCoordinator
+from .supervisor import ReceiverSupervisor
 
 RESTART_TIMEOUT = 30.0
 
 RESTART_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 
 
-def _coordinators(hass: HomeAssistant, entry_id: str | None) -> list[WmbusCoordinator]:
+def _supervisors(hass: HomeAssistant, entry_id: str | None) -> list[ReceiverSupervisor]:
     """The loaded receivers the call names (all of them without an id).
 
     HA 2026.10 has service.async_get_config_entry; 2026.2 does not, so look it up here.
     """
     if entry_id is None:
         loaded = [
-            entry.runtime_data
+            entry.runtime_data.supervisor
             for entry in hass.config_entries.async_entries(DOMAIN)
             if entry.state is ConfigEntryState.LOADED
         ]
@@ -45,17 +45,17 @@ def _coordinators(hass: HomeAssistant, entry_id: str | None) -> list[WmbusCoordi
             translation_key="receiver_not_loaded",
             translation_placeholders={"title": entry.title},
         )
-    coordinator: WmbusCoordinator = entry.runtime_data
-    return [coordinator]
+    supervisor: ReceiverSupervisor = entry.runtime_data.supervisor
+    return [supervisor]
 
 
 async def _async_restart(call: ServiceCall) -> None:
     """Restart wmbusmeters; return once the new process runs."""
-    coordinators = _coordinators(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
+    supervisors = _supervisors(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
     waiters = []
-    for coordinator in coordinators:
-        waiter = asyncio.ensure_future(coordinator.runner.wait_running())
-        if coordinator.restart():
+    for supervisor in supervisors:
+        waiter = asyncio.ensure_future(supervisor.runner.wait_running())
+        if supervisor.restart():
             waiters.append(waiter)
         else:
             waiter.cancel()  # unloading meanwhile: nothing to wait for

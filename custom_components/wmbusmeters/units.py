@@ -27,7 +27,9 @@ check every one against it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
 import re
 from typing import Any
 
@@ -53,6 +55,8 @@ from homeassistant.const import (
     UnitOfVolume,
     UnitOfVolumeFlowRate,
 )
+from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 
 _DC = SensorDeviceClass
 _TOTAL = SensorStateClass.TOTAL_INCREASING
@@ -251,3 +255,101 @@ def _number_kind(field: str, suffix: str, media: str) -> FieldKind:
             return FieldKind(state_class=_MEASUREMENT)
         return FieldKind(unit, device_class)
     return FieldKind(unit, device_class, _TOTAL, zero_is_glitch=device_class in _GLITCHY_TOTALS)
+
+
+def registered_kind(field: str, entry: er.RegistryEntry, driver: str) -> FieldKind:
+    """The kind an entity was registered with (a run before this one), read back from the
+    entity registry: device class, state class and unit say what it was."""
+    capabilities = entry.capabilities or {}
+    return kind_from_description(
+        field,
+        driver,
+        device_class=entry.original_device_class,
+        state_class=capabilities.get("state_class"),
+        unit=entry.unit_of_measurement,
+        options=capabilities.get("options"),
+    )
+
+
+def kind_from_description(
+    field: str,
+    driver: str,
+    *,
+    device_class: str | None,
+    state_class: str | None,
+    unit: str | None,
+    options: list[str] | None,
+) -> FieldKind:
+    """The kind whose description has these classes, unit and options (units.py's rule gives
+    every kind it makes at least one of them, or none for text)."""
+    sample: Any
+    if options:
+        return FieldKind(device_class=SensorDeviceClass.ENUM, text=True, options=tuple(options))
+    if device_class == SensorDeviceClass.DATE:
+        sample = "2000-01-01"
+    elif device_class == SensorDeviceClass.TIMESTAMP:
+        sample = "2000-01-01 00:00"
+    elif device_class is None and state_class is None and unit is None:
+        sample = ""  # text
+    else:
+        sample = 0  # a number
+    media = {SensorDeviceClass.WATER: "water", SensorDeviceClass.GAS: "gas"}.get(
+        device_class,  # type: ignore[call-overload]
+        "",
+    )
+    return field_kind(field, sample, media, driver)
+
+
+def family(kind: FieldKind) -> str:
+    if kind.number:
+        return "number"
+    return str(kind.device_class) if kind.device_class is not None else "text"
+
+
+def _numeric_text(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def shows_wrongly(registered: FieldKind, value: Any, driver: str, field: str, media: str) -> bool:
+    """Whether an entity registered by an earlier version of this rule cannot show the value
+    (a date under a unit-like name was registered as a number): it is described again, once."""
+    if value is None or value == "":
+        return False
+    new = field_kind(field, value, media, driver)
+    if family(new) == family(registered):
+        return False
+    # A number as text in a numeric entity is still shown as a number.
+    return not (registered.number and _numeric_text(value))
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """wmbusmeters' `timestamp` is UTC (`...Z`); a meter's own date and time is its local
+    time, taken as Home Assistant's time zone."""
+    if not isinstance(value, str):
+        return None
+    parsed = dt_util.parse_datetime(value)
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt_util.get_default_time_zone())
+    return parsed
+
+
+def _date(value: Any) -> date | None:
+    """A meter's date (`2024-01-31`); an impossible one (`2000-00-00`) is unknown."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+POINTS_IN_TIME: dict[SensorDeviceClass | None, Callable[[Any], datetime | date | None]] = {
+    SensorDeviceClass.TIMESTAMP: _timestamp,
+    SensorDeviceClass.DATE: _date,
+}

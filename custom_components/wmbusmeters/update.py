@@ -17,8 +17,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import CONF_COMMAND
-from .coordinator import WmbusConfigEntry, WmbusCoordinator
 from .entity import WmbusReceiverEntity
+from .runtime import WmbusConfigEntry, WmbusData
 from .wmbus import ProbeError, probe_version
 from .wmbus.bundled import bundled_binary, release_notes
 
@@ -50,12 +50,11 @@ async def async_setup_entry(
 class WmbusBinaryUpdate(WmbusReceiverEntity, UpdateEntity):
     """The receiver's wmbusmeters against the bundled one."""
 
-    entity_description = BINARY
     _attr_supported_features = UpdateEntityFeature.INSTALL | UpdateEntityFeature.RELEASE_NOTES
 
-    def __init__(self, coordinator: WmbusCoordinator, bundled: str, version: str) -> None:
+    def __init__(self, data: WmbusData, bundled: str, version: str) -> None:
         """Bind to the receiver and the bundled binary."""
-        super().__init__(coordinator, BINARY.key)
+        super().__init__(data, BINARY)
         self._bundled = bundled
         self._bundled_version = version
         self._attr_latest_version = version
@@ -66,7 +65,7 @@ class WmbusBinaryUpdate(WmbusReceiverEntity, UpdateEntity):
     @property
     def installed_version(self) -> str | None:
         """The running binary's version (it changes when the receiver restarts on another)."""
-        return self.coordinator.version
+        return self.data.coordinator.version
 
     async def async_release_notes(self) -> str | None:
         """The changelog's section of the release that ships the bundled binary."""
@@ -75,7 +74,7 @@ class WmbusBinaryUpdate(WmbusReceiverEntity, UpdateEntity):
     async def async_install(self, version: str | None, backup: bool, **kwargs: Any) -> None:
         """Run the bundled binary from now on: the entry's command changes and the receiver
         reloads with it (update listener)."""
-        entry = self.coordinator.entry
+        entry = self.data.coordinator.entry
         if entry.data[CONF_COMMAND] != self._bundled:
             self.hass.config_entries.async_update_entry(
                 entry, data={**entry.data, CONF_COMMAND: self._bundled}

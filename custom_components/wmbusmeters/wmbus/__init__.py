@@ -25,6 +25,7 @@ from .config import (
 )
 from .errors import WmbusError
 from .events import (
+    NO_LIMITS,
     NON_READING_KEYS,
     DecryptionFailed,
     DecryptionProblem,
@@ -34,6 +35,7 @@ from .events import (
     RunnerState,
     RunnerStatus,
     Telegram,
+    ValueLimits,
     is_reading,
 )
 from .probe import (
@@ -58,6 +60,7 @@ __all__ = [
     "DONGLE_TYPES",
     "LINK_MODES",
     "NON_READING_KEYS",
+    "NO_LIMITS",
     "RTL_DEVICES",
     "CommandNotFoundError",
     "DecryptionFailed",
@@ -81,6 +84,7 @@ __all__ = [
     "RunnerState",
     "RunnerStatus",
     "Telegram",
+    "ValueLimits",
     "WmbusConfigError",
     "WmbusError",
     "WmbusRunner",

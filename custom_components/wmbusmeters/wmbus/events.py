@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-import math
 import re
 from typing import Any
 
@@ -22,52 +21,67 @@ def is_reading(field: str) -> bool:
 #: The wmbusmeters name of the catch-all meter (config.render_lines).
 CATCH_ALL_NAME = "any"
 
-#: Bounds of a value a meter can really send. A wM-Bus register holds at most 12 BCD digits or
-#: a 64-bit integer scaled to a unit; nothing real reaches 10^15, while Home Assistant, its
-#: recorder and its JSON (64-bit integers only) fail on what lies beyond.
-MAX_NUMBER = 1e15
-#: Home Assistant's limit for a state.
-MAX_TEXT = 255
-#: A field name becomes part of a unique id and an entity id.
-MAX_FIELD_NAME = 64
-#: More fields than any driver has (the largest print under 100): the rest of a telegram that
-#: claims more is garbage, not entities.
-MAX_FIELDS = 250
+
+@dataclass(frozen=True, slots=True)
+class ValueLimits:
+    """What a reading may be. A value past a limit becomes None and its field is named in
+    Telegram.refused; a field name past one is left out (and named, cut). The defaults limit
+    nothing: what a program can store or show is the program's choice, not wmbusmeters'.
+    """
+
+    #: Longest text value, in characters.
+    max_text: int | None = None
+    #: Largest magnitude of a number. Once set, NaN and +-Infinity (which wmbusmeters may
+    #: print and json reads) are refused too: they are within no bound.
+    max_number: float | None = None
+    #: Longest field name; also where a driver or media name is cut.
+    max_name: int | None = None
+    #: Most reading fields one telegram may carry; the rest are left out.
+    max_fields: int | None = None
+    #: Leave out fields whose name is not printable text.
+    printable_names: bool = False
+
+
+#: No limit at all: values as wmbusmeters printed them.
+NO_LIMITS = ValueLimits()
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
-def clean_value(value: Any) -> tuple[Any, bool]:
-    """A reading as Home Assistant can take it, and whether it was refused (then None).
-
-    Non-finite or absurdly large numbers (NaN, Infinity, 1e300, a 300-digit integer) and text
-    longer than a state can be become None: shown as unknown, never stored or restored.
-    """
+def clean_value(value: Any, limits: ValueLimits = NO_LIMITS) -> tuple[Any, bool]:
+    """A reading within `limits`, and whether it was refused (then None)."""
     kind = type(value)
-    if kind is float:
-        if math.isfinite(value) and -MAX_NUMBER <= value <= MAX_NUMBER:
+    if kind is float or kind is int:
+        bound = limits.max_number
+        # NaN compares false with everything: outside any bound.
+        if bound is None or -bound <= value <= bound:
             return value, False
         return None, True
-    if kind is int:
-        if -MAX_NUMBER <= value <= MAX_NUMBER:
-            return value, False
-        return None, True
-    if kind is str and len(value) > MAX_TEXT:
+    if kind is str and limits.max_text is not None and len(value) > limits.max_text:
         return None, True
     return value, False
 
 
-def clean_readings(obj: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The reading fields of a JSON telegram, cleaned; and the fields whose value (or name) was
-    refused."""
+def clean_readings(
+    obj: dict[str, Any], limits: ValueLimits = NO_LIMITS
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The reading fields of a JSON telegram within `limits`; and the fields whose value (or
+    name) was refused."""
     readings: dict[str, Any] = {}
     refused: list[str] = []
+    max_name = limits.max_name
+    max_fields = limits.max_fields
+    printable = limits.printable_names
     for key, value in obj.items():
         if key in NON_READING_KEYS:
             continue
-        if len(key) > MAX_FIELD_NAME or not key.isprintable() or len(readings) >= MAX_FIELDS:
-            refused.append(key[:MAX_FIELD_NAME])
+        if (
+            (max_name is not None and len(key) > max_name)
+            or (printable and not key.isprintable())
+            or (max_fields is not None and len(readings) >= max_fields)
+        ):
+            refused.append(key[:max_name])
             continue
-        clean, bad = clean_value(value)
+        clean, bad = clean_value(value, limits)
         if bad:
             refused.append(key)
         readings[key] = clean
@@ -86,11 +100,11 @@ class Telegram:
     readings: dict[str, Any]
     #: Heard through the catch-all meter (ReceiverConfig.listen_all), not a configured one.
     discovered: bool = False
-    #: Fields whose values Home Assistant could not take (clean_value), shown as unknown.
+    #: Fields whose values were outside the limits (clean_value): their readings are None.
     refused: tuple[str, ...] = ()
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> Telegram | None:
+    def from_json(cls, obj: dict[str, Any], limits: ValueLimits = NO_LIMITS) -> Telegram | None:
         """Build from a JSON object line; None when it is not a telegram."""
         meter_id = obj.get("id")
         if (
@@ -100,7 +114,7 @@ class Telegram:
             or not all(c in _HEX for c in meter_id)
         ):
             return None
-        readings, refused = clean_readings(obj)
+        readings, refused = clean_readings(obj, limits)
         name = obj.get("name")
         if isinstance(name, str) and _CONFIGURED_NAME.fullmatch(name):
             # A configured meter is named after its id (MeterConfig.safe_name): a wired one
@@ -109,8 +123,8 @@ class Telegram:
             meter_id = name[1:]
         return cls(
             meter_id=meter_id.lower(),
-            driver=str(obj.get("meter") or obj.get("driver") or "")[:MAX_FIELD_NAME],
-            media=str(obj.get("media") or "")[:MAX_FIELD_NAME],
+            driver=str(obj.get("meter") or obj.get("driver") or "")[: limits.max_name],
+            media=str(obj.get("media") or "")[: limits.max_name],
             timestamp=obj.get("timestamp") if isinstance(obj.get("timestamp"), str) else None,
             readings=readings,
             discovered=obj.get("name") == CATCH_ALL_NAME,

@@ -38,7 +38,7 @@ RATE = 100.0
 BURST = 200.0
 #: Lines of any kind a source may have looked at: this many times its rate of telegrams. Past
 #: it a flood is counted unread (a count per read, not a parse per line), so no source can
-#: starve Home Assistant's event loop; below it junk costs no telegram its place.
+#: starve the event loop; below it junk costs no telegram its place.
 PARSE_FACTOR = 20
 #: How often a paused TCP connection looks whether wmbusmeters has caught up (seconds).
 BUSY_RETRY = 0.005
@@ -272,7 +272,7 @@ class TelegramListener:
 
         Lines past what a source may have looked at (PARSE_FACTOR times its rate) are counted
         as rate-limited and dropped unread, whatever they hold: a flood costs a count per
-        read, not a parse per line, so it cannot starve Home Assistant's event loop (16
+        read, not a parse per line, so it cannot starve the event loop (16
         sources at full speed held the API's p99 over 50 ms when every line was parsed). Of
         the lines looked at, valid ones past the source's telegram rate are dropped too.
         """

@@ -1,6 +1,6 @@
 """Rate-limited logging: a program printing the same complaint in a tight loop must not fill
-Home Assistant's log, its memory or its CPU (measured: 100,000 lines/s at debug level took HA
-from 255 MB to 1.75 GB before this)."""
+the log, the memory or the CPU of the process that reads it (measured: 100,000 lines/s at debug
+level took that process from 255 MB to 1.75 GB before this)."""
 
 from __future__ import annotations
 

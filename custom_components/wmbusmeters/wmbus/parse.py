@@ -7,12 +7,14 @@ import re
 from typing import Any
 
 from .events import (
+    NO_LIMITS,
     DecryptionFailed,
     DecryptionProblem,
     DeviceNotFound,
     Message,
     RunnerEvent,
     Telegram,
+    ValueLimits,
 )
 
 _ID = r"([0-9A-Fa-f]{8})"
@@ -52,8 +54,8 @@ def redact(line: str) -> str:
     return _KEY_LIKE.sub("<redacted>", line)
 
 
-#: A wired meter that did not answer a poll: the meter's state (it shows unavailable after a
-#: few misses, coordinator), not an error of the receiver.
+#: A wired meter that did not answer a poll: news of that meter (the caller may call it
+#: unavailable after a few misses), not an error of the receiver.
 _POLL_MISSED = re.compile(r"\(meter\) \S+ \S+ did not send a response!")
 
 
@@ -71,8 +73,9 @@ def parse_stderr(line: str) -> RunnerEvent:
     return Message("stderr", "warning", line)
 
 
-def parse_stdout(line: bytes) -> Telegram | Message | None:
-    """A JSON telegram, or a plain-text message (config warnings, fatal start-up errors).
+def parse_stdout(line: bytes, limits: ValueLimits = NO_LIMITS) -> Telegram | Message | None:
+    """A JSON telegram (its readings within `limits`), or a plain-text message (config
+    warnings, fatal start-up errors).
 
     Returns None for a JSON line that is not a telegram. Raises ValueError for a line that is
     neither valid UTF-8 nor printable text.
@@ -81,7 +84,7 @@ def parse_stdout(line: bytes) -> Telegram | Message | None:
         obj: Any = json.loads(line)  # ValueError (JSONDecodeError, UnicodeDecodeError) on garbage
         if not isinstance(obj, dict):
             raise ValueError("not a JSON object")
-        return Telegram.from_json(obj)
+        return Telegram.from_json(obj, limits)
     text = line.decode("utf-8").strip()  # UnicodeDecodeError is a ValueError
     if not text:
         return None

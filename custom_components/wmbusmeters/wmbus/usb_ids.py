@@ -25,14 +25,15 @@ class UsbDongle:
     description: str | None = None
 
     def matcher(self) -> dict[str, str]:
-        """The manifest `usb` matcher (HA compares the description lower-cased, with fnmatch)."""
+        """As a `usb` matcher of an integration manifest: vid, pid and the description (compared
+        lower-cased, with fnmatch)."""
         found = {"vid": self.vid, "pid": self.pid}
         if self.description is not None:
             found["description"] = self.description
         return found
 
     def matches(self, vid: str, pid: str, description: str | None) -> bool:
-        """Whether a discovered device is this dongle (as HA's matcher decides)."""
+        """Whether a discovered device is this dongle (as that matcher decides)."""
         if (vid.upper(), pid.upper()) != (self.vid, self.pid):
             return False
         return self.description is None or (

@@ -30,9 +30,9 @@ from custom_components.wmbusmeters.wmbus import (
     render_config,
 )
 
+from ..conftest import DATA, fixture_text
+from ..pty_dongle import PtyDongle, rawtty_telegrams
 from .common import Changes, until_sent
-from .conftest import DATA, fixture_text
-from .pty_dongle import PtyDongle, rawtty_telegrams
 
 WRONG_KEY = "00112233445566778899AABBCCDDEEFF"
 
@@ -205,7 +205,8 @@ async def test_device_missing(wmbusmeters: str, tmp_path: Path) -> None:
         assert runner.status.state is RunnerState.RUNNING
     finally:
         await runner.stop()
-    assert runner.status.state is RunnerState.STOPPED
+    after: RunnerStatus = runner.status  # (read again: stop() changed it)
+    assert after.state is RunnerState.STOPPED
 
 
 async def test_fatal_error_on_stdout(

@@ -7,9 +7,11 @@ clock: backoff and silence are asserted without real sleeping.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 import os
 from pathlib import Path
+import time
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,7 @@ from custom_components.wmbusmeters.wmbus import (
     RunnerState,
     RunnerStatus,
     Telegram,
+    ValueLimits,
     WmbusRunner,
 )
 from custom_components.wmbusmeters.wmbus.parse import redact
@@ -254,3 +257,143 @@ def test_redact_hides_keys() -> None:
     """Anything shaped like an AES key is hidden from kept lines and logs."""
     line = "key=28F64A24988064A079AA2C807D6102AE id 76348799 telegram 2A442D2C998734761B168D20"
     assert redact(line) == "key=<redacted> id 76348799 telegram 2A442D2C998734761B168D20"
+
+
+async def test_a_new_silence_timeout_counts_at_once(
+    fake_command: str, tmp_path: Path, mode: Callable[[str], None]
+) -> None:
+    """FAKE wmbusmeters that stays silent: with an hour's timeout set, shortening it to a
+    moment stops it for a restart within that moment; switched off, it runs on. Before: the
+    old deadline ran on (an hour)."""
+    mode("silent")
+    changes = Changes()
+    sleeps: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        """The runner's waits, real ones, seen by the test."""
+        changes.record(sleeps)(delay)
+        await asyncio.sleep(delay)
+
+    runner = WmbusRunner(
+        fake_command,
+        ReceiverConfig("auto", ("c1",), (MeterConfig("76348799", "multical21"),)),
+        tmp_path / "conf",
+        on_telegram=lambda _t: None,
+        on_status=changes.note,
+        silence_timeout=3600,
+        sleep=sleep,
+    )
+    runner.start()
+    try:
+        await runner.wait_running()
+        await changes.until(
+            lambda: any(delay > 3000 for delay in sleeps), "the watchdog to wait for the hour"
+        )
+        started = time.monotonic()
+        runner.silence_timeout = 0.3
+        await changes.until(
+            lambda: runner.status.state is RunnerState.BACKOFF, "the stop for the 0.3 s timeout"
+        )
+        assert time.monotonic() - started < 3  # that moment, not the hour
+        assert runner.status.reason == "no telegram for 0.3 s"
+        runner.silence_timeout = None  # off: it runs on, however silent
+        runner.restart()
+        await runner.wait_running()
+        # Time is what is tested here: the old 0.3 s deadline passes (a real second, 3 times
+        # over) and the process still runs. No event can show that nothing happened.
+        await asyncio.sleep(1)
+        assert runner.status.state is RunnerState.RUNNING
+    finally:
+        await runner.stop()
+
+
+def script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str]) -> None:
+    """The fake prints these lines (tests/fake_wmbusmeters.py `script` mode), then stays up."""
+    path = tmp_path / "script.txt"
+    path.write_text("".join(f"{line}\n" for line in lines))
+    monkeypatch.setenv("FAKE_WMBUSMETERS_MODE", "script")
+    monkeypatch.setenv("FAKE_WMBUSMETERS_SCRIPT", str(path))
+
+
+#: One telegram of the tap with every kind of value a limit can refuse.
+ODD_VALUES = (
+    '{"_":"telegram","media":"cold water","meter":"multical21","name":"m76348799",'
+    '"id":"76348799","total_m3":NaN,"target_m3":1e300,"flow_m3h":1.5,"status":"'
+    + "LEAK " * 60
+    + '","'
+    + "x" * 70
+    + '":1,"timestamp":"2026-11-25T10:00:00Z"}'
+)
+
+
+async def test_values_pass_unlimited_by_default(
+    fake_command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No limits given: every value as wmbusmeters printed it, nothing refused or logged."""
+    script(tmp_path, monkeypatch, [ODD_VALUES])
+    h = Harness(fake_command, tmp_path)
+    h.runner.start()
+    await h.until(lambda: h.telegrams, "the telegram")
+    await h.runner.stop()
+    readings = h.telegrams[0].readings
+    assert readings["total_m3"] != readings["total_m3"]  # NaN
+    assert readings["target_m3"] == 1e300
+    assert len(readings["status"]) == 300
+    assert readings["x" * 70] == 1
+    assert h.telegrams[0].refused == ()
+    assert h.runner.counters.refused_values == 0
+
+
+async def test_values_outside_the_limits_are_none_and_counted(
+    fake_command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The caller's limits: a value past one is None and named, a name past one is left out;
+    counted, and logged without naming any application."""
+    script(tmp_path, monkeypatch, [ODD_VALUES])
+    limits = ValueLimits(max_text=255, max_number=1e15, max_name=64, max_fields=250)
+    h = Harness(fake_command, tmp_path, limits=limits)
+    h.runner.start()
+    await h.until(lambda: h.telegrams, "the telegram")
+    await h.runner.stop()
+    telegram = h.telegrams[0]
+    assert telegram.readings["total_m3"] is None
+    assert telegram.readings["target_m3"] is None
+    assert telegram.readings["status"] is None
+    assert telegram.readings["flow_m3h"] == 1.5
+    assert "x" * 70 not in telegram.readings
+    assert telegram.refused == ("total_m3", "target_m3", "status", "x" * 64)
+    assert h.runner.counters.refused_values == 4
+    assert "values outside the configured limits" in caplog.text
+    assert "Home Assistant" not in caplog.text
+
+
+async def test_the_supervisor_runs_in_the_callers_task(
+    fake_command: str, tmp_path: Path, mode: Callable[[str], None]
+) -> None:
+    """`create_task` starts the supervisor (an application tracks it; here an eager task, as
+    Home Assistant's background tasks are): no status is reported inside start(), and a
+    cancel from outside (an application shutting down) still stops and reaps the process."""
+    mode("silent")
+    made: list[asyncio.Task[None]] = []
+
+    def create_task(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.eager_task_factory(asyncio.get_running_loop(), coro, name=name)
+        made.append(task)
+        return task
+
+    h = Harness(fake_command, tmp_path, create_task=create_task)
+    h.runner.start()
+    assert [task.get_name() for task in made] == ["wmbusmeters runner"]
+    assert h.statuses == []  # STARTING comes after start() returned
+    assert h.runner.running
+    await h.until(lambda: h.pids, "the process to run")
+    made[0].cancel()
+    await h.until(made[0].done, "the supervisor to end")
+    assert made[0].cancelled()
+    assert h.runner.status.state is RunnerState.STOPPED
+    assert h.runner.pid is None
+    h.assert_reaped()
+    await h.runner.stop()  # after an outside cancel: nothing left to do, no error

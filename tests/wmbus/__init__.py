@@ -1,0 +1,1 @@
+"""Tests of the wmbus package alone: the library, with no Home Assistant."""
