@@ -22,13 +22,21 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.wmbusmeters.compat import find_device
+from custom_components.wmbusmeters.compat import find_device, get_config_entry
 from custom_components.wmbusmeters.const import DOMAIN
 
 from .common import meter, receiver_entry, setup_receiver
 from .conftest import RunUntilPlayed
 
 RIGHT_KEY = "28F64A24988064A079AA2C807D6102AE"
+#: A named receiver the action cannot restart: HA's own errors where it has them (2026.10).
+if get_config_entry is not None:
+    NOT_FOUND = {"service_config_entry_not_found"}
+    WRONG_DOMAIN = {"service_config_entry_wrong_domain"}
+    NOT_LOADED = {"service_config_entry_not_loaded"}
+else:
+    NOT_FOUND = WRONG_DOMAIN = {"unknown_receiver"}
+    NOT_LOADED = {"receiver_not_loaded"}
 
 
 async def test_no_key_anywhere(
@@ -95,20 +103,20 @@ async def test_restart_service(
         await hass.services.async_call(
             DOMAIN, "restart", {"config_entry_id": "nope"}, blocking=True
         )
-    assert err.value.translation_key == "unknown_receiver"
+    assert err.value.translation_key in NOT_FOUND
     other = MockConfigEntry(domain="other")
     other.add_to_hass(hass)
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(
             DOMAIN, "restart", {"config_entry_id": other.entry_id}, blocking=True
         )
-    assert err.value.translation_key == "unknown_receiver"
+    assert err.value.translation_key in WRONG_DOMAIN
     await hass.config_entries.async_unload(entry.entry_id)
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(
             DOMAIN, "restart", {"config_entry_id": entry.entry_id}, blocking=True
         )
-    assert err.value.translation_key == "receiver_not_loaded"
+    assert err.value.translation_key in NOT_LOADED
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(DOMAIN, "restart", {}, blocking=True)
     assert err.value.translation_key == "no_receiver"

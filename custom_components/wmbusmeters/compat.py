@@ -8,7 +8,14 @@ try:
 except ImportError:  # pragma: no cover - HA before 2026.10
     import voluptuous as vol  # type: ignore[no-redef]
 
+from collections.abc import Callable
+from typing import Any
+
+from homeassistant.helpers import service
 from homeassistant.helpers.device_registry import DeviceEntry, DeviceInfo, DeviceRegistry
+
+#: 2026.10 finds an action's config entry (and says why not, translated); 2026.2 has none.
+get_config_entry: Callable[..., Any] | None = getattr(service, "async_get_config_entry", None)
 
 #: 2026.10 links a device to its parent by device id; 2026.2 only by identifiers.
 HAS_VIA_DEVICE_ID = "via_device_id" in DeviceInfo.__annotations__
@@ -27,4 +34,4 @@ def find_device(
     return registry.async_get_device(identifiers={identifier})  # pragma: no cover - 2026.2
 
 
-__all__ = ["HAS_VIA_DEVICE_ID", "find_device", "vol"]
+__all__ = ["HAS_VIA_DEVICE_ID", "find_device", "get_config_entry", "vol"]

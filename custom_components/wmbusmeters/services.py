@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
-from .compat import vol
+from .compat import get_config_entry, vol
 from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN, SERVICE_RESTART
+from .runtime import WmbusData
 from .supervisor import ReceiverSupervisor
 
 RESTART_TIMEOUT = 30.0
@@ -21,7 +22,9 @@ RESTART_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 def _supervisors(hass: HomeAssistant, entry_id: str | None) -> list[ReceiverSupervisor]:
     """The loaded receivers the call names (all of them without an id).
 
-    HA 2026.10 has service.async_get_config_entry; 2026.2 does not, so look it up here.
+    A named one through HA's own service.async_get_config_entry where it exists (2026.10:
+    its errors are translated by HA in every language); 2026.2 lacks it, so it is looked up
+    here with the same checks.
     """
     if entry_id is None:
         loaded = [
@@ -32,7 +35,10 @@ def _supervisors(hass: HomeAssistant, entry_id: str | None) -> list[ReceiverSupe
         if not loaded:
             raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_receiver")
         return loaded
-    entry = hass.config_entries.async_get_entry(entry_id)
+    if get_config_entry is not None:
+        named: ConfigEntry[WmbusData] = get_config_entry(hass, DOMAIN, entry_id)
+        return [named.runtime_data.supervisor]
+    entry = hass.config_entries.async_get_entry(entry_id)  # pragma: no cover - 2026.2
     if entry is None or entry.domain != DOMAIN:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
