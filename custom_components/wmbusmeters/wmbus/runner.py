@@ -1,4 +1,6 @@
-"""Own one wmbusmeters process: start it, stream its output, restart it, stop it.
+"""Own one wmbusmeters process: start it, feed its stdin, restart it with backoff, stop it.
+
+Its output is read by an OutputReader (output.py); this module decides when the process runs.
 
 Supervision follows what the real 2.0.0 does: a simulation file ends with exit code 0 (replay),
 a missing dongle keeps it waiting (reported, not fatal), a decryption failure is printed once per
@@ -9,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 import contextlib
-from dataclasses import dataclass
 import logging
 from pathlib import Path
 import signal
@@ -19,32 +20,21 @@ import time
 from typing import Any
 
 from .config import STDIN_DEVICE, ReceiverConfig, is_simulation, render_config
-from .events import (
-    NO_LIMITS,
-    DeviceNotFound,
-    Message,
-    RunnerEvent,
-    RunnerState,
-    RunnerStatus,
-    Telegram,
-    ValueLimits,
-)
-from .parse import parse_stderr, parse_stdout, redact
+from .events import NO_LIMITS, RunnerEvent, RunnerState, RunnerStatus, Telegram, ValueLimits
+from .output import MAX_ERROR, STDERR_BUDGET, OutputReader, RunnerCounters
 
 _LOGGER = logging.getLogger(__name__)
 
-MAX_LINE = 64 * 1024
-STDERR_TAIL = 200
-_READ_CHUNK = 256 * 1024
-#: stderr lines per second that are parsed and passed on; beyond it (a flood) only the lines
-#: that matter (a missing device, a key problem) are, the rest are counted.
-STDERR_BUDGET = 100
-#: Pause after each dropped chunk: at most 100 chunks a second are read of a flood (measured
-#: by scripts/faults: without it, reading a flood at pipe speed took a whole core).
-FLOOD_PAUSE = 0.01
-_STDERR_KEYWORDS = (b"ALARM", b"No wmbus device", b"did not find", b"decrypt", b"encrypted")
-#: Longest error line kept (last_error, stderr_tail, a status' reason).
-MAX_ERROR = 300
+__all__ = [
+    "MAX_STDIN_BUFFER",
+    "SIMULATION_TERM_TIMEOUT",
+    "STDERR_BUDGET",  # (defined in output.py; importable from here as before)
+    "STDIN_BUSY",
+    "RunnerCounters",
+    "TaskFactory",
+    "WmbusRunner",
+]
+
 #: Bytes of network lines that may wait in wmbusmeters' stdin pipe before more are refused
 #: (a UDP flood); TCP senders are paused long before (STDIN_BUSY), and one read of theirs
 #: (at most 256 KiB) always fits below this.
@@ -54,69 +44,12 @@ STDIN_BUSY = 64 * 1024
 #: 2.0.0 and 3.0.0 take 8 s to honour SIGTERM while replaying a simulation (0.8 s on a radio);
 #: a replay holds no state worth waiting for.
 SIMULATION_TERM_TIMEOUT = 1.0
-#: Refused field names in a log line are cut to this (a name may be as long as a line).
-_LOGGED_NAME = 64
-
 #: Starts the long-lived supervising task: (coroutine, name) -> task.
 type TaskFactory = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 
 
 def _create_task(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
     return asyncio.create_task(coro, name=name)
-
-
-@dataclass(slots=True)
-class RunnerCounters:
-    """What the runner counted (for the caller's diagnostics)."""
-
-    telegrams: int = 0
-    restarts: int = 0
-    skipped_lines: int = 0
-    stderr_lines: int = 0
-    #: stderr lines over STDERR_BUDGET, counted and not looked at.
-    flooded_lines: int = 0
-    #: Exceptions raised by a callback (caught: they never stop the reader).
-    callback_errors: int = 0
-    #: Reading values outside the runner's ValueLimits (NaN, 1e300, oversize text).
-    refused_values: int = 0
-
-
-async def read_lines(
-    stream: asyncio.StreamReader,
-    on_oversize: Callable[[], None],
-    drop_chunk: Callable[[bytes], bool] | None = None,
-) -> AsyncIterator[bytes]:
-    """Yield lines (without the newline); a line over MAX_LINE bytes is dropped whole.
-
-    Reads large chunks and splits them: far cheaper than readline() per line at high rates.
-    `drop_chunk` may discard a whole chunk unsplit (a flood): the line it ends inside is
-    dropped too.
-    """
-    pending = b""
-    skipping = False  # inside an oversized line, dropping bytes until its newline
-    while chunk := await stream.read(_READ_CHUNK):
-        if drop_chunk is not None and drop_chunk(chunk):
-            pending = b""
-            skipping = True
-            # Read a flood at a bounded pace: the writer waits on the pipe, not our CPU.
-            await asyncio.sleep(FLOOD_PAUSE)
-            continue
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            if skipping:
-                skipping = False
-            elif len(line) > MAX_LINE:
-                on_oversize()
-            else:
-                yield line
-        if len(pending) > MAX_LINE:
-            if not skipping:
-                on_oversize()
-            skipping = True
-            pending = b""
-    if pending and not skipping:
-        yield pending
 
 
 class WmbusRunner:
@@ -169,11 +102,9 @@ class WmbusRunner:
         self._term_timeout = term_timeout
         self._clock = clock
         self._sleep = sleep
-        self._limits = limits
         self._create_task = create_task
+        self._output = OutputReader(clock=clock, limits=limits)
 
-        self.counters = RunnerCounters()
-        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self.status = RunnerStatus(RunnerState.STOPPED)
         self.argv: list[str] = []
         self.pid: int | None = None
@@ -181,21 +112,26 @@ class WmbusRunner:
         self._wake = asyncio.Event()
         self._restart_requested = False
         self._stopping = False
-        self._last_telegram = 0.0
-        self._last_error: str | None = None
-        self._configured_ids: frozenset[str] = frozenset()
         self._running_waiters: list[asyncio.Future[None]] = []
         self._failures = 0
-        self._budget_second = 0
-        self._budget_used = 0
         self._stdin: asyncio.StreamWriter | None = None
 
     # -- public API -------------------------------------------------------------------------
 
     @property
+    def counters(self) -> RunnerCounters:
+        """What was counted, over every run."""
+        return self._output.counters
+
+    @property
+    def stderr_tail(self) -> deque[str]:
+        """The last STDERR_TAIL lines worth keeping of stderr (and stdout's warnings)."""
+        return self._output.stderr_tail
+
+    @property
     def last_error(self) -> str | None:
         """The last error or warning line of the current or last process run."""
-        return self._last_error
+        return self._output.last_error
 
     @property
     def silence_timeout(self) -> float | None:
@@ -292,21 +228,7 @@ class WmbusRunner:
             for future in waiters:
                 if not future.done():
                     future.set_result(None)
-        self._call(self._on_status, status)
-
-    def _call[T](self, callback: Callable[[T], None], item: T) -> None:
-        """Run a callback; whatever it raises is logged and counted, and supervision and
-        reading go on (one bad value must not stop a receiver for good)."""
-        try:
-            callback(item)
-        except Exception:
-            self.counters.callback_errors += 1
-            if self.counters.callback_errors <= 10 or self.counters.callback_errors % 1000 == 0:
-                _LOGGER.exception(
-                    "Error handling %s from wmbusmeters (%d so far)",
-                    _describe(item),
-                    self.counters.callback_errors,
-                )
+        self._output.call(self._on_status, status)
 
     def _fail_waiters(self, err: Exception) -> None:
         waiters, self._running_waiters = self._running_waiters, []
@@ -397,17 +319,17 @@ class WmbusRunner:
 
         self.pid = proc.pid
         self._stdin = proc.stdin
-        self._configured_ids = frozenset(meter.meter_id for meter in self.config.meters)
-        self._last_error = None
-        self._last_telegram = self._clock()
+        self._output.begin(meter.meter_id for meter in self.config.meters)
         if proc.stdout is None or proc.stderr is None:  # pragma: no cover - PIPE was asked for
             raise RuntimeError("wmbusmeters started without pipes")
         # Plain tasks, not the caller's factory: each lives only within this call, which
         # awaits or cancels every one before it returns (also when the supervisor itself is
         # cancelled), so none outlives the supervisor, the one task the caller tracks.
         readers = [
-            asyncio.create_task(self._read_stdout(proc.stdout)),
-            asyncio.create_task(self._read_stderr(proc.stderr)),
+            asyncio.create_task(
+                self._output.read_stdout(proc.stdout, self._on_telegram, self._on_event)
+            ),
+            asyncio.create_task(self._output.read_stderr(proc.stderr, self._on_event)),
         ]
         exited = asyncio.create_task(proc.wait())
         woken = asyncio.create_task(self._wake.wait())
@@ -480,7 +402,7 @@ class WmbusRunner:
             if not timeout:
                 await self._silence_changed.wait()
                 continue
-            remaining = self._last_telegram + timeout - self._clock()
+            remaining = self._output.last_telegram + timeout - self._clock()
             if remaining <= 0:
                 return
             sleeper = asyncio.ensure_future(self._sleep(remaining))
@@ -490,97 +412,3 @@ class WmbusRunner:
             finally:
                 sleeper.cancel()
                 changed.cancel()
-
-    # -- output -----------------------------------------------------------------------------
-
-    def _skip(self) -> None:
-        self.counters.skipped_lines += 1
-
-    async def _read_stdout(self, stream: asyncio.StreamReader) -> None:
-        async for line in read_lines(stream, self._skip):
-            try:
-                item = parse_stdout(line, self._limits)
-            except (ValueError, RecursionError):
-                self._skip()
-                _LOGGER.debug("skipping unreadable stdout line of %d bytes", len(line))
-                continue
-            if isinstance(item, Telegram):
-                if item.discovered and item.meter_id in self._configured_ids:
-                    continue  # belt and braces: the catch-all excludes configured ids
-                self.counters.telegrams += 1
-                self._last_telegram = self._clock()
-                if item.refused:
-                    self._note_refused(item)
-                self._call(self._on_telegram, item)
-            elif isinstance(item, Message):
-                self._note_message(item)
-
-    def _note_refused(self, telegram: Telegram) -> None:
-        self.counters.refused_values += len(telegram.refused)
-        refused = self.counters.refused_values
-        if refused <= 10 or refused % 1000 == 0:
-            _LOGGER.warning(
-                "Meter %s: values outside the configured limits, passed on as None: %s (%d so far)",
-                telegram.meter_id,
-                ", ".join(name[:_LOGGED_NAME] for name in telegram.refused[:10]),
-                refused,
-            )
-
-    def _within_budget(self) -> bool:
-        """Whether this second's stderr budget has room for one more line."""
-        second = int(self._clock())
-        if second != self._budget_second:
-            self._budget_second = second
-            self._budget_used = 0
-        self._budget_used += 1
-        return self._budget_used <= STDERR_BUDGET
-
-    def _drop_flood(self, chunk: bytes) -> bool:
-        """A whole chunk read while this second's budget is spent, with nothing that matters
-        in it, is counted and dropped unsplit: a flood costs a pipe read, not a line loop."""
-        if self._budget_second != int(self._clock()) or self._budget_used < STDERR_BUDGET:
-            return False
-        if any(keyword in chunk for keyword in _STDERR_KEYWORDS):
-            return False
-        lines = chunk.count(b"\n")
-        self.counters.stderr_lines += lines
-        self.counters.flooded_lines += lines
-        return True
-
-    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
-        async for raw in read_lines(stream, self._skip, self._drop_flood):
-            self.counters.stderr_lines += 1
-            if not self._within_budget() and not any(k in raw for k in _STDERR_KEYWORDS):
-                self.counters.flooded_lines += 1
-                continue
-            line = redact(raw.decode("utf-8", "replace").rstrip())
-            if not line:
-                continue
-            event = parse_stderr(line)
-            if isinstance(event, Message):
-                self._note_message(event)
-            else:
-                self.stderr_tail.append(line[:MAX_ERROR])
-                if isinstance(event, DeviceNotFound):
-                    self._last_error = line[:MAX_ERROR]
-                self._call(self._on_event, event)
-
-    def _note_message(self, message: Message) -> None:
-        line = redact(message.line)[:MAX_ERROR]
-        if message.stream == "stderr" or message.level != "info":
-            self.stderr_tail.append(line if message.stream == "stderr" else f"[stdout] {line}")
-        if message.level != "info":
-            self._last_error = line
-        self._call(
-            self._on_event,
-            message if line == message.line else Message(message.stream, message.level, line),
-        )
-
-
-def _describe(item: object) -> str:
-    """What a callback was handling, for its error's log line (no values: they may be big)."""
-    if isinstance(item, Telegram):
-        return f"a telegram of meter {item.meter_id} ({len(item.readings)} fields)"
-    if isinstance(item, RunnerStatus):
-        return f"the state change to {item.state.value}"
-    return f"a {type(item).__name__} line"
