@@ -208,7 +208,7 @@ async def test_network_listener(hass: HomeAssistant, tmp_path: Path, socket_enab
     ):
         await setup_receiver(hass, entry)
         runner = entry.runtime_data.supervisor.runner
-        await running(entry)
+        await running(hass, entry)
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         payload = [(hexes[n % len(hexes)] + "\n").encode() for n in range(total)]
         before = runner.counters.telegrams

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from homeassistant.core import HomeAssistant
 import pytest
@@ -99,3 +100,23 @@ async def test_a_failed_listing_is_not_kept(
     assert again is not failed
     assert again.names == {"auto", "multical21"}
     assert binary.asked == ["--version", "--listmeters", "--version", "--listmeters"]
+
+
+async def test_a_binary_replaced_in_place_is_listed_again(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The file at the path changed (a HACS download waiting for its restart, a package
+    upgrade) but no receiver has probed it yet: the meter form and the repairs are not
+    offered the old binary's drivers. Before: kept until a receiver saw another version."""
+    binary = FakeBinary(monkeypatch)
+    command = tmp_path / "wmbusmeters"
+    command.write_bytes(b"old binary")
+    old = await async_get_catalog(hass, str(command))
+    assert await async_get_catalog(hass, str(command)) is old
+    command.write_bytes(b"the new binary, longer")
+    binary.info = NEW
+    binary.asked.clear()
+    new = await async_get_catalog(hass, str(command))
+    assert new is not old
+    assert new.info == NEW
+    assert binary.asked == ["--version", "--listdrivers"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 import os
 from pathlib import Path
 import shutil
@@ -142,6 +143,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
             translation_key=err.translation_key,
             translation_placeholders={"port": str(entry.data.get(CONF_LISTEN_PORT))},
         ) from err
+
+    # Also when a later step of the set-up fails (both stops may run: each runs once).
+    entry.async_on_unload(partial(_async_stop, entry))
 
     async def _on_hass_stop(_event: Event) -> None:
         await _async_stop(entry)

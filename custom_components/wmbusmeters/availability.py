@@ -15,7 +15,6 @@ import logging
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
-from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, MISSED_POLLS_BEFORE_UNAVAILABLE
 from .meters import Meters, MeterState
@@ -128,7 +127,6 @@ class MeterWatch:
         """Not watching until start()."""
         self.hass = hass
         self.availability = availability
-        self._started_at = dt_util.utcnow()
         self._unsub_silence: CALLBACK_TYPE | None = None
         #: Timers that mark a wired meter lost when its polls go unanswered.
         self._poll_watch: dict[str, CALLBACK_TYPE] = {}
@@ -138,7 +136,6 @@ class MeterWatch:
     def start(self, meters: Meters) -> None:
         """Watch the receiver's meters, as they come and go."""
         self._meters = meters
-        self._started_at = dt_util.utcnow()
         self._unsub_silence = async_track_time_interval(
             self.hass, self._check_silence, SILENCE_CHECK_INTERVAL, name="wmbusmeters silence"
         )
@@ -199,7 +196,7 @@ class MeterWatch:
         for meter in list(self._meters.by_id.values()):
             if meter.config.polled or meter.meter_id in self.availability.lost:
                 continue  # its polls are watched
-            silent = (now - (meter.last_seen or self._started_at)).total_seconds()
+            silent = (now - (meter.last_seen or meter.since)).total_seconds()
             if silent > meter.expected_silence():
                 _LOGGER.info(
                     "Meter %s (%s) not heard for %d minutes",

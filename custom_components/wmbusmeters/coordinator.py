@@ -60,6 +60,7 @@ class WmbusCoordinator:
         self.discovery = MeterDiscovery(hass, entry, catalog)
         self.watch = MeterWatch(hass, availability)
         self._signal_new_fields = signal_new_fields(entry.entry_id)
+        self._closed = False
         self.meters.sync()
 
     async def async_start(self) -> None:
@@ -83,12 +84,15 @@ class WmbusCoordinator:
     @callback
     def close(self) -> None:
         """The receiver stops: no meter is watched or routed to any more."""
+        self._closed = True
         self.watch.stop()
         self.meters.close()
 
     @callback
     def async_entry_updated(self) -> None:
         """Meters were added, changed or removed: they follow the subentries."""
+        if self._closed:
+            return  # the receiver stopped: its meters are gone until it loads again
         before = set(self.meters.by_id)
         for meter in self.meters.sync():
             self.watch.heard(meter)
@@ -121,7 +125,8 @@ class WmbusCoordinator:
         meter.last_telegram = telegram
         # It decodes: a decryption issue of it clears itself (a fixed key).
         self.issues.meter_heard(meter.meter_id)
-        self.watch.heard(meter)
+        if meter.config.polled or meter.meter_id in self.availability.lost:
+            self.watch.heard(meter)  # back, or its polls watched afresh
         if telegram.driver and telegram.driver != meter.driver:
             meter.driver = telegram.driver
             self.meters.update_model(meter)

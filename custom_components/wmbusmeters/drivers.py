@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 
 from homeassistant.core import HomeAssistant
 from homeassistant.util.hass_dict import HassKey
@@ -38,6 +40,8 @@ class DriverCatalog:
         #: The binary's drivers by name, in its order (empty if it could not list them).
         self.drivers: dict[str, DriverInfo] = {}
         self._fields: dict[str, list[FieldInfo]] = {}
+        #: The binary's file when it was listed (binary_stamp): kept while it is the same.
+        self.stamp: tuple[int, int, int] | None = None
 
     @property
     def names(self) -> frozenset[str]:
@@ -92,14 +96,19 @@ async def async_get_catalog(
     ask at the same time share one load.
     """
     loads = hass.data.setdefault(_CATALOGS, {})
+    # The binary's file as it is now: replaced in place (a HACS download before the restart
+    # it asks for, a package upgrade) it is another binary, whatever the kept version says.
+    stamp = await hass.async_add_executor_job(binary_stamp, command)
     while (load := loads.get(command)) is not None:
         catalog = await asyncio.shield(load)
-        if info is None or (catalog.info is not None and catalog.info.version == info.version):
+        if catalog.stamp == stamp and (
+            info is None or (catalog.info is not None and catalog.info.version == info.version)
+        ):
             return catalog
         if loads.get(command) is load:
             del loads[command]
     load = loads[command] = hass.async_create_background_task(
-        _async_load(command, info), name=f"wmbusmeters drivers of {command}"
+        _async_load(command, info, stamp), name=f"wmbusmeters drivers of {command}"
     )
 
     def forget_failed(task: asyncio.Task[DriverCatalog]) -> None:
@@ -112,7 +121,20 @@ async def async_get_catalog(
     return await asyncio.shield(load)
 
 
-async def _async_load(command: str, info: WmbusmetersInfo | None) -> DriverCatalog:
+def binary_stamp(command: str) -> tuple[int, int, int] | None:
+    """The binary's file: inode, size and modification time (None: not found)."""
+    path = shutil.which(command) or command
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+async def _async_load(
+    command: str, info: WmbusmetersInfo | None, stamp: tuple[int, int, int] | None
+) -> DriverCatalog:
     catalog = DriverCatalog(command, info)
+    catalog.stamp = stamp
     await catalog.async_load()
     return catalog

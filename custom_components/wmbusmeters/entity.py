@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
@@ -15,24 +14,35 @@ from .compat import HAS_VIA_DEVICE_ID
 from .const import DOMAIN
 from .coordinator import signal_meter_added, signal_new_fields
 from .meters import MeterState
-from .runtime import WmbusData
+from .runtime import WmbusConfigEntry, WmbusData
 from .wmbus import Telegram
 
 
 @callback
 def async_follow_meters(
     hass: HomeAssistant,
-    entry: ConfigEntry[WmbusData],
+    entry: WmbusConfigEntry,
     add_meter: Callable[[MeterState], None],
     new_fields: Callable[[MeterState, Telegram, list[str]], None],
 ) -> None:
     """A platform's entities follow the receiver's meters: each meter now and each one added,
     and the fields the coordinator announces. The subscriptions end with the entry's unload
-    (its delivery has stopped before: __init__.async_unload_entry)."""
-    for meter in entry.runtime_data.meters.by_id.values():
+    (its delivery has stopped before: __init__.async_unload_entry).
+
+    wmbusmeters starts before the platforms (and a meter is heard before it is announced):
+    a meter a platform starts following offers all its fields again with its next telegram,
+    so that fields heard before, not only those of its last telegram, get their entities.
+    """
+
+    @callback
+    def follow(meter: MeterState) -> None:
         add_meter(meter)
+        meter.fields.clear()
+
+    for meter in entry.runtime_data.meters.by_id.values():
+        follow(meter)
     for signal, target in (
-        (signal_meter_added(entry.entry_id), add_meter),
+        (signal_meter_added(entry.entry_id), follow),
         (signal_new_fields(entry.entry_id), new_fields),
     ):
         entry.async_on_unload(async_dispatcher_connect(hass, signal, target))

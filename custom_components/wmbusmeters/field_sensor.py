@@ -26,6 +26,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import DOMAIN
 from .entity import WmbusMeterEntity
 from .issues import async_clear_removed_fields_issue, async_raise_removed_fields_issue
 from .meters import MeterState
@@ -47,6 +48,20 @@ _LOGGER = logging.getLogger(__name__)
 ADD_BATCH = 20
 
 _ABSENT = object()
+_NUMBER = object()
+_TEXT = object()
+#: The longest state Home Assistant keeps.
+MAX_STATE = 255
+
+
+def _fast_path(kind: FieldKind) -> object:
+    if kind.number:
+        return _NUMBER
+    if kind.text and kind.options is None and kind.device_class not in POINTS_IN_TIME:
+        return _TEXT
+    return None
+
+
 type Reading = str | int | float | datetime | date | Decimal | None
 
 
@@ -126,8 +141,6 @@ class MeterSensors:
             return
         for sensor in sensors:
             self.known[sensor.field] = sensor
-            # A removed entity (a removed field, a removed meter) can come back with a value.
-            sensor.async_on_remove(partial(self._forget, sensor))
         if len(sensors) <= ADD_BATCH:
             self._add_entities(sensors, config_subentry_id=self.meter.subentry_id)
             return
@@ -146,13 +159,17 @@ class MeterSensors:
             await asyncio.sleep(0)
 
     @callback
-    def _forget(self, sensor: WmbusFieldSensor) -> None:
-        """The sensor left Home Assistant: its field gets a new entity with its next value.
-        Not one the user (or its default) disabled: HA turns it away at every add, and each
-        telegram would build it again; enabling it reloads the receiver, which restores it."""
-        entry = sensor.registry_entry
-        if entry is not None and entry.disabled:
+    def forget(self, sensor: WmbusFieldSensor) -> None:
+        """The sensor left Home Assistant. Deleted (its registry entry is gone: the user, the
+        removed-fields repair), its field gets a new entity with its next value. Not while
+        its registry entry stays: a new entity id (HA adds the same entity back), a disabled
+        one (HA turns it away at every add: enabling it reloads the receiver, which restores
+        it), an unload."""
+        if self.registry.async_get_entity_id(Platform.SENSOR, DOMAIN, str(sensor.unique_id)):
             return
+        self._drop(sensor)
+
+    def _drop(self, sensor: WmbusFieldSensor) -> None:
         if self.known.get(sensor.field) is sensor:
             del self.known[sensor.field]
             self.names = self._names_without(sensor)
@@ -173,7 +190,9 @@ class MeterSensors:
         if not self._checked:
             self._checked = True
             # After this telegram's renames and new entities (tasks run in order).
-            self.hass.async_create_task(self._check_removed_fields(telegram), eager_start=False)
+            self.entry.async_create_task(
+                self.hass, self._check_removed_fields(telegram), eager_start=False
+            )
         have = self.known
         readings = telegram.readings
         new = []
@@ -185,8 +204,8 @@ class MeterSensors:
             if old is not None:
                 # Held by the rename until the entity is back under its new id.
                 have[field] = have.pop(old)
-                self.hass.async_create_task(
-                    self._rename_field(have[field], field, telegram), eager_start=False
+                self.entry.async_create_task(
+                    self.hass, self._rename_field(have[field], field, telegram), eager_start=False
                 )
                 continue
             kind = field_kind(field, value, telegram.media, telegram.driver or meter.driver)
@@ -203,6 +222,8 @@ class MeterSensors:
                 old.registry_entry.entity_id, new_unique_id=f"{self.meter.meter_id}_{field}"
             )
         self.known.pop(field, None)
+        if self.meter.closed:
+            return  # the receiver unloaded meanwhile: the entity comes back with it
         value = telegram.readings.get(field)
         kind = field_kind(field, value, telegram.media, telegram.driver)
         self._add([self._sensor(field, kind)])
@@ -212,8 +233,9 @@ class MeterSensors:
         rule): added again with the right description under the same unique id (entity id and
         history stay)."""
         _LOGGER.info("%s: described again as %s", old.entity_id, family(kind))
+        self._drop(old)
         await old.async_remove()
-        if self.known.get(old.field) is None:
+        if self.known.get(old.field) is None and not self.meter.closed:
             self._add([self._sensor(old.field, kind)])
 
     async def _check_removed_fields(self, telegram: Telegram) -> None:
@@ -274,6 +296,8 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         #: Registered by a run before this one: its first value may show it was described
         #: by an earlier rule that cannot show it (shows_wrongly).
         self._verify = restored
+        #: Which fast path a value may take in _async_handle_telegram (none while verifying).
+        self._fast: object = None if restored else _fast_path(kind)
         self.owner: MeterSensors | None = None
 
     @property
@@ -284,6 +308,9 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
     async def async_added_to_hass(self) -> None:
         """Restore the last reading (a meter may not send again for hours)."""
         await super().async_added_to_hass()
+        if self.owner is not None:
+            # Each time HA adds it (again, under a new entity id): its removal is seen.
+            self.async_on_remove(partial(self.owner.forget, self))
         if self.meter.last_telegram is not None and not self._verify:
             self._apply(self.meter.last_telegram.readings.get(self.field))
         elif (last := await self.async_get_last_sensor_data()) is not None:
@@ -297,12 +324,25 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         value = telegram.readings.get(self.field, _ABSENT)
         if value is _ABSENT:
             return  # a short telegram: keep the last reading
+        # The common cases, without a call: a non-zero number as JSON gave it to a number
+        # entity (a 0 may be a glitch: _apply decides), a non-empty text to a text entity.
+        fast = self._fast
+        if (fast is _NUMBER and (type(value) is float or type(value) is int) and value) or (
+            fast is _TEXT and type(value) is str and value and len(value) <= MAX_STATE
+        ):
+            if value != self._value:
+                self._value = value
+                self.async_write_ha_state()
+            return
         if self._verify and value is not None and value != "":
             self._verify = False
+            self._fast = _fast_path(self._kind)
             media = telegram.media
             if shows_wrongly(self._kind, value, telegram.driver, self.field, media):
                 kind = field_kind(self.field, value, media, telegram.driver)
-                self.hass.async_create_task(self._async_redescribe(kind), eager_start=False)
+                self.data.coordinator.entry.async_create_task(
+                    self.hass, self._async_redescribe(kind), eager_start=False
+                )
                 return
         # Only what changed is written (a new timestamp is a change).
         if self._apply(value):
@@ -340,7 +380,7 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         if kind.device_class in POINTS_IN_TIME:
             return POINTS_IN_TIME[kind.device_class](value)
         if kind.text:
-            text = str(value)[:255]
+            text = str(value)[:MAX_STATE]
             # HA refuses an enum state outside its options: an unexpected one shows as unknown.
             return text if kind.options is None or text in kind.options else None
         try:

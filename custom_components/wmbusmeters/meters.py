@@ -16,6 +16,7 @@ import statistics
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
 
 from .compat import find_device
 from .const import (
@@ -69,6 +70,8 @@ class MeterState:
     documented_fields: list[str] = field(default_factory=list)
     last_telegram: Telegram | None = None
     last_seen: datetime | None = None
+    #: When this meter was added (or its receiver loaded): its silence counts from here.
+    since: datetime = field(default_factory=dt_util.utcnow)
     intervals: deque[float] = field(default_factory=lambda: deque(maxlen=16))
     #: Fields offered to the platforms (with a value): a telegram with another one announces
     #: it. A platform that lets a field's entity go discards it, to be offered again.
@@ -79,7 +82,8 @@ class MeterState:
     closed: bool = False
     #: The driver wmbusmeters reports (differs from the configured one for `auto`).
     driver: str = ""
-    _listeners: list[MeterListener] = field(default_factory=list)
+    #: A tuple, replaced on change: notify() iterates it without a copy per telegram.
+    _listeners: tuple[MeterListener, ...] = ()
     _on_remove: list[CALLBACK_TYPE] = field(default_factory=list)
 
     @property
@@ -102,11 +106,10 @@ class MeterState:
 
         A plain list rather than a dispatcher signal: it is called for every entity of every
         telegram (scripts/benchmark), and ends with the meter."""
-        self._listeners.append(listener)
+        self._listeners = (*self._listeners, listener)
 
         def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+            self._listeners = tuple(x for x in self._listeners if x is not listener)
 
         return remove
 
@@ -118,7 +121,7 @@ class MeterState:
     def notify(self, telegram: Telegram) -> None:
         """Tell this meter's listeners. One that fails (a value Home Assistant refuses) is
         logged with its entity; the others, and the next telegram, go on."""
-        for listener in list(self._listeners):
+        for listener in self._listeners:
             try:
                 listener(telegram)
             except Exception:
@@ -136,7 +139,7 @@ class MeterState:
     def close(self) -> None:
         """The meter leaves: its listeners and clean-ups end with it."""
         self.closed = True
-        self._listeners.clear()
+        self._listeners = ()
         while self._on_remove:
             self._on_remove.pop()()
 

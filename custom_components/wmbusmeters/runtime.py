@@ -39,6 +39,8 @@ class WmbusData:
     def async_entry_updated(self) -> None:
         """The entry changed: the meters follow their subentries, then wmbusmeters and the
         port follow them (a restart only if what wmbusmeters is told changed)."""
+        if self.supervisor.stopping:
+            return  # unloading (or a failed unload): nothing may start or be routed again
         self.coordinator.async_entry_updated()
         self.supervisor.async_entry_updated()
 

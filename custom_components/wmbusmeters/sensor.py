@@ -88,31 +88,31 @@ class ReceiverSensorDescription(SensorEntityDescription):
 
     value_fn: Callable[[ReceiverSupervisor], str | int | datetime | None]
     #: State attributes (per-source counters of a network receiver).
-    attrs_fn: Callable[[ReceiverSupervisor], dict[str, Any] | None] = lambda _c: None
+    attrs_fn: Callable[[ReceiverSupervisor], dict[str, Any] | None] = lambda _s: None
 
 
-def _network_total(c: ReceiverSupervisor, *keys: str) -> int | None:
-    if c.listener is None:
+def _network_total(s: ReceiverSupervisor, *keys: str) -> int | None:
+    if s.listener is None:
         return None
-    totals = c.listener.totals()
+    totals = s.listener.totals()
     return sum(totals[k] for k in keys)
 
 
-def _last_heard(c: ReceiverSupervisor) -> datetime | None:
-    heard = c.listener.last_heard if c.listener is not None else None
+def _last_heard(s: ReceiverSupervisor) -> datetime | None:
+    heard = s.listener.last_heard if s.listener is not None else None
     return dt_util.utc_from_timestamp(heard) if heard is not None else None
 
 
-def _per_source(c: ReceiverSupervisor) -> dict[str, Any] | None:
+def _per_source(s: ReceiverSupervisor) -> dict[str, Any] | None:
     """What each source sent and what was dropped of it (at most MAX_SOURCES of them)."""
-    if c.listener is None:
+    if s.listener is None:
         return None
     return {
         "sources": {
             source: {k: v for k, v in stats.as_dict().items() if k != "last_heard"}
-            for source, stats in c.listener.sources.items()
+            for source, stats in s.listener.sources.items()
         },
-        "connections": c.listener.connections,
+        "connections": s.listener.connections,
     }
 
 
@@ -149,7 +149,7 @@ RECEIVER_SENSORS = (
         entity_category=EntityCategory.DIAGNOSTIC,
         # Counted since Home Assistant started: a restart is a reset, not a drop.
         state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=lambda c: c.runner.counters.restarts,
+        value_fn=lambda s: s.runner.counters.restarts,
     ),
     ReceiverSensorDescription(
         key="telegrams",
@@ -157,13 +157,13 @@ RECEIVER_SENSORS = (
         entity_category=EntityCategory.DIAGNOSTIC,
         # Counted since Home Assistant started: a restart is a reset, not a drop.
         state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=lambda c: c.runner.counters.telegrams,
+        value_fn=lambda s: s.runner.counters.telegrams,
     ),
     ReceiverSensorDescription(
         key="last_error",
         translation_key="last_error",
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda c: (c.runner.last_error or "")[:255] or None,
+        value_fn=lambda s: (s.runner.last_error or "")[:255] or None,
     ),
 )
 

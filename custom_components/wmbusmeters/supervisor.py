@@ -86,7 +86,6 @@ class ReceiverSupervisor:
         self.coordinator = coordinator
         self.availability = availability
         self.issues = issues
-        self.version = coordinator.version
         #: A network receiver's port (started before wmbusmeters, kept across its restarts).
         self.listener: TelegramListener | None = None
         self._unsub_listener_refresh: CALLBACK_TYPE | None = None
@@ -125,6 +124,16 @@ class ReceiverSupervisor:
             hass, _LOGGER, cooldown=RESTART_COOLDOWN, immediate=False, function=self._async_apply
         )
 
+    @property
+    def version(self) -> str:
+        """The running wmbusmeters' version."""
+        return self.coordinator.version
+
+    @property
+    def stopping(self) -> bool:
+        """The receiver stops (or stopped): nothing may start again."""
+        return self._stopping
+
     def _background(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self.entry.async_create_background_task(self.hass, coro, name)
 
@@ -158,8 +167,9 @@ class ReceiverSupervisor:
         while self._unsubs:
             self._unsubs.pop()()
         await self.runner.stop()
-        if self.listener is not None:
-            await self.listener.stop()
+        async with self._listener_lock:  # a port being changed is bound, then closed here
+            if self.listener is not None:
+                await self.listener.stop()
 
     @callback
     def async_entry_updated(self) -> None:
@@ -220,6 +230,8 @@ class ReceiverSupervisor:
         """The port, protocol or allow-list changed: only the listener restarts."""
         async with self._listener_lock:
             config = listener_config(self.entry)
+            if self._stopping:
+                return
             if self.listener is not None and config == self.listener.config:
                 return
             if self.listener is not None:
