@@ -451,3 +451,20 @@ async def test_port_taken_at_start_retries_setup(hass: HomeAssistant, wmbusmeter
         assert entry.state is ConfigEntryState.SETUP_RETRY
         assert entry.reason == f"Port {port} is in use by another program"
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_unload_with_a_sender_connected_leaves_nothing_behind(
+    hass: HomeAssistant, tcp_receiver: ConfigEntry
+) -> None:
+    """A sender still connected when the receiver unloads: its connection is closed with the
+    port and no refresh of the receiver's sensors is left scheduled (Home Assistant's test
+    harness fails on a lingering timer). Before: closing the connection scheduled one."""
+    port = tcp_receiver.data["listen_port"]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(RTL.encode() + b"\n")
+    await writer.drain()
+    assert await value_of(hass, TOTAL) == "6.408"
+    await asyncio.sleep(0)
+    assert await hass.config_entries.async_unload(tcp_receiver.entry_id)
+    assert await reader.read() == b""  # closed by the receiver
+    writer.close()

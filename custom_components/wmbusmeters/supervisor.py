@@ -216,7 +216,8 @@ class ReceiverSupervisor:
     @callback
     def _listener_changed(self) -> None:
         # Lines may come thousands a second: the receiver's sensors follow once a second.
-        if self._unsub_listener_refresh is None:
+        # Not once it stops: closing the port ends its connections, which it reports.
+        if self._unsub_listener_refresh is None and not self._stopping:
             self._unsub_listener_refresh = async_call_later(
                 self.hass, LISTENER_REFRESH, self._refresh_listener
             )
