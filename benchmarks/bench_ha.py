@@ -8,6 +8,7 @@ figures; the only asserts check that the states really hold the new values.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -89,9 +90,11 @@ async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
     on_telegram = entry.runtime_data.supervisor.runner._on_telegram
     loop = asyncio.get_running_loop()
 
-    async def feed(telegrams: list[Telegram]) -> tuple[float, float]:
-        """Seconds until the state machine holds them all; the longest single telegram."""
+    async def feed(telegrams: list[Telegram]) -> tuple[float, float, float]:
+        """Seconds until the state machine holds them all, the CPU seconds they took, the
+        longest single telegram."""
         longest = 0.0
+        cpu = time.process_time()
         start = time.perf_counter()
         for n, tg in enumerate(telegrams):
             t0 = time.perf_counter()
@@ -100,7 +103,7 @@ async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
             if n % 50 == 49:
                 await asyncio.sleep(0)  # let the loop breathe, as the reader does between reads
         await hass.async_block_till_done()
-        return time.perf_counter() - start, longest
+        return time.perf_counter() - start, time.process_time() - cpu, longest
 
     decode_rates: dict[str, float] = {}
     if (path := os.environ.get("BENCH_DECODE_RATE_FILE")) and Path(path).exists():
@@ -114,29 +117,42 @@ async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
         import cProfile
         import pstats
 
+        # The integration's own work only: HA's state writes are switched off.
         prof = cProfile.Profile()
-        prof.enable()
-        for n in range(3000):
-            on_telegram(telegram(ids[n % METERS], 200_000 + n))
-        prof.disable()
+        with patch.object(Entity, "async_write_ha_state", lambda self: None):
+            prof.enable()
+            for n in range(3000):
+                on_telegram(telegram(ids[n % METERS], 2_000_000 + n))
+            prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(18)
 
     # Throughput: as fast as the loop takes them, each call writes the states it changed.
     # Telegrams are built before the clock starts: the runner's parsing has its own figure.
+    # The machine is noisy (a collection of HA's garbage can take tens of ms of a 0.2 s
+    # pass): each figure is the best of ROUNDS passes, each after a collection, the same way
+    # with and without HA's state writes (bench_runner.py keeps the best of 2 likewise).
     total = 20_000
-    for all_change, label, base in (
-        (True, "all 12 fields change", 0),
-        (False, "typical: total, 2 temperatures, time", 50_000),
+    rounds = 3
+    base = 0
+    for all_change, label in (
+        (True, "all 12 fields change"),
+        (False, "typical: total, 2 temperatures, time"),
     ):
-        telegrams = [telegram(ids[n % METERS], base + n, all_change) for n in range(total)]
-        elapsed, longest = await feed(telegrams)
-        assert hass.states.get(f"sensor.m{ids[(total - 1) % METERS]}_total").state == str(
-            100 + (base + total - 1) * 0.001
-        )
+        elapsed = cpu = longest = float("inf")
+        for _ in range(rounds):
+            base += total
+            telegrams = [telegram(ids[n % METERS], base + n, all_change) for n in range(total)]
+            gc.collect()
+            took, took_cpu, block = await feed(telegrams)
+            elapsed, cpu, longest = min(elapsed, took), min(cpu, took_cpu), min(longest, block)
+            assert hass.states.get(f"sensor.m{ids[(total - 1) % METERS]}_total").state == str(
+                100 + (base + total - 1) * 0.001
+            )
         rate = total / elapsed
         print(
-            f"throughput ({label}): {total} telegrams in {elapsed:.2f} s = {rate:,.0f} telegrams/s "
-            f"until the state machine holds them; longest single telegram {longest * 1000:.2f} ms"
+            f"throughput ({label}, best of {rounds}): {total} telegrams in {elapsed:.2f} s = "
+            f"{rate:,.0f} telegrams/s until the state machine holds them; longest single "
+            f"telegram {longest * 1000:.2f} ms"
         )
         for version, decode_rate in decode_rates.items():
             if decode_rate:
@@ -146,13 +162,21 @@ async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
                 )
         if all_change:
             # Again with Home Assistant's state writes switched off: what is left is the
-            # integration's own work, the rest is HA's (one write per changed entity).
-            telegrams = [telegram(ids[n % METERS], 300_000 + n) for n in range(total)]
+            # integration's own work, the rest is HA's (one write per changed entity). As CPU
+            # time of both: this VM's wall clock also counts time its CPUs were lent out (a
+            # 0.2 s pass varied 0.14-0.31 s within one process), which is neither's work.
+            own = own_cpu = float("inf")
             with patch.object(Entity, "async_write_ha_state", lambda self: None):
-                own, _ = await feed(telegrams)
+                for _ in range(rounds):
+                    base += total
+                    telegrams = [telegram(ids[n % METERS], base + n) for n in range(total)]
+                    gc.collect()
+                    took, took_cpu, _ = await feed(telegrams)
+                    own, own_cpu = min(own, took), min(own_cpu, took_cpu)
             print(
-                f"  the integration's own work: {own / elapsed:.0%} of that time "
-                f"({total / own:,.0f} telegrams/s without HA's state writes)"
+                f"  the integration's own work: {own_cpu / cpu:.0%} of the CPU time (goal <= 10%; "
+                f"{own_cpu:.3f} of {cpu:.3f} s; {total / own:,.0f} telegrams/s without HA's "
+                f"state writes, best of {rounds})"
             )
 
     # Latency at 100 telegrams/s: from the runner's callback to the new state (set synchronously).
@@ -161,7 +185,7 @@ async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
     for n in range(1000):
         target = loop.time() + 0.01
         t0 = time.perf_counter()
-        on_telegram(telegram(ids[n % METERS], 100_000 + n))
+        on_telegram(telegram(ids[n % METERS], 1_000_000 + n))
         took = time.perf_counter() - t0
         latencies.append(took * 1000)
         longest_block = max(longest_block, took)
@@ -211,28 +235,34 @@ async def test_network_listener(hass: HomeAssistant, tmp_path: Path, socket_enab
         await running(hass, entry)
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         payload = [(hexes[n % len(hexes)] + "\n").encode() for n in range(total)]
-        before = runner.counters.telegrams
-        start = time.perf_counter()
-        for n in range(0, total, 500):
-            writer.write(b"".join(payload[n : n + 500]))
-            await writer.drain()
-        # Until wmbusmeters has printed nothing new for a second (it may drop a line it
-        # cannot decode: what arrived is counted, not assumed).
-        last, quiet_since = -1, time.perf_counter()
-        async with asyncio.timeout(120):
-            while time.perf_counter() - quiet_since < 1.0:
-                await asyncio.sleep(0.01)
-                if runner.counters.telegrams != last:
-                    last, quiet_since = runner.counters.telegrams, time.perf_counter()
-        elapsed = quiet_since - start
-        received = runner.counters.telegrams - before
+        # Best of 2, as wmbusmeters' own decode rate is taken (bench_runner.py).
+        rate = 0.0
+        for _ in range(2):
+            before = runner.counters.telegrams
+            start = time.perf_counter()
+            for n in range(0, total, 500):
+                writer.write(b"".join(payload[n : n + 500]))
+                await writer.drain()
+            # Until wmbusmeters has printed nothing new for a second (it may drop a line it
+            # cannot decode: what arrived is counted, not assumed).
+            last, quiet_since = -1, time.perf_counter()
+            async with asyncio.timeout(120):
+                while time.perf_counter() - quiet_since < 1.0:
+                    await asyncio.sleep(0.01)
+                    if runner.counters.telegrams != last:
+                        last, quiet_since = runner.counters.telegrams, time.perf_counter()
+            if (this := (runner.counters.telegrams - before) / (quiet_since - start)) > rate:
+                rate, received, elapsed = (
+                    this,
+                    runner.counters.telegrams - before,
+                    quiet_since - start,
+                )
         writer.close()
         stats = entry.runtime_data.supervisor.listener.totals()
         await hass.config_entries.async_unload(entry.entry_id)
-    rate = received / elapsed
     print(
-        f"\nnetwork listener (TCP, hex) -> wmbusmeters 3.0.0 -> Home Assistant: {received} of "
-        f"{total} telegrams in {elapsed:.2f} s = {rate:,.0f} telegrams/s "
+        f"\nnetwork listener (TCP, hex) -> wmbusmeters 3.0.0 -> Home Assistant (best of 2): "
+        f"{received} of {total} telegrams in {elapsed:.2f} s = {rate:,.0f} telegrams/s "
         f"(undelivered while the pipe was full: {stats['undelivered']})"
     )
     decode_rates: dict[str, float] = {}
