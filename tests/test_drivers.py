@@ -120,3 +120,22 @@ async def test_a_binary_replaced_in_place_is_listed_again(
     assert new is not old
     assert new.info == NEW
     assert binary.asked == ["--version", "--listdrivers"]
+
+
+async def test_a_replaced_binary_that_cannot_list_yet_keeps_the_last_drivers(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The file changed and cannot list its drivers (yet): the forms keep offering the last
+    binary's drivers rather than `auto` alone, and the next caller asks again."""
+    binary = FakeBinary(monkeypatch)
+    command = tmp_path / "wmbusmeters"
+    command.write_bytes(b"old binary")
+    old = await async_get_catalog(hass, str(command))
+    command.write_bytes(b"the new binary, longer")
+    binary.fails = True
+    assert await async_get_catalog(hass, str(command)) is old
+    binary.fails = False
+    binary.asked.clear()
+    new = await async_get_catalog(hass, str(command))
+    assert new is not old
+    assert binary.asked == ["--version", "--listmeters"]

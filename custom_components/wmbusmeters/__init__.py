@@ -131,21 +131,20 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
         sw_version=info.version,
     )
     entry.runtime_data = WmbusData(supervisor, coordinator, availability, receiver.id)
+    # Whatever step of the set-up fails or is cancelled from here, nothing is left running
+    # (the unload, HA's stop and this may each ask: each stop runs once).
+    entry.async_on_unload(partial(_async_stop, entry))
     await coordinator.async_start()
     try:
         await supervisor.async_start()
     except ListenerError as err:
         # A network receiver's port is taken (another program since the flow checked it):
         # HA retries with backoff; nothing was started.
-        await _async_stop(entry)
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key=err.translation_key,
             translation_placeholders={"port": str(entry.data.get(CONF_LISTEN_PORT))},
         ) from err
-
-    # Also when a later step of the set-up fails (both stops may run: each runs once).
-    entry.async_on_unload(partial(_async_stop, entry))
 
     async def _on_hass_stop(_event: Event) -> None:
         await _async_stop(entry)

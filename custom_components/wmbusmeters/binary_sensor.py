@@ -62,6 +62,8 @@ async def async_setup_entry(
     def add_meter(meter: MeterState) -> None:
         """Once the meter is known to report a status: registered by an earlier run, or heard
         now (a meter without a status gets none)."""
+        if meter.meter_id in added:
+            return  # heard (new fields) before it was announced
         known = registry.async_get_entity_id(
             Platform.BINARY_SENSOR, DOMAIN, f"{meter.meter_id}_{PROBLEM.key}"
         )

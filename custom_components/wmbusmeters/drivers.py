@@ -21,6 +21,7 @@ from .wmbus import (
     list_fields,
     probe_info,
 )
+from .wmbus.bundled import restore_bundled
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -98,9 +99,10 @@ async def async_get_catalog(
     loads = hass.data.setdefault(_CATALOGS, {})
     # The binary's file as it is now: replaced in place (a HACS download before the restart
     # it asks for, a package upgrade) it is another binary, whatever the kept version says.
-    stamp = await hass.async_add_executor_job(binary_stamp, command)
+    stamp = await hass.async_add_executor_job(_usable_stamp, command)
+    previous: DriverCatalog | None = None
     while (load := loads.get(command)) is not None:
-        catalog = await asyncio.shield(load)
+        catalog = previous = await asyncio.shield(load)
         if catalog.stamp == stamp and (
             info is None or (catalog.info is not None and catalog.info.version == info.version)
         ):
@@ -118,7 +120,19 @@ async def async_get_catalog(
             del loads[command]
 
     load.add_done_callback(forget_failed)
-    return await asyncio.shield(load)
+    catalog = await asyncio.shield(load)
+    if not catalog.drivers and previous is not None and previous.drivers:
+        # The new file cannot say (yet): the last binary's drivers are a better offer than
+        # `auto` alone, until it can.
+        return previous
+    return catalog
+
+
+def _usable_stamp(command: str) -> tuple[int, int, int] | None:
+    """The binary's stamp, after its exec bits are back if it is the bundled one (a HACS
+    download replaced it: blocking, from an executor)."""
+    restore_bundled(command)
+    return binary_stamp(command)
 
 
 def binary_stamp(command: str) -> tuple[int, int, int] | None:
