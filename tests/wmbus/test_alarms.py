@@ -1,0 +1,433 @@
+"""The alarm rule against what wmbusmeters 3.0.0 prints: every status word its drivers can print
+is decided (an alarm or deliberately none), and real status texts give the alarms they mean.
+
+The words come from the release source, read by its structure: the xmq drivers' `lookup` tables
+(and `mfct_tpl_status_bits`) of status-like fields, the C++ drivers' lookup tables and the texts
+they build themselves, and the TPL status byte's words (src/wmbus.cc). The words wmbusmeters makes
+up itself (`<LOOKUP>_<bits>`, `UNKNOWN_<hex>`, `DECODING_ERROR_<field>`, `BAD_RULE_…`) are made
+from the printf formats that print them. The real texts are the drivers' own test telegrams: the
+JSON the release expects, and what the binary printed (tests/fixtures/driver-tests/).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+import json
+import os
+from pathlib import Path
+import re
+import tarfile
+from typing import Any
+
+import pytest
+
+from custom_components.wmbusmeters.wmbus.alarms import (
+    ALARMS,
+    GENERATED,
+    HISTORY_FIELD_PREFIXES,
+    NOT_ALARMS,
+    AlarmKind,
+    alarm_kinds,
+    status_words,
+)
+
+REPO = Path(__file__).parents[2]
+RELEASE = "wmbusmeters-3.0.0.tar.gz"
+#: Where scripts/setup finds the release: the shared folder beside the repo, or its download cache.
+TARBALLS = (
+    REPO.parent / "shared" / "upstream" / RELEASE,
+    Path(
+        os.environ.get("WMBUS_DEV_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wmbusmeters-ha-dev"
+    )
+    / "downloads"
+    / RELEASE,
+)
+RECORDED = REPO / "tests" / "fixtures" / "driver-tests" / "wmbusmeters-3.0.0.jsonl"
+
+#: A field whose text is status: by its name, or by what the driver does with it.
+STATUS_NAME = re.compile(r"status|alarm|error")
+STATUS_ATTRIBUTES = frozenset({"STATUS", "INCLUDE_TPL_STATUS", "INJECT_INTO_STATUS"})
+#: A value that is a date, not status words (`error_date`, `last_alarm_date`...).
+DATE = re.compile(r"\d{4}-\d\d-\d\d")
+
+
+@dataclass
+class Printed:
+    """What the release's drivers can print in their status-like fields."""
+
+    #: Word (as printed) -> the files that print it.
+    words: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    #: The names of the status lookups: wmbusmeters prints `<NAME>_<bits>` for unnamed bits.
+    lookups: set[str] = field(default_factory=set)
+    #: Drivers whose status carries the TPL status byte (INCLUDE_TPL_STATUS).
+    tpl_drivers: set[str] = field(default_factory=set)
+    #: Fields decoded by an ixml grammar: `DECODING_ERROR_<field>` when one fails.
+    ixml_fields: set[str] = field(default_factory=set)
+    #: Texts the made-up words are printed from (printf formats, filled in).
+    made_up: set[str] = field(default_factory=set)
+    #: Status texts the drivers' test telegrams expect (their JSON), field -> texts.
+    expected: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def add(self, text: str, source: str) -> None:
+        for word in re.split(r"[\s,]+", text):
+            if word:
+                self.words[word].add(source)
+
+
+# --- xmq, the format of drivers/src/*.xmq: `key = value`, `key { ... }`, quotes of any run of '
+# or " ('' is empty), // and /* */ comments.
+
+_XMQ_TOKEN = re.compile(r"""\s+|//[^\n]*|/\*.*?\*/|([{}=])|('+|"+)|[^\s{}=]+""", re.DOTALL)
+type Xmq = list[tuple[str, Any]]
+
+
+def _xmq_tokens(text: str) -> Iterator[tuple[str, str]]:
+    """("{", ""), ("}", ""), ("=", "") and ("text", a key or a value)."""
+    pos = 0
+    while pos < len(text):
+        match = _XMQ_TOKEN.match(text, pos)
+        assert match is not None, text[pos : pos + 80]
+        pos = match.end()
+        if bracket := match.group(1):
+            yield bracket, ""
+        elif quote := match.group(2):
+            end = pos if len(quote) == 2 else text.index(quote, pos)
+            yield "text", text[pos:end]
+            pos = end + (0 if len(quote) == 2 else len(quote))
+        elif not match.group().isspace() and not match.group().startswith(("//", "/*")):
+            yield "text", match.group()
+
+
+def parse_xmq(text: str) -> Xmq:
+    """[(key, value or the items of its block)]."""
+    tokens = list(_xmq_tokens(text))
+    pos = 0
+
+    def block() -> Xmq:
+        nonlocal pos
+        items: Xmq = []
+        while pos < len(tokens) and tokens[pos][0] != "}":
+            key, op = tokens[pos][1], tokens[pos + 1][0]
+            if op == "=":
+                items.append((key, tokens[pos + 2][1]))
+                pos += 3
+            else:
+                assert op == "{", (key, op)
+                pos += 2
+                items.append((key, block()))
+                pos += 1
+        return items
+
+    return block()
+
+
+def values(node: Xmq, key: str) -> list[Any]:
+    return [value for name, value in node if name == key]
+
+
+def from_xmq(path: str, text: str, printed: Printed) -> None:
+    (driver,) = values(parse_xmq(text), "driver")
+
+    def lookup_words(lookup: Xmq) -> list[str]:
+        maps = [n for m in values(lookup, "map") for n in values(m, "name")]
+        return values(lookup, "default_message") + maps
+
+    for fields in values(driver, "fields"):
+        for entry in values(fields, "field"):
+            (name,) = values(entry, "name")
+            attributes = set(",".join(values(entry, "attributes")).split(","))
+            if values(entry, "ixml"):
+                printed.ixml_fields.add(name)
+            if "INCLUDE_TPL_STATUS" in attributes:
+                printed.tpl_drivers.add(path)
+            if STATUS_NAME.search(name) or attributes & STATUS_ATTRIBUTES:
+                for lookup in values(entry, "lookup"):
+                    printed.lookups.update(values(lookup, "name"))
+                    for text_ in lookup_words(lookup):
+                        printed.add(text_, path)
+    for bits in values(driver, "mfct_tpl_status_bits"):
+        for text_ in lookup_words(bits):
+            printed.add(text_, path)
+    for tests in values(driver, "tests"):
+        for test in values(tests, "test"):
+            for expected in values(test, "json"):
+                collect_texts(json.loads(expected), printed.expected)
+
+
+# --- C++: string literals and brackets, comments skipped.
+
+_C_TOKEN = re.compile(r"""//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'""", re.DOTALL)
+_C_BRACKET = re.compile(r"""[(){}]|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'""")
+#: A lookup rule: its name, then its map type: `{"ERROR_FLAGS", Translate::MapType::...`.
+RULE_NAME = re.compile(r'"(\w+)"\s*,\s*Translate::MapType::')
+#: A rule's entry `{ 0x01, "NO_FLOW" }`, and its default message after the mask.
+MAP_WORD = re.compile(r'\{\s*(?:0x[0-9A-Fa-f]+|\d+)\s*,\s*"([^"]*)"')
+DEFAULT_MESSAGE = re.compile(r'MaskBits\([^)]*\)\s*,\s*"([^"]*)"')
+
+
+def decomment(text: str) -> str:
+    """The source with its comments blanked (same length), its string literals kept."""
+    return _C_TOKEN.sub(
+        lambda m: re.sub(r"\S", " ", m.group()) if m.group()[0] == "/" else m.group(), text
+    )
+
+
+def literals(code: str) -> list[str]:
+    return [m.group()[1:-1] for m in _C_TOKEN.finditer(code) if m.group()[0] == '"']
+
+
+def closing(code: str, start: int) -> int:
+    """The end of the bracketed code that starts at code[start]."""
+    opener = code[start]
+    closer = {"(": ")", "{": "}"}[opener]
+    depth = 0
+    for match in _C_BRACKET.finditer(code, start):
+        depth += (match.group() == opener) - (match.group() == closer)
+        if depth == 0:
+            return match.end()
+    raise AssertionError(f"unbalanced {opener} at {start}")
+
+
+def function_body(code: str, name: str) -> str:
+    match = re.search(rf"\b{name}\s*\([^)]*\)\s*\{{", code)
+    assert match is not None, name
+    return code[match.end() - 1 : closing(code, match.end() - 1)]
+
+
+def from_cc(path: str, text: str, printed: Printed) -> None:
+    """A C++ driver: the status-like fields it adds (with their lookups) and the texts it sets
+    them to itself (`setStringValue("field", "WORDS")` or a function's literals)."""
+    code = decomment(text)
+    status_fields: set[str] = set()
+    for match in re.finditer(r"\badd\w*Field\w*\s*\(", code):
+        call = code[match.start() : closing(code, match.end() - 1)]
+        if not (strings := literals(call)):
+            continue
+        properties = set(re.findall(r"PrintProperty::(\w+)", call))
+        if "INCLUDE_TPL_STATUS" in properties:
+            printed.tpl_drivers.add(path)
+        if STATUS_NAME.search(strings[0]) or properties & STATUS_ATTRIBUTES:
+            status_fields.add(strings[0])
+            printed.lookups.update(RULE_NAME.findall(call))
+            for text_ in MAP_WORD.findall(call) + DEFAULT_MESSAGE.findall(call):
+                printed.add(text_, path)
+    for match in re.finditer(r'\bsetStringValue\s*\(\s*"(\w+)"\s*,\s*', code):
+        if match.group(1) not in status_fields:
+            continue
+        value = code[match.end() :]
+        if value.startswith('"'):
+            printed.add(literals(value)[0], path)
+        elif builder := re.match(r"(\w+)\s*\(", value):
+            for text_ in literals(function_body(code, builder.group(1))):
+                printed.add(text_, path)
+    for expected in re.findall(r'^// (\{"_":"telegram".*\})$', text, re.MULTILINE):
+        collect_texts(json.loads(expected), printed.expected)
+
+
+def from_wmbusmeters(files: dict[str, str], printed: Printed) -> None:
+    """What wmbusmeters itself prints into status: the TPL status byte's words (for every
+    driver that includes it), and the words it makes up from printf formats."""
+    wmbus = decomment(files["src/wmbus.cc"])
+    tpl = re.findall(r"\bstring\s+(decodeTPLStatusByte\w*)\s*\([^)]*\)\s*\{", wmbus)
+    assert tpl, "the TPL status byte's decoders moved"
+    formats: set[str] = set()
+    for name in tpl:
+        for text_ in literals(function_body(wmbus, name)):
+            if "%" in text_:
+                formats.add(text_)
+            else:
+                printed.add(text_, "src/wmbus.cc")
+    # A driver's manufacturer TPL bits are a lookup of wmbusmeters' naming (TPL_STS).
+    mfct_tpl = RULE_NAME.findall(decomment(files["src/driver_dynamic.cc"]))
+    assert mfct_tpl, "driver_dynamic.cc names no rule"
+    lookups = printed.lookups | set(mfct_tpl)
+    translate = literals(decomment(files["src/translatebits.cc"]))
+    formats.update(text_ for text_ in translate if "%s" in text_)
+    assert any(f.startswith("%s_") for f in formats), "translatebits.cc no longer prints NAME_bits"
+    for format_ in formats:
+        conversions = re.findall(r"%[-0-9]*[a-zA-Z]", format_)
+        for name in sorted(lookups) if "%s" in conversions else [""]:
+            printed.made_up.add(format_ % tuple(name if c == "%s" else 0x1F for c in conversions))
+    meters = decomment(files["src/meters.cc"])
+    prefixes = re.findall(r'string\("(\w+)"\)\s*\+\s*fi\.vname\(\)', meters)
+    assert prefixes, "meters.cc no longer prints DECODING_ERROR_<field>"
+    printed.made_up.update(p + f for p in prefixes for f in printed.ixml_fields)
+
+
+def collect_texts(telegram: dict[str, object], into: dict[str, set[str]]) -> None:
+    for name, value in telegram.items():
+        if isinstance(value, str) and STATUS_NAME.search(name) and not DATE.match(value):
+            into[name].add(value)
+
+
+@pytest.fixture(scope="module")
+def printed() -> Printed:
+    tarball = next((path for path in TARBALLS if path.is_file()), None)
+    # Not a skip: the static build needs the same source, so a machine that runs the tests
+    # has it; a check that silently stopped looking would let a new driver's word through.
+    assert tarball is not None, f"no {RELEASE} in {[str(p) for p in TARBALLS]}"
+    files: dict[str, str] = {}
+    with tarfile.open(tarball) as tar:
+        for member in tar.getmembers():
+            path = member.name.partition("/")[2]
+            if member.isfile() and re.fullmatch(r"drivers/src/[^/]+\.xmq|src/[^/]+\.cc", path):
+                file = tar.extractfile(member)
+                assert file is not None
+                files[path] = file.read().decode("utf-8")
+    found = Printed()
+    for path, text in sorted(files.items()):
+        if path.startswith("drivers/src/"):
+            from_xmq(path, text, found)
+        elif re.fullmatch(r"src/driver_\w+\.cc", path):
+            from_cc(path, text, found)
+    assert len(found.tpl_drivers) > 50
+    from_wmbusmeters(files, found)
+    return found
+
+
+def decided(word: str) -> bool:
+    """In the tables, or one of the words wmbusmeters makes up: not left to the fallback."""
+    return (
+        word in ALARMS
+        or word in NOT_ALARMS
+        or any(pattern.fullmatch(word) for pattern, _ in GENERATED)
+    )
+
+
+def test_every_status_word_the_drivers_print_is_decided(printed: Printed) -> None:
+    """A word a driver prints is an alarm or deliberately none: a new word is a decision
+    (add it to ALARMS or NOT_ALARMS in wmbus/alarms.py, with its source)."""
+    assert len(printed.words) > 200
+    undecided = {
+        word: sorted(sources)
+        for word, sources in printed.words.items()
+        if not all(w in ALARMS or w in NOT_ALARMS for w in status_words(word))
+    }
+    assert undecided == {}
+
+
+def test_the_words_wmbusmeters_makes_up_are_decided(printed: Printed) -> None:
+    """`<LOOKUP>_<bits>` for each status lookup, the TPL byte's `UNKNOWN_<hex>`,
+    `DECODING_ERROR_<field>`, `BAD_RULE_…`: each word of them is matched, as an error."""
+    assert any(text.startswith("UNKNOWN_") for text in printed.made_up)
+    assert any(text.startswith("BAD_RULE_") for text in printed.made_up)
+    undecided = sorted(
+        text for text in printed.made_up if not all(decided(word) for word in status_words(text))
+    )
+    assert undecided == []
+    assert all(alarm_kinds(text) == {AlarmKind.ERROR} for text in printed.made_up)
+
+
+def test_every_entry_is_a_word_the_drivers_print(printed: Printed) -> None:
+    """No entry is a typo or a word of another release."""
+    words = {word for text in printed.words for word in status_words(text)}
+    assert sorted((ALARMS.keys() | NOT_ALARMS) - words) == []
+    assert not ALARMS.keys() & NOT_ALARMS
+
+
+def test_each_kind_is_printed_by_drivers(printed: Printed) -> None:
+    """Every kind has words some drivers print from their own tables (the TPL status byte's
+    words, in src/wmbus.cc, come on top)."""
+    drivers: dict[AlarmKind, set[str]] = {kind: set() for kind in AlarmKind}
+    for word, sources in printed.words.items():
+        for kind in alarm_kinds(word):
+            drivers[kind].update(sources - {"src/wmbus.cc"})
+    assert [kind for kind, names in drivers.items() if not names] == []
+
+
+@pytest.fixture(scope="module")
+def recorded() -> set[str]:
+    """The status texts the 3.0.0 binary printed for the drivers' test telegrams."""
+    texts: dict[str, set[str]] = defaultdict(set)
+    for line in RECORDED.read_text().splitlines():
+        collect_texts(json.loads(line), texts)
+    return {text for field_texts in texts.values() for text in field_texts}
+
+
+def test_recorded_words_are_all_decided(printed: Printed, recorded: set[str]) -> None:
+    """What the binary printed, and what the drivers' test JSON expects: no word is left to
+    the fallback."""
+    expected = {text for texts in printed.expected.values() for text in texts}
+    texts = recorded | expected
+    assert len(recorded) > 50
+    assert len(expected) > 50
+    assert sorted({w for t in texts for w in status_words(t) if not decided(w)}) == []
+
+
+#: Real status texts (printed by the 3.0.0 binary for its drivers' test telegrams) and the
+#: alarms they raise.
+REAL = {
+    "OK": set(),
+    "": set(),
+    "POWER_LOW": {AlarmKind.BATTERY_LOW},
+    "BATTERY_LOW POWER_LOW": {AlarmKind.BATTERY_LOW},
+    "LEAKAGE_OR_NO_USAGE POWER_LOW": {AlarmKind.LEAK, AlarmKind.BATTERY_LOW},
+    "DRY": {AlarmKind.DRY},
+    "DRY ERROR RETURN_SENSOR_INTERRUPTED": {AlarmKind.DRY, AlarmKind.ERROR},
+    "WRONG_FLOW_DIRECTION": {AlarmKind.REVERSE_FLOW},
+    "TAMPER": {AlarmKind.TAMPER},
+    "TAMPERING": {AlarmKind.TAMPER},
+    "TAMPER_WHILE_REMOVED": {AlarmKind.TAMPER},
+    "MODULE_REMOVED": {AlarmKind.TAMPER},
+    "SEAL_BROKEN": {AlarmKind.TAMPER},
+    "PERMANENT_ERROR POWER_LOW SABOTAGE_ENCLOSURE": {
+        AlarmKind.ERROR,
+        AlarmKind.BATTERY_LOW,
+        AlarmKind.TAMPER,
+    },
+    # History: a leak the meter had, not one it has.
+    "PREV_LEAKAGE": set(),
+    (
+        "PERMANENT_ERROR P_CLOCK_HAND_ERROR P_DETECTION_WITHOUT_CHANGES P_LEAK P_MBUS_DISCONNECTED "
+        "P_MINIMUM_FLOW P_PROCESSOR_RESET P_REVERSE_FLOW P_STRONG_LIGHT TEMPORARY_ERROR UNKNOWN_E0"
+    ): {AlarmKind.ERROR},
+    "METER_BLOCKED UNDERFLOW": {AlarmKind.ERROR},
+    "ERROR_FLAGS_1100 HF MEASUREMENT": {AlarmKind.ERROR},
+    "UNKNOWN_C0": {AlarmKind.ERROR},
+    "STATUS_1BBF80": {AlarmKind.ERROR},
+    "DECODING_ERROR_payload": {AlarmKind.ERROR},
+    "SMOKE": {AlarmKind.ERROR},
+    "CLEANING_RECOMMENDED": {AlarmKind.ERROR},
+    "LOW": {AlarmKind.ERROR},
+    # States, not faults: a mode, a door contact, the frame's summer time, a low flow.
+    "MODE_2F": set(),
+    "DUAL_SENSOR_MODE": set(),
+    "CLOSED": set(),
+    "OPEN": set(),
+    "SUMMER_TIME": set(),
+    "MINIMUM_FLOW": set(),
+    # izar's C++ driver: lowercase, comma-joined.
+    "meter_blocked,underflow": {AlarmKind.ERROR},
+    "no_alarm": set(),
+}
+
+
+@pytest.mark.parametrize(("text", "kinds"), REAL.items(), ids=lambda v: str(v)[:40])
+def test_real_status_texts(text: str, kinds: set[AlarmKind], recorded: set[str]) -> None:
+    assert text in recorded, "not a text the binary printed"
+    assert alarm_kinds(text) == kinds
+
+
+def test_history_fields_are_not_status() -> None:
+    """izar's previous_alarms prints the present words ("leakage"): a history field, whose
+    name says so, is not read for current alarms."""
+    assert alarm_kinds("leakage") == {AlarmKind.LEAK}
+    assert "previous_alarms".startswith(HISTORY_FIELD_PREFIXES)
+    assert "historic_status".startswith(HISTORY_FIELD_PREFIXES)
+    assert not "current_alarms".startswith(HISTORY_FIELD_PREFIXES)
+    assert not "current_status".startswith(HISTORY_FIELD_PREFIXES)
+
+
+def test_unknown_words_are_errors_and_words_are_split_as_printed() -> None:
+    """A word no table knows is an error (the status is not OK); spaces and commas separate
+    words; a BAD_RULE_…(…) word is one word."""
+    assert alarm_kinds("SOMETHING_NEW") == {AlarmKind.ERROR}
+    assert alarm_kinds("  OK  ") == frozenset()
+    assert status_words("leakage,back_flow") == ["LEAKAGE", "BACK_FLOW"]
+    assert status_words("BAD_RULE_ALARMS(from=0x1 mask=0x2) OK") == [
+        "BAD_RULE_ALARMS(FROM=0X1 MASK=0X2)",
+        "OK",
+    ]
