@@ -464,7 +464,6 @@ async def test_unload_with_a_sender_connected_leaves_nothing_behind(
     writer.write(RTL.encode() + b"\n")
     await writer.drain()
     assert await value_of(hass, TOTAL) == "6.408"
-    await asyncio.sleep(0)
     assert await hass.config_entries.async_unload(tcp_receiver.entry_id)
     assert await reader.read() == b""  # closed by the receiver
     writer.close()

@@ -41,7 +41,7 @@ class DriverCatalog:
         #: The binary's drivers by name, in its order (empty if it could not list them).
         self.drivers: dict[str, DriverInfo] = {}
         self._fields: dict[str, list[FieldInfo]] = {}
-        #: The binary's file when it was listed (binary_stamp): kept while it is the same.
+        #: The binary's file when it was listed (_binary_stamp): kept while it is the same.
         self.stamp: tuple[int, int, int] | None = None
 
     @property
@@ -99,7 +99,7 @@ async def async_get_catalog(
     loads = hass.data.setdefault(_CATALOGS, {})
     # The binary's file as it is now: replaced in place (a HACS download before the restart
     # it asks for, a package upgrade) it is another binary, whatever the kept version says.
-    stamp = await hass.async_add_executor_job(_usable_stamp, command)
+    stamp = await hass.async_add_executor_job(_binary_stamp, command)
     previous: DriverCatalog | None = None
     while (load := loads.get(command)) is not None:
         catalog = previous = await asyncio.shield(load)
@@ -128,15 +128,11 @@ async def async_get_catalog(
     return catalog
 
 
-def _usable_stamp(command: str) -> tuple[int, int, int] | None:
-    """The binary's stamp, after its exec bits are back if it is the bundled one (a HACS
-    download replaced it: blocking, from an executor)."""
+def _binary_stamp(command: str) -> tuple[int, int, int] | None:
+    """The binary's file: inode, size and modification time (None: not found), after its
+    exec bits are back if it is the bundled one (a HACS download replaced it). Blocking:
+    from an executor."""
     restore_bundled(command)
-    return binary_stamp(command)
-
-
-def binary_stamp(command: str) -> tuple[int, int, int] | None:
-    """The binary's file: inode, size and modification time (None: not found)."""
     path = shutil.which(command) or command
     try:
         stat = os.stat(path)

@@ -31,6 +31,11 @@ ISSUE_DEVICE_TYPE = "device_type_missing"
 RECEIVER_ISSUES = ("command_missing", "device_missing", "crash_loop")
 #: Meter issues, each named `<kind>_<meter_id>`.
 METER_ISSUES = (ISSUE_DECRYPTION, ISSUE_UNKNOWN_DRIVER, ISSUE_REMOVED_FIELDS)
+#: Crash loop: this many unexpected ends of wmbusmeters in a row, with no stable run between
+#: (counted by the runner whatever its backoff: 5 → 300 s makes any time window miss it).
+CRASH_LOOP_COUNT = 5
+#: Longest last error a repair shows.
+MAX_ISSUE_TEXT = 200
 
 
 def meter_issue_id(kind: str, meter_id: str) -> str:
@@ -309,13 +314,6 @@ def async_clear_receiver_issues(hass: HomeAssistant, entry_id: str) -> None:
         if issue_id.startswith(f"{ISSUE_DECRYPTION}_"):
             persistent_notification.async_dismiss(hass, f"{DOMAIN}_{issue_id}")
         ir.async_delete_issue(hass, DOMAIN, issue_id)
-
-
-#: Crash loop: this many unexpected ends of wmbusmeters in a row, with no stable run between
-#: (counted by the runner whatever its backoff: 5 → 300 s makes any time window miss it).
-CRASH_LOOP_COUNT = 5
-#: Longest last error a repair shows.
-MAX_ISSUE_TEXT = 200
 
 
 class ReceiverIssues:
