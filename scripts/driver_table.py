@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The README's table of supported meters, from the wmbusmeters binary's own driver list
-(`--listdrivers`), so it names exactly what the bundled 3.0.0 reads.
+"""The README's tables of supported meters and of their alarm sensors, from the wmbusmeters
+binary's own driver list (`--listdrivers`) and what the integration makes of each driver
+(DriverCatalog.async_alarms), so they name exactly what the bundled 3.0.0 reads.
 
-    scripts/driver-table              rewrite the table in README.md (between its markers)
+    scripts/driver-table              rewrite the tables in README.md (between their markers)
     tests/test_docs.py                checks the README holds what this renders
 """
 
@@ -18,6 +19,8 @@ import sys
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from custom_components.wmbusmeters.drivers import DriverCatalog  # noqa: E402
+from custom_components.wmbusmeters.wmbus.alarms import AlarmKind  # noqa: E402
 from custom_components.wmbusmeters.wmbus.probe import (  # noqa: E402
     DriverInfo,
     list_drivers,
@@ -26,6 +29,17 @@ from custom_components.wmbusmeters.wmbus.probe import (  # noqa: E402
 
 START = "<!-- supported-meters:start (scripts/driver-table writes this) -->"
 END = "<!-- supported-meters:end -->"
+ALARMS_START = "<!-- alarms:start (scripts/driver-table writes this) -->"
+ALARMS_END = "<!-- alarms:end -->"
+#: The alarm sensors' English names (strings.json), in the order a device lists them.
+ALARM_NAMES = {
+    AlarmKind.LEAK: "Leak",
+    AlarmKind.BURST: "Burst",
+    AlarmKind.TAMPER: "Tamper",
+    AlarmKind.BATTERY_LOW: "Battery low",
+    AlarmKind.REVERSE_FLOW: "Reverse flow",
+    AlarmKind.DRY: "Dry",
+}
 #: wmbusmeters' meter classes as a user names them.
 KINDS = {
     "WaterMeter": "Water",
@@ -64,10 +78,32 @@ def render(drivers: Iterable[DriverInfo], version: str) -> str:
     return "\n".join([*lines, END])
 
 
-def replace_block(text: str, block: str) -> str:
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+def render_alarms(alarms: dict[tuple[str, str], frozenset[AlarmKind]]) -> str:
+    """The block between the alarm markers: (kind of meter, driver) -> its alarm sensors."""
+    kinds = list(dict.fromkeys(KINDS[t] for t, _ in sorted(alarms, key=lambda k: KINDS[k[0]])))
+    lines = [
+        ALARMS_START,
+        "| Kind of meter | " + " | ".join(ALARM_NAMES.values()) + " |",
+        "|---" * (len(ALARM_NAMES) + 1) + "|",
+    ]
+    for kind in kinds:
+        counts = [
+            sum(1 for (t, _), got in alarms.items() if KINDS[t] == kind and alarm in got)
+            for alarm in ALARM_NAMES
+        ]
+        if any(counts):
+            lines.append(f"| {kind} | " + " | ".join(str(n or "") for n in counts) + " |")
+    lines += ["", "The drivers of each:", ""]
+    for alarm, name in ALARM_NAMES.items():
+        drivers = sorted(d for (_, d), got in alarms.items() if alarm in got)
+        lines.append(f"- **{name}** ({len(drivers)}): " + ", ".join(f"`{d}`" for d in drivers))
+    return "\n".join([*lines, ALARMS_END])
+
+
+def replace_block(text: str, block: str, start: str = START, end: str = END) -> str:
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     if not pattern.search(text):
-        raise SystemExit("README.md has no supported-meters markers")
+        raise SystemExit(f"README.md has no {start} ... {end} markers")
     return pattern.sub(lambda _m: block, text)
 
 
@@ -76,13 +112,28 @@ async def current_block(command: str) -> str:
     return render(await list_drivers(command, info), info.version)
 
 
+async def current_alarms_block(command: str) -> str:
+    """The alarm sensors each driver of the binary gives a meter, as the integration decides."""
+    catalog = DriverCatalog(command)
+    if not await catalog.async_load():
+        raise SystemExit(f"{command} did not list its drivers")
+    alarms = {
+        (driver.meter_type, driver.name): await catalog.async_alarms(driver.name)
+        for driver in catalog.drivers.values()
+        if driver.meter_type in KINDS
+    }
+    return render_alarms(alarms)
+
+
 def main() -> None:
     command = shutil.which(sys.argv[1] if len(sys.argv) > 1 else "wmbusmeters-3.0.0")
     if command is None:
         raise SystemExit("wmbusmeters 3.0.0 is not on PATH (scripts/setup builds it)")
     readme = REPO / "README.md"
-    readme.write_text(replace_block(readme.read_text(), asyncio.run(current_block(command))))
-    print(f"README.md: supported meters from {command}")
+    text = replace_block(readme.read_text(), asyncio.run(current_block(command)))
+    alarms = asyncio.run(current_alarms_block(command))
+    readme.write_text(replace_block(text, alarms, ALARMS_START, ALARMS_END))
+    print(f"README.md: supported meters and their alarms from {command}")
 
 
 if __name__ == "__main__":

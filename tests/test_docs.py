@@ -39,6 +39,17 @@ async def test_supported_meters_table_is_what_the_binary_lists() -> None:
     assert "`kamwater`" in block  # a driver users have
 
 
+async def test_alarms_table_is_what_the_integration_gives() -> None:
+    """The README's alarm sensors per kind of meter are what the catalogue gives each driver
+    of wmbusmeters 3.0.0 (run scripts/driver-table after a change of the rule or an upgrade)."""
+    command = shutil.which("wmbusmeters-3.0.0")
+    assert command, "wmbusmeters 3.0.0 is not on PATH: run the tests through scripts/test"
+    block = await _driver_table().current_alarms_block(command)  # type: ignore[attr-defined]
+    assert block in README
+    assert "| Water |" in block
+    assert "`kamwater`" in block
+
+
 def test_readme_names_every_dongle_type_and_action_field() -> None:
     """Every dongle type the form offers is in the supported-dongles table; the restart
     action's fields are documented; the Develop commands are on the first screen."""

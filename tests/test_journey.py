@@ -87,9 +87,14 @@ class Journey:
         self.meters.setdefault(entry.entry_id, set()).add(meter_id)
 
     def meter_shows(self, meter_id: str) -> bool:
-        """Some sensor of the meter shows a reading."""
+        """Some sensor of the meter shows a reading (an alarm sensor shows one before the
+        reading sensors are all added)."""
         for entity in er.async_get(self.hass).entities.values():
-            if entity.platform == DOMAIN and entity.unique_id.startswith(f"{meter_id}_"):
+            if (
+                entity.platform == DOMAIN
+                and entity.domain == "sensor"
+                and entity.unique_id.startswith(f"{meter_id}_")
+            ):
                 state = self.hass.states.get(entity.entity_id)
                 if state is not None and state.state not in ("unknown", "unavailable"):
                     return True

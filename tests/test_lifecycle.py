@@ -16,9 +16,11 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er, 
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.wmbusmeters.alarms import ALARMS
 from custom_components.wmbusmeters.compat import find_device
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import Telegram
+from custom_components.wmbusmeters.wmbus.driver_alarms import DRIVER_ALARMS
 
 from .common import meter, receiver_entry, setup_receiver
 from .conftest import RepairFix, RunUntilPlayed
@@ -326,7 +328,9 @@ async def test_documented_fields_a_meter_never_sends_get_no_entity(
     hass: HomeAssistant, wmbusmeters: str, kamstrup: str, quiet: Path
 ) -> None:
     """The driver documents a status and more; this meter sends only its total: only the total
-    (and the last-telegram time) become entities, nothing stays "unknown" for good."""
+    (and the last-telegram time) become reading entities, nothing stays "unknown" for good.
+    (Its alarm sensors are there from the start by design, to be automated on before the
+    first alarm: tests/test_alarms.py.)"""
     entry = receiver_entry(wmbusmeters, quiet, [meter("Tap", kamstrup, TAP)])
     await setup_receiver(hass, entry)
     entry.runtime_data.coordinator.handle_telegram(
@@ -339,14 +343,21 @@ async def test_documented_fields_a_meter_never_sends_get_no_entity(
         )
     )
     await hass.async_block_till_done()
-    assert sorted(e.unique_id for e in meter_entities(hass, TAP)) == [
+    assert sorted(e.unique_id for e in meter_entities(hass, TAP) if e.domain == "sensor") == [
         f"{TAP}_timestamp",
         f"{TAP}_total_m3",
     ]
+    alarms = [e for e in meter_entities(hass, TAP) if e.domain == "binary_sensor"]
+    assert {e.unique_id for e in alarms} == {
+        f"{TAP}_{ALARMS[kind].key}" for kind in DRIVER_ALARMS[kamstrup]
+    }
+    assert {hass.states.get(e.entity_id).state for e in alarms} == {"unknown"}
     assert [
         s.entity_id
         for s in hass.states.async_all()
-        if s.entity_id.startswith(("sensor.tap_", "binary_sensor.tap_")) and s.state == "unknown"
+        if s.entity_id.startswith(("sensor.tap_", "binary_sensor.tap_"))
+        and s.state == "unknown"
+        and s.entity_id not in {e.entity_id for e in alarms}
     ] == []
     await hass.config_entries.async_unload(entry.entry_id)
 

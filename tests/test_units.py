@@ -42,6 +42,7 @@ ENGLISH = {
             Path(__file__).parent.parent / "custom_components/wmbusmeters/translations/en.json"
         ).read_text()
     )["entity"]["sensor"].items()
+    if "name" in value  # (`text` holds the states of any text, no name)
 }
 #: Registers that grow for good: the only total_increasing sensors.
 GROWING = {"kwh", "mwh", "wh", "gj", "mj", "kvarh", "kvah", "m3c", "hca", "m3", "l"}

@@ -1,4 +1,5 @@
-"""Binary sensors: a meter reports a problem; the receiver is running and hearing."""
+"""Binary sensors: a meter reports a problem, and its alarms (alarms.py); the receiver is
+running and hearing."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoredExtraData, RestoreEntity
 
+from .alarms import MeterAlarms
 from .const import DOMAIN
 from .entity import WmbusMeterEntity, WmbusReceiverEntity, async_follow_meters
 from .meters import MeterState
@@ -45,12 +47,15 @@ async def async_setup_entry(
     entry: WmbusConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """A problem sensor per meter that reports a status, and the receiver's "running"."""
+    """A problem sensor per meter that reports a status, its alarm sensors, and the
+    receiver's "running"."""
     data = entry.runtime_data
     registry = er.async_get(hass)
     async_add_entities([WmbusReceiverRunning(data)])
     #: Meters that have their problem sensor.
     added: set[str] = set()
+    #: Each meter's alarm sensors.
+    alarms: dict[str, MeterAlarms] = {}
 
     @callback
     def add(meter: MeterState) -> None:
@@ -62,6 +67,10 @@ async def async_setup_entry(
     def add_meter(meter: MeterState) -> None:
         """Once the meter is known to report a status: registered by an earlier run, or heard
         now (a meter without a status gets none)."""
+        if meter.meter_id not in alarms:
+            alarms[meter.meter_id] = MeterAlarms(hass, entry, meter, async_add_entities)
+            meter.async_on_remove(partial(alarms.__delitem__, meter.meter_id))
+            alarms[meter.meter_id].start()
         if meter.meter_id in added:
             return  # heard (new fields) before it was announced
         known = registry.async_get_entity_id(

@@ -19,9 +19,12 @@ from .wmbus import (
     is_reading,
     list_drivers,
     list_fields,
+    print_driver,
     probe_info,
 )
+from .wmbus.alarms import AlarmKind, definition_alarms, is_status_field
 from .wmbus.bundled import restore_bundled
+from .wmbus.driver_alarms import DRIVER_ALARMS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ class DriverCatalog:
         #: The binary's drivers by name, in its order (empty if it could not list them).
         self.drivers: dict[str, DriverInfo] = {}
         self._fields: dict[str, list[FieldInfo]] = {}
+        self._alarms: dict[str, frozenset[AlarmKind]] = {}
         #: The binary's file when it was listed (_binary_stamp): kept while it is the same.
         self.stamp: tuple[int, int, int] | None = None
 
@@ -82,6 +86,29 @@ class DriverCatalog:
                 return []
             self._fields[driver] = [f for f in fields if is_reading(f.name)]
         return self._fields[driver]
+
+    async def async_alarms(self, driver: str) -> frozenset[AlarmKind]:
+        """The alarm sensors a driver's meters get (asked once per driver and kept): none
+        without a status field; else those the 3.0.0 release source gives it (DRIVER_ALARMS:
+        the same sensors on 2.0.0 and 3.0.0, so an upgrade adds or drops none) and any more
+        its definition can raise as the binary prints it (a newer build's driver). The error
+        kind is no sensor of its own: the problem sensor is on for it."""
+        if driver in self._alarms:
+            return self._alarms[driver]
+        fields = await self.async_fields(driver)
+        if not fields:
+            return frozenset()  # the binary cannot say: asked again next time
+        kinds: frozenset[AlarmKind] = frozenset()
+        if any(is_status_field(field.name) for field in fields):
+            try:
+                definition = await print_driver(self.command, driver)
+            except Exception:
+                _LOGGER.debug("could not print driver %s", driver, exc_info=True)
+                definition = None
+            found = definition_alarms(definition) if definition else None
+            kinds = DRIVER_ALARMS.get(driver, frozenset()) | (found or frozenset())
+        kinds = self._alarms[driver] = kinds - {AlarmKind.ERROR}
+        return kinds
 
 
 async def async_get_catalog(

@@ -41,6 +41,7 @@ from .units import (
     shows_wrongly,
 )
 from .wmbus import Telegram
+from .wmbus.alarms import is_status_field
 from .wmbus.upgrades import renamed_field
 
 _LOGGER = logging.getLogger(__name__)
@@ -52,6 +53,13 @@ _NUMBER = object()
 _TEXT = object()
 #: The longest state Home Assistant keeps.
 MAX_STATE = 255
+#: An empty text (wmbusmeters prints "" when a lookup has nothing to say: `time_dry` of a meter
+#: that is not dry) is shown as what it means, not as a blank row: in a status field it is no
+#: flag set, which its `status` calls OK; in any other, nothing, translated (the `text` key's
+#: state `none`).
+EMPTY_STATUS = "OK"
+EMPTY_TEXT = "none"
+TEXT_TRANSLATION_KEY = "text"
 
 
 def _fast_path(kind: FieldKind) -> object:
@@ -65,11 +73,17 @@ def _fast_path(kind: FieldKind) -> object:
 type Reading = str | int | float | datetime | date | Decimal | None
 
 
+def _plain_text(kind: FieldKind) -> bool:
+    return kind.text and kind.options is None and kind.device_class is None
+
+
 def describe(field: str, kind: FieldKind, name: FieldName) -> SensorEntityDescription:
-    """The entity description of a field of this kind, under this name."""
+    """The entity description of a field of this kind, under this name (a text without a
+    translated name has the `text` key for its states: its name stays its own)."""
     return SensorEntityDescription(
         key=field,
-        translation_key=name.translation_key,
+        translation_key=name.translation_key
+        or (TEXT_TRANSLATION_KEY if _plain_text(kind) else None),
         name=name.name,
         native_unit_of_measurement=kind.unit,
         device_class=kind.device_class,
@@ -299,6 +313,10 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         #: Which fast path a value may take in _async_handle_telegram (none while verifying).
         self._fast: object = None if restored else _fast_path(kind)
         self.owner: MeterSensors | None = None
+        #: What an empty text shows (EMPTY_TEXT); None: unknown, for any other kind.
+        self._empty: str | None = None
+        if _plain_text(kind):
+            self._empty = EMPTY_STATUS if is_status_field(field) else EMPTY_TEXT
 
     @property
     def native_value(self) -> Reading:
@@ -314,7 +332,8 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         if self.meter.last_telegram is not None and not self._verify:
             self._apply(self.meter.last_telegram.readings.get(self.field))
         elif (last := await self.async_get_last_sensor_data()) is not None:
-            self._value = last.native_value
+            # (saved as "" by a version before the empty text was shown as what it means)
+            self._value = self._empty if last.native_value == "" else last.native_value
             if self.meter.last_telegram is not None:
                 self._async_handle_telegram(self.meter.last_telegram)
 
@@ -376,7 +395,7 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
         if (type(value) is float or type(value) is int) and kind.number:
             return value  # the common case: a reading, as JSON gave it
         if value is None or value == "":  # None: 3.0.0's null sentinel, no value (unknown)
-            return value if kind.text and kind.options is None else None
+            return None if value is None else self._empty
         if kind.device_class in POINTS_IN_TIME:
             return POINTS_IN_TIME[kind.device_class](value)
         if kind.text:

@@ -12,26 +12,32 @@ JSON the release expects, and what the binary printed (tests/fixtures/driver-tes
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
 import re
 import tarfile
-from typing import Any
 
 import pytest
 
+from custom_components.wmbusmeters.wmbus import list_drivers, print_driver
 from custom_components.wmbusmeters.wmbus.alarms import (
     ALARMS,
     GENERATED,
     HISTORY_FIELD_PREFIXES,
     NOT_ALARMS,
+    TPL_STATUS_WORDS,
     AlarmKind,
     alarm_kinds,
+    definition_alarms,
+    definition_words,
+    is_status_field,
     status_words,
+    words_alarms,
 )
+from custom_components.wmbusmeters.wmbus.driver_alarms import DRIVER_ALARMS, render_table
+from custom_components.wmbusmeters.wmbus.xmq import parse_xmq, values
 
 REPO = Path(__file__).parents[2]
 RELEASE = "wmbusmeters-3.0.0.tar.gz"
@@ -68,6 +74,8 @@ class Printed:
     ixml_fields: set[str] = field(default_factory=set)
     #: Texts the made-up words are printed from (printf formats, filled in).
     made_up: set[str] = field(default_factory=set)
+    #: Driver file -> the driver names it defines (its name, then its aliases).
+    drivers: dict[str, list[str]] = field(default_factory=dict)
     #: Status texts the drivers' test telegrams expect (their JSON), field -> texts.
     expected: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
@@ -77,64 +85,15 @@ class Printed:
                 self.words[word].add(source)
 
 
-# --- xmq, the format of drivers/src/*.xmq: `key = value`, `key { ... }`, quotes of any run of '
-# or " ('' is empty), // and /* */ comments.
-
-_XMQ_TOKEN = re.compile(r"""\s+|//[^\n]*|/\*.*?\*/|([{}=])|('+|"+)|[^\s{}=]+""", re.DOTALL)
-type Xmq = list[tuple[str, Any]]
-
-
-def _xmq_tokens(text: str) -> Iterator[tuple[str, str]]:
-    """("{", ""), ("}", ""), ("=", "") and ("text", a key or a value)."""
-    pos = 0
-    while pos < len(text):
-        match = _XMQ_TOKEN.match(text, pos)
-        assert match is not None, text[pos : pos + 80]
-        pos = match.end()
-        if bracket := match.group(1):
-            yield bracket, ""
-        elif quote := match.group(2):
-            end = pos if len(quote) == 2 else text.index(quote, pos)
-            yield "text", text[pos:end]
-            pos = end + (0 if len(quote) == 2 else len(quote))
-        elif not match.group().isspace() and not match.group().startswith(("//", "/*")):
-            yield "text", match.group()
-
-
-def parse_xmq(text: str) -> Xmq:
-    """[(key, value or the items of its block)]."""
-    tokens = list(_xmq_tokens(text))
-    pos = 0
-
-    def block() -> Xmq:
-        nonlocal pos
-        items: Xmq = []
-        while pos < len(tokens) and tokens[pos][0] != "}":
-            key, op = tokens[pos][1], tokens[pos + 1][0]
-            if op == "=":
-                items.append((key, tokens[pos + 2][1]))
-                pos += 3
-            else:
-                assert op == "{", (key, op)
-                pos += 2
-                items.append((key, block()))
-                pos += 1
-        return items
-
-    return block()
-
-
-def values(node: Xmq, key: str) -> list[Any]:
-    return [value for name, value in node if name == key]
-
-
 def from_xmq(path: str, text: str, printed: Printed) -> None:
     (driver,) = values(parse_xmq(text), "driver")
-
-    def lookup_words(lookup: Xmq) -> list[str]:
-        maps = [n for m in values(lookup, "map") for n in values(m, "name")]
-        return values(lookup, "default_message") + maps
-
+    found = definition_words(text)
+    assert found is not None, path
+    names, words = found
+    printed.drivers[path] = names
+    for text_ in words:
+        if text_ not in TPL_STATUS_WORDS:  # (the TPL byte's words are wmbus.cc's)
+            printed.add(text_, path)
     for fields in values(driver, "fields"):
         for entry in values(fields, "field"):
             (name,) = values(entry, "name")
@@ -146,11 +105,6 @@ def from_xmq(path: str, text: str, printed: Printed) -> None:
             if STATUS_NAME.search(name) or attributes & STATUS_ATTRIBUTES:
                 for lookup in values(entry, "lookup"):
                     printed.lookups.update(values(lookup, "name"))
-                    for text_ in lookup_words(lookup):
-                        printed.add(text_, path)
-    for bits in values(driver, "mfct_tpl_status_bits"):
-        for text_ in lookup_words(bits):
-            printed.add(text_, path)
     for tests in values(driver, "tests"):
         for test in values(tests, "test"):
             for expected in values(test, "json"):
@@ -202,6 +156,8 @@ def from_cc(path: str, text: str, printed: Printed) -> None:
     them to itself (`setStringValue("field", "WORDS")` or a function's literals)."""
     code = decomment(text)
     status_fields: set[str] = set()
+    if names := re.findall(r'\bdi\.(?:setName|addNameAlias)\s*\(\s*"(\w+)"', code):
+        printed.drivers[path] = names
     for match in re.finditer(r"\badd\w*Field\w*\s*\(", code):
         call = code[match.start() : closing(code, match.end() - 1)]
         if not (strings := literals(call)):
@@ -209,7 +165,7 @@ def from_cc(path: str, text: str, printed: Printed) -> None:
         properties = set(re.findall(r"PrintProperty::(\w+)", call))
         if "INCLUDE_TPL_STATUS" in properties:
             printed.tpl_drivers.add(path)
-        if STATUS_NAME.search(strings[0]) or properties & STATUS_ATTRIBUTES:
+        if is_status_field(strings[0]) or properties & STATUS_ATTRIBUTES:
             status_fields.add(strings[0])
             printed.lookups.update(RULE_NAME.findall(call))
             for text_ in MAP_WORD.findall(call) + DEFAULT_MESSAGE.findall(call):
@@ -263,6 +219,10 @@ def collect_texts(telegram: dict[str, object], into: dict[str, set[str]]) -> Non
             into[name].add(value)
 
 
+#: An entry of src/generated_database.cc: `{ "name", "...", "driver{...}", false }`.
+BUILT_IN = re.compile(r'\{\s*"([\w-]+)"\s*,\s*"[^"]*"\s*,\s*"((?:\\.|[^"\\])*)"')
+
+
 @pytest.fixture(scope="module")
 def printed() -> Printed:
     tarball = next((path for path in TARBALLS if path.is_file()), None)
@@ -283,6 +243,14 @@ def printed() -> Printed:
             from_xmq(path, text, found)
         elif re.fullmatch(r"src/driver_\w+\.cc", path):
             from_cc(path, text, found)
+    # The definitions built into the binary: one (ultrimisv2) has no file in drivers/src.
+    defined = {name for names in found.drivers.values() for name in names}
+    built_in = BUILT_IN.findall(decomment(files["src/generated_database.cc"]))
+    assert len(built_in) > 100, "generated_database.cc changed its form"
+    for name, escaped in built_in:
+        if name not in defined:
+            text = re.sub(r"\\(.)", r"\1", escaped)
+            from_xmq(f"src/generated_database.cc:{name}", text, found)
     assert len(found.tpl_drivers) > 50
     from_wmbusmeters(files, found)
     return found
@@ -336,6 +304,30 @@ def test_each_kind_is_printed_by_drivers(printed: Printed) -> None:
         for kind in alarm_kinds(word):
             drivers[kind].update(sources - {"src/wmbus.cc"})
     assert [kind for kind, names in drivers.items() if not names] == []
+
+
+def driver_alarms(printed: Printed) -> dict[str, frozenset[AlarmKind]]:
+    """Each driver name (aliases too) -> the alarm sensors its status words give (the error
+    kind is the problem sensor, which every meter with a status has)."""
+    words: dict[str, set[str]] = defaultdict(set)
+    for word, sources in printed.words.items():
+        for source in sources:
+            words[source].add(word)
+    found: dict[str, frozenset[AlarmKind]] = {}
+    for path, names in printed.drivers.items():
+        tpl = set(TPL_STATUS_WORDS) if path in printed.tpl_drivers else set()
+        kinds = words_alarms(words[path] | tpl) - {AlarmKind.ERROR}
+        found.update(dict.fromkeys(names, kinds))
+    return {name: kinds for name, kinds in sorted(found.items()) if kinds}
+
+
+def test_driver_table_is_the_release_source(printed: Printed) -> None:
+    """wmbus/driver_alarms.py (the alarms of drivers a binary cannot print: 3.0.0's C++ ones,
+    2.0.0's) is what the release source says. After an upgrade of the source, its body is the
+    text this test prints."""
+    found = driver_alarms(printed)
+    assert {"izar", "qheat", "qwater", "kamwater", "multical21"} <= found.keys()
+    assert dict(DRIVER_ALARMS) == found, render_table(found)
 
 
 @pytest.fixture(scope="module")
@@ -433,3 +425,27 @@ def test_unknown_words_are_errors_and_words_are_split_as_printed() -> None:
         "BAD_RULE_ALARMS(FROM=0X1 MASK=0X2)",
         "OK",
     ]
+
+
+async def test_printed_definitions_agree_with_the_table(
+    wmbusmeters: str, wmbus_version: str
+) -> None:
+    """What a binary's `--printdriver` says a driver can raise (3.0.0: all but its C++
+    drivers; 2.0.0: its few xmq ones) is what the table, read from the release source, says
+    (3.0.0), or part of it (2.0.0's older drivers say less: 3.0.0's kaden added tamper): the
+    catalogue offers both, so a meter has the same sensors on either."""
+    differ = {}
+    printed = 0
+    for driver in await list_drivers(wmbusmeters):
+        definition = await print_driver(wmbusmeters, driver.name)
+        if definition is None:
+            continue
+        printed += 1
+        kinds = definition_alarms(definition)
+        assert kinds is not None, driver.name
+        kinds -= {AlarmKind.ERROR}
+        table = DRIVER_ALARMS.get(driver.name, frozenset())
+        if kinds != table if wmbus_version == "3.0.0" else not kinds <= table:
+            differ[driver.name] = (sorted(kinds), sorted(table))
+    assert printed > 20
+    assert differ == {}

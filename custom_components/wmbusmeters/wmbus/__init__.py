@@ -49,6 +49,7 @@ from .probe import (
     WmbusmetersInfo,
     list_drivers,
     list_fields,
+    print_driver,
     probe_info,
     probe_version,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "needs_device_type",
     "normalize_key",
     "normalize_meter_id",
+    "print_driver",
     "probe_info",
     "probe_version",
     "render_config",

@@ -201,6 +201,14 @@ async def list_fields(command: str, driver: str, timeout: float | None = None) -
     ]
 
 
+async def print_driver(command: str, driver: str, timeout: float | None = None) -> str | None:
+    """A driver's definition as the binary prints it (`--printdriver=NAME`: xmq on one line);
+    None for one it cannot print (a driver built into the binary says `info='Driver is binary
+    only.'`). The driver name must be validated by the caller."""
+    output = await run(command, f"--printdriver={driver}", timeout=timeout)
+    return output if output.lstrip().startswith("driver") else None
+
+
 async def detect_dongle(command: str, device_spec: str, timeout: float | None = None) -> str:
     """Let wmbusmeters itself look for the dongle `device_spec` names (`<port>:<type>:<modes>`,
     built by ReceiverConfig from validated parts) and set its link modes, with no meter

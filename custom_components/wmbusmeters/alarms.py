@@ -1,0 +1,194 @@
+"""A meter's alarm sensors: leak, burst, tamper, battery low, reverse flow and dry, each on
+while the meter's status says so (the rule, status word -> kind, is data: wmbus/alarms.py).
+
+Which a meter gets does not wait for its first alarm, or no automation could be set up on one:
+those its driver can raise (DriverCatalog.async_alarms), those an earlier run registered (kept
+when an upgrade of wmbusmeters or of the driver no longer lists one), and any other the meter
+raises (a newer driver than the release source this integration knows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+import logging
+
+from homeassistant.components.binary_sensor import (  # type: ignore[attr-defined]
+    BinarySensorDeviceClass,
+    BinarySensorEntity,
+    BinarySensorEntityDescription,
+)
+from homeassistant.const import EntityCategory, Platform
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.restore_state import RestoredExtraData, RestoreEntity
+
+from .const import DOMAIN
+from .entity import WmbusMeterEntity
+from .meters import MeterState
+from .runtime import WmbusConfigEntry, WmbusData
+from .wmbus import Telegram
+from .wmbus.alarms import AlarmKind, readings_alarms
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Each alarm kind's sensor; the error kind has none of its own (the problem sensor is on for
+#: anything not OK). Unique id `<meter_id>_<key>` (CONTRACT.md).
+ALARMS: dict[AlarmKind, BinarySensorEntityDescription] = {
+    AlarmKind.LEAK: BinarySensorEntityDescription(
+        key="leak", translation_key="leak", device_class=BinarySensorDeviceClass.MOISTURE
+    ),
+    AlarmKind.BURST: BinarySensorEntityDescription(
+        key="burst", translation_key="burst", device_class=BinarySensorDeviceClass.PROBLEM
+    ),
+    AlarmKind.TAMPER: BinarySensorEntityDescription(
+        key="tamper", translation_key="tamper", device_class=BinarySensorDeviceClass.TAMPER
+    ),
+    # A battery is the device's own upkeep: a diagnostic, as Home Assistant shows batteries.
+    AlarmKind.BATTERY_LOW: BinarySensorEntityDescription(
+        key="battery_low",
+        translation_key="battery_low",
+        device_class=BinarySensorDeviceClass.BATTERY,
+        entity_category=EntityCategory.DIAGNOSTIC,
+    ),
+    AlarmKind.REVERSE_FLOW: BinarySensorEntityDescription(
+        key="reverse_flow",
+        translation_key="reverse_flow",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+    ),
+    AlarmKind.DRY: BinarySensorEntityDescription(
+        key="dry", translation_key="dry", device_class=BinarySensorDeviceClass.PROBLEM
+    ),
+}
+
+
+class MeterAlarms:
+    """The alarm sensors of one meter; lives as long as the meter."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: WmbusConfigEntry,
+        meter: MeterState,
+        async_add_entities: AddConfigEntryEntitiesCallback,
+    ) -> None:
+        self.hass = hass
+        self.entry = entry
+        self.meter = meter
+        self.data = entry.runtime_data
+        self._add_entities = async_add_entities
+        self.sensors: dict[AlarmKind, WmbusMeterAlarm] = {}
+        #: The drivers whose alarms were asked for (a meter on `auto` reports its driver).
+        self._asked: set[str] = set()
+        #: The last telegram read, and its alarms: each sensor asks, it is read once.
+        self._read: tuple[Telegram | None, frozenset[AlarmKind] | None] = (None, None)
+
+    @callback
+    def start(self) -> None:
+        """The sensors an earlier run registered, at once (restored as they were); then those
+        the meter's driver can raise, and each telegram's."""
+        meter = self.meter
+        registry = er.async_get(self.hass)
+        self._add(
+            kind
+            for kind, description in ALARMS.items()
+            if registry.async_get_entity_id(
+                Platform.BINARY_SENSOR, DOMAIN, f"{meter.meter_id}_{description.key}"
+            )
+        )
+        self._ask(meter.config.driver)
+        meter.async_add_listener(self._async_handle_telegram)
+        if meter.last_telegram is not None:
+            self._async_handle_telegram(meter.last_telegram)
+
+    def alarms(self, telegram: Telegram) -> frozenset[AlarmKind] | None:
+        """The alarms a telegram raises, None if it has no status text (readings_alarms)."""
+        read, kinds = self._read
+        if read is not telegram:
+            kinds = readings_alarms(telegram.readings)
+            self._read = (telegram, kinds)
+        return kinds
+
+    @callback
+    def _async_handle_telegram(self, telegram: Telegram) -> None:
+        # Before the sensors' own listeners (added later): a sensor added here takes this
+        # telegram as it is created.
+        if telegram.driver:
+            self._ask(telegram.driver)
+        if kinds := self.alarms(telegram):
+            self._add(kinds - self.sensors.keys())
+
+    @callback
+    def _ask(self, driver: str) -> None:
+        if driver == "auto" or driver in self._asked:
+            return
+        self._asked.add(driver)
+        self.entry.async_create_task(
+            self.hass, self._async_driver_alarms(driver), f"wmbusmeters alarms of {driver}"
+        )
+
+    async def _async_driver_alarms(self, driver: str) -> None:
+        kinds = await self.data.catalog.async_alarms(driver)
+        if not self.meter.closed:
+            self._add(kinds - self.sensors.keys())
+
+    @callback
+    def _add(self, kinds: Iterable[AlarmKind]) -> None:
+        wanted = set(kinds)
+        new = [
+            WmbusMeterAlarm(self.data, self.meter, kind, self)
+            for kind in ALARMS  # (in one order, whatever the set's)
+            if kind in wanted and kind not in self.sensors
+        ]
+        if not new:
+            return
+        for sensor in new:
+            self.sensors[sensor.kind] = sensor
+        self._add_entities(new, config_subentry_id=self.meter.subentry_id)
+
+
+class WmbusMeterAlarm(WmbusMeterEntity, BinarySensorEntity, RestoreEntity):
+    """On while the meter's status raises this alarm; off when it reports a status without
+    it; unknown until it has reported one."""
+
+    def __init__(
+        self, data: WmbusData, meter: MeterState, kind: AlarmKind, owner: MeterAlarms
+    ) -> None:
+        """Start from the meter's last telegram, if any."""
+        super().__init__(data, meter, ALARMS[kind])
+        self.kind = kind
+        self.owner = owner
+        if meter.last_telegram is not None:
+            self._take(meter.last_telegram)
+
+    def _take(self, telegram: Telegram) -> bool:
+        """Read a telegram; whether the state changed (a short one without status does not)."""
+        kinds = self.owner.alarms(telegram)
+        if kinds is None or (self.kind in kinds) is self._attr_is_on:
+            return False
+        self._attr_is_on = self.kind in kinds
+        return True
+
+    async def async_added_to_hass(self) -> None:
+        """Restore the last alarm until the meter is heard (a meter may sleep for hours: a
+        leak it reported stays on across a restart), from the entity's own data: its state is
+        "unavailable" whenever it was saved while the meter was silent."""
+        await super().async_added_to_hass()
+        if self._attr_is_on is not None:
+            return
+        last = await self.async_get_last_extra_data()
+        alarm = last.as_dict().get("alarm") if last is not None else None
+        if isinstance(alarm, bool) and self._attr_is_on is None:  # (not heard meanwhile)
+            self._attr_is_on = alarm
+
+    @property
+    def extra_restore_state_data(self) -> RestoredExtraData | None:
+        """Whether the alarm was on, kept for the next start."""
+        return (
+            RestoredExtraData({"alarm": self._attr_is_on}) if self._attr_is_on is not None else None
+        )
+
+    @callback
+    def _async_handle_telegram(self, telegram: Telegram) -> None:
+        if self._take(telegram):
+            self.async_write_ha_state()
