@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+import re
 import sys
 import time
 
@@ -90,9 +91,15 @@ async def run(base: str, out: Path) -> None:
         await shot(page, out, "3-meter-added")
         await page.get_by_role("button", name="Finish").click()
 
-        print("4. a meter's device page shows its values", flush=True)
+        print("4. a meter's device page shows its values and its alarms", flush=True)
         await open_device(page, base, "Koldt vand")
         await page.get_by_text("20.02 m³").first.wait_for()
+        # Its alarm sensors (there before any alarm), and its empty texts (time_leaking...)
+        # as the frontend translates state `none`, not as blank rows.
+        await page.get_by_text("Dry pipe", exact=True).first.wait_for()
+        await page.get_by_text("Leak", exact=True).first.wait_for()
+        # (a regular expression is case-sensitive: an untranslated `none` does not match)
+        await page.get_by_text(re.compile(r"\bNone\b")).filter(visible=True).first.wait_for()
         await shot(page, out, "4-device")
 
         print("5. fix the wrong key in Settings → Repairs", flush=True)

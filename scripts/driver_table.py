@@ -38,7 +38,7 @@ ALARM_NAMES = {
     AlarmKind.TAMPER: "Tamper",
     AlarmKind.BATTERY_LOW: "Battery low",
     AlarmKind.REVERSE_FLOW: "Reverse flow",
-    AlarmKind.DRY: "Dry",
+    AlarmKind.DRY: "Dry pipe",
 }
 #: wmbusmeters' meter classes as a user names them.
 KINDS = {
@@ -117,11 +117,12 @@ async def current_alarms_block(command: str) -> str:
     catalog = DriverCatalog(command)
     if not await catalog.async_load():
         raise SystemExit(f"{command} did not list its drivers")
-    alarms = {
-        (driver.meter_type, driver.name): await catalog.async_alarms(driver.name)
-        for driver in catalog.drivers.values()
-        if driver.meter_type in KINDS
-    }
+    alarms: dict[tuple[str, str], frozenset[AlarmKind]] = {}
+    for driver in catalog.drivers.values():
+        if driver.meter_type in KINDS:
+            # None: a driver the integration knows nothing of (no sensor before its alarms)
+            kinds = await catalog.async_alarms(driver.name)
+            alarms[driver.meter_type, driver.name] = kinds or frozenset()
     return render_alarms(alarms)
 
 

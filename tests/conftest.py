@@ -28,6 +28,7 @@ from syrupy.location import PyTestLocation
 # pytest-homeassistant-custom-component ships a `custom_components` package of its own: import
 # ours first, or HA answers "Integration not found".
 import custom_components.wmbusmeters  # noqa: F401
+from custom_components.wmbusmeters.alarms import ALARMS_TASK
 from custom_components.wmbusmeters.availability import signal_receiver
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import RunnerState
@@ -188,6 +189,11 @@ def run_until_played(hass: HomeAssistant) -> RunUntilPlayed:
             await played.wait()
         finally:
             remove()
+        await hass.async_block_till_done()
+        # A meter on `auto` learns its driver's alarms from its telegrams, in the background
+        # (alarms.MeterAlarms): their sensors are there once the binary has answered.
+        asking = [t for t in asyncio.all_tasks() if t.get_name().startswith(ALARMS_TASK)]
+        await asyncio.gather(*asking)
         await hass.async_block_till_done()
 
     return wait

@@ -15,12 +15,15 @@ import json
 from pathlib import Path
 
 from homeassistant.const import Platform
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import async_capture_events
+from pytest_homeassistant_custom_component.common import (
+    async_capture_events,
+    mock_restore_cache_with_extra_data,
+)
 
 from custom_components.wmbusmeters.alarms import ALARMS
 from custom_components.wmbusmeters.const import DOMAIN
@@ -174,7 +177,8 @@ async def test_leak_runs_an_automation(
 ) -> None:
     """The leak sensor is there before the meter has said anything, so an automation can be
     set up on it; the leak telegram runs the automation. After a reload with a silent radio
-    the sensors are the same and the leak stays on (a meter may not send for hours)."""
+    the sensors are the same and the leak stays on (a meter may not send for hours): the
+    automation reminds of it once more, as the README says."""
     driver, key, leak = upstream("Water", "22996221")
     sim = write_simulation(tmp_path / "simulation_leak.txt", ())
     entry = receiver_entry(wmbusmeters, sim, [meter("Water", driver, "22996221", key)])
@@ -189,12 +193,10 @@ async def test_leak_runs_an_automation(
         "automation",
         {
             "automation": {
-                # As the README has it: not from "unavailable", which a restart or a
-                # reload passes through before the leak it restores.
+                # As the README has it.
                 "trigger": {
                     "platform": "state",
                     "entity_id": "binary_sensor.water_leak",
-                    "not_from": "unavailable",
                     "to": "on",
                 },
                 "action": {"event": "water_leak_alert", "event_data": {"meter": "Water"}},
@@ -217,5 +219,94 @@ async def test_leak_runs_an_automation(
     await run_until_played(entry)
     assert alarm_entities(hass, "22996221") == before
     assert hass.states.get("binary_sensor.water_leak").state == "on"
-    assert len(alerts) == 1  # restored, not a new leak
+    assert len(alerts) == 2
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_leak_survives_a_restart(
+    hass: HomeAssistant, wmbusmeters: str, quiet: Path, run_until_played: RunUntilPlayed
+) -> None:
+    """Home Assistant restarted while the meter reported a leak: it is on again before the
+    meter speaks (from the sensor's own saved data, not its state)."""
+    driver, key, _ = upstream("Water", "22996221")
+    mock_restore_cache_with_extra_data(
+        hass,
+        (
+            (State("binary_sensor.water_leak", "unavailable"), {"alarm": True}),
+            (State("binary_sensor.water_burst", "on"), {"alarm": False}),
+        ),
+    )
+    entry = receiver_entry(wmbusmeters, quiet, [meter("Water", driver, "22996221", key)])
+    await setup_receiver(hass, entry)
+    await run_until_played(entry)
+    assert hass.states.get("binary_sensor.water_leak").state == "on"
+    assert hass.states.get("binary_sensor.water_tamper").state == "unknown"
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_changed_driver_changes_the_sensors(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, run_until_played: RunUntilPlayed
+) -> None:
+    """A meter set up with the wrong driver (waterstarm: leak, tamper, battery, reverse flow)
+    and a leak restored, then given its right one (gwfwater): at once, before it is heard, it
+    has gwfwater's sensors, the tamper sensor gwfwater cannot give is gone, and so is nothing
+    else; its burst turns on; a reload keeps them."""
+    sim = write_simulation(tmp_path / "simulation_driver.txt", ())
+    mock_restore_cache_with_extra_data(
+        hass, ((State("binary_sensor.water_tamper", "on"), {"alarm": True}),)
+    )
+    entry = receiver_entry(wmbusmeters, sim, [meter("Water", "waterstarm", "19680750")])
+    await setup_receiver(hass, entry)
+    await run_until_played(entry)
+    assert set(alarm_entities(hass, "19680750")) == DRIVER_ALARMS["waterstarm"]
+    assert AlarmKind.TAMPER in DRIVER_ALARMS["waterstarm"] - DRIVER_ALARMS[_GWF]
+    assert hass.states.get("binary_sensor.water_tamper").state == "on"
+    leak = alarm_entities(hass, "19680750")[AlarmKind.LEAK]
+
+    subentry = next(iter(entry.subentries.values()))
+    hass.config_entries.async_update_subentry(
+        entry, subentry, data={**subentry.data, "driver": _GWF}
+    )
+    await until(
+        hass,
+        lambda: set(alarm_entities(hass, "19680750")) == DRIVER_ALARMS[_GWF],
+        "gwfwater's alarm sensors",
+    )
+    assert hass.states.get("binary_sensor.water_tamper") is None
+    assert alarm_entities(hass, "19680750")[AlarmKind.LEAK] == leak  # kept, same entity
+
+    write_simulation(sim, (BURST,))
+    await hass.services.async_call(
+        DOMAIN, "restart", {"config_entry_id": entry.entry_id}, blocking=True
+    )
+    await until(hass, lambda: has_state(hass, "binary_sensor.water_burst", "on"), "the burst")
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await run_until_played(entry)
+    assert set(alarm_entities(hass, "19680750")) == DRIVER_ALARMS[_GWF]
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_meter_on_auto_gets_the_sensors_of_its_driver(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, run_until_played: RunUntilPlayed
+) -> None:
+    """`auto` says nothing of a meter: its first telegram names gwfwater, and the meter gets
+    gwfwater's alarm sensors (not only the burst it reports)."""
+    sim = write_simulation(tmp_path / "simulation_auto.txt", (BURST,))
+    entry = receiver_entry(wmbusmeters, sim, [meter("Water", "auto", "19680750")])
+    await setup_receiver(hass, entry)
+    await run_until_played(entry)
+    await until(
+        hass,
+        lambda: set(alarm_entities(hass, "19680750")) == DRIVER_ALARMS[_GWF],
+        "gwfwater's alarm sensors",
+    )
+    states = {
+        kind: hass.states.get(entity_id).state
+        for kind, entity_id in alarm_entities(hass, "19680750").items()
+    }
+    assert states == {kind: "on" if kind is AlarmKind.BURST else "off" for kind in states}
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+def has_state(hass: HomeAssistant, entity_id: str, state: str) -> bool:
+    return (current := hass.states.get(entity_id)) is not None and current.state == state

@@ -16,6 +16,8 @@ from custom_components.wmbusmeters.wmbus import (
     NotWmbusmetersError,
     WmbusmetersInfo,
 )
+from custom_components.wmbusmeters.wmbus.alarms import AlarmKind
+from custom_components.wmbusmeters.wmbus.driver_alarms import DRIVER_ALARMS
 
 COMMAND = "/opt/wmbusmeters"
 OLD = WmbusmetersInfo("2.0.0", "--listmeters")
@@ -139,3 +141,77 @@ async def test_a_replaced_binary_that_cannot_list_yet_keeps_the_last_drivers(
     new = await async_get_catalog(hass, str(command))
     assert new is not old
     assert binary.asked == ["--version", "--listmeters"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "printed", "expected", "kept"),
+    [
+        # No status field: no alarm sensor, and no definition asked for.
+        (["total_m3"], None, frozenset(), True),
+        # Built into the binary: what the 3.0.0 source gives it (the same on 2.0.0).
+        (["status"], "info='Driver is binary only.'", DRIVER_ALARMS["multical21"], True),
+        # A definition it prints adds what it says to the source's.
+        (
+            ["status"],
+            "driver{name=multical21 fields{field{name=status quantity=Text "
+            "lookup{name=F map_type=BitToString mask_bits=0xff map{name=STRONG_LIGHT value=1}}}}}",
+            DRIVER_ALARMS["multical21"] | {AlarmKind.TAMPER},
+            True,
+        ),
+        # Output it cannot read, or printing fails: not known, asked again next time.
+        (["status"], "driver{name=broken fields{", None, False),
+        (["status"], NotWmbusmetersError("exited with 1"), None, False),
+    ],
+)
+async def test_alarms_of_a_driver(
+    hass: HomeAssistant,
+    monkeypatch: pytest.MonkeyPatch,
+    fields: list[str],
+    printed: str | Exception | None,
+    expected: frozenset[AlarmKind] | None,
+    kept: bool,
+) -> None:
+    """Which alarm sensors a driver's meters get, from what the binary says of it; forty
+    meters asking at once ask the binary once."""
+    binary = FakeBinary(monkeypatch)
+    asked: list[str] = []
+
+    async def list_fields(command: str, driver: str) -> list[FieldInfo]:
+        asked.append("--listfields")
+        return [FieldInfo(name, "") for name in fields]
+
+    async def print_driver(command: str, driver: str) -> str:
+        asked.append("--printdriver")
+        await asyncio.sleep(0)
+        if isinstance(printed, Exception):
+            raise printed
+        assert printed is not None
+        return printed
+
+    monkeypatch.setattr(drivers, "list_fields", list_fields)
+    monkeypatch.setattr(drivers, "print_driver", print_driver)
+    catalog = await async_get_catalog(hass, COMMAND)
+    answers = await asyncio.gather(*(catalog.async_alarms("multical21") for _ in range(40)))
+    assert set(answers) == {expected}
+    assert asked.count("--printdriver") == (40 if not kept else int(printed is not None))
+    assert "--version" in binary.asked
+    asked.clear()
+    assert await catalog.async_alarms("multical21") == expected
+    assert (asked == []) is kept
+
+
+async def test_alarms_when_the_fields_cannot_be_listed(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A binary that cannot list a driver's fields says nothing of its alarms (None), and is
+    asked again next time."""
+    FakeBinary(monkeypatch)
+
+    async def list_fields(command: str, driver: str) -> list[FieldInfo]:
+        raise NotWmbusmetersError("exited with 1")
+
+    monkeypatch.setattr(drivers, "list_fields", list_fields)
+    catalog = await async_get_catalog(hass, COMMAND)
+    assert await catalog.async_alarms("multical21") is None
+    monkeypatch.setattr(drivers, "list_fields", FakeBinary(monkeypatch).list_fields)
+    assert await catalog.async_alarms("multical21") == frozenset()  # total_m3 only

@@ -1,16 +1,20 @@
-"""A meter's alarm sensors: leak, burst, tamper, battery low, reverse flow and dry, each on
-while the meter's status says so (the rule, status word -> kind, is data: wmbus/alarms.py).
+"""A meter's alarm sensors: leak, burst, tamper, battery low, reverse flow and dry pipe, each
+on while the meter's status says so (the rule, status word -> kind, is data: wmbus/alarms.py).
 
 Which a meter gets does not wait for its first alarm, or no automation could be set up on one:
-those its driver can raise (DriverCatalog.async_alarms), those an earlier run registered (kept
-when an upgrade of wmbusmeters or of the driver no longer lists one), and any other the meter
-raises (a newer driver than the release source this integration knows).
+those its driver can raise (DriverCatalog.async_alarms, the same on both wmbusmeters versions),
+and any other its telegrams raise (a driver newer than what the integration knows). Those an
+earlier run registered come back as they were. Only a change of the meter's driver removes
+sensors: those the new driver cannot raise (or a leak the old one reported would stay on for
+good); nothing else is taken as proof that a meter cannot raise an alarm.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 import logging
+from types import MappingProxyType
+from typing import Final
 
 from homeassistant.components.binary_sensor import (  # type: ignore[attr-defined]
     BinarySensorDeviceClass,
@@ -34,32 +38,38 @@ _LOGGER = logging.getLogger(__name__)
 
 #: Each alarm kind's sensor; the error kind has none of its own (the problem sensor is on for
 #: anything not OK). Unique id `<meter_id>_<key>` (CONTRACT.md).
-ALARMS: dict[AlarmKind, BinarySensorEntityDescription] = {
-    AlarmKind.LEAK: BinarySensorEntityDescription(
-        key="leak", translation_key="leak", device_class=BinarySensorDeviceClass.MOISTURE
-    ),
-    AlarmKind.BURST: BinarySensorEntityDescription(
-        key="burst", translation_key="burst", device_class=BinarySensorDeviceClass.PROBLEM
-    ),
-    AlarmKind.TAMPER: BinarySensorEntityDescription(
-        key="tamper", translation_key="tamper", device_class=BinarySensorDeviceClass.TAMPER
-    ),
-    # A battery is the device's own upkeep: a diagnostic, as Home Assistant shows batteries.
-    AlarmKind.BATTERY_LOW: BinarySensorEntityDescription(
-        key="battery_low",
-        translation_key="battery_low",
-        device_class=BinarySensorDeviceClass.BATTERY,
-        entity_category=EntityCategory.DIAGNOSTIC,
-    ),
-    AlarmKind.REVERSE_FLOW: BinarySensorEntityDescription(
-        key="reverse_flow",
-        translation_key="reverse_flow",
-        device_class=BinarySensorDeviceClass.PROBLEM,
-    ),
-    AlarmKind.DRY: BinarySensorEntityDescription(
-        key="dry", translation_key="dry", device_class=BinarySensorDeviceClass.PROBLEM
-    ),
-}
+ALARMS: Final[Mapping[AlarmKind, BinarySensorEntityDescription]] = MappingProxyType(
+    {
+        AlarmKind.LEAK: BinarySensorEntityDescription(
+            key="leak", translation_key="leak", device_class=BinarySensorDeviceClass.MOISTURE
+        ),
+        AlarmKind.BURST: BinarySensorEntityDescription(
+            key="burst", translation_key="burst", device_class=BinarySensorDeviceClass.PROBLEM
+        ),
+        AlarmKind.TAMPER: BinarySensorEntityDescription(
+            key="tamper", translation_key="tamper", device_class=BinarySensorDeviceClass.TAMPER
+        ),
+        # A battery is the device's own upkeep: a diagnostic, as Home Assistant shows batteries.
+        AlarmKind.BATTERY_LOW: BinarySensorEntityDescription(
+            key="battery_low",
+            translation_key="battery_low",
+            device_class=BinarySensorDeviceClass.BATTERY,
+            entity_category=EntityCategory.DIAGNOSTIC,
+        ),
+        AlarmKind.REVERSE_FLOW: BinarySensorEntityDescription(
+            key="reverse_flow",
+            translation_key="reverse_flow",
+            device_class=BinarySensorDeviceClass.PROBLEM,
+        ),
+        AlarmKind.DRY: BinarySensorEntityDescription(
+            key="dry", translation_key="dry", device_class=BinarySensorDeviceClass.PROBLEM
+        ),
+    }
+)
+
+
+#: The name of a task that asks for the alarms of a driver a telegram names.
+ALARMS_TASK = "wmbusmeters alarms of"
 
 
 class MeterAlarms:
@@ -85,8 +95,9 @@ class MeterAlarms:
 
     @callback
     def start(self) -> None:
-        """The sensors an earlier run registered, at once (restored as they were); then those
-        the meter's driver can raise, and each telegram's."""
+        """The sensors an earlier run registered (restored as they were) and those the
+        meter's driver can raise (known before the platforms follow the meter:
+        Meters.async_document), at once; then each telegram's."""
         meter = self.meter
         registry = er.async_get(self.hass)
         self._add(
@@ -96,10 +107,37 @@ class MeterAlarms:
                 Platform.BINARY_SENSOR, DOMAIN, f"{meter.meter_id}_{description.key}"
             )
         )
-        self._ask(meter.config.driver)
+        if meter.alarms is not None:
+            self._asked.add(meter.config.driver)
+            self._add(meter.alarms)
         meter.async_add_listener(self._async_handle_telegram)
         if meter.last_telegram is not None:
             self._async_handle_telegram(meter.last_telegram)
+
+    @callback
+    def driver_changed(self) -> None:
+        """The meter was given another driver (and its alarms are learnt, if they can be):
+        its sensors are the new driver's; those of the old one it cannot raise are removed,
+        or a leak the old one reported would stay on for good."""
+        meter = self.meter
+        self._asked = set()
+        if meter.alarms is None:
+            return  # not known (`auto`: learnt from its telegrams' driver): nothing removed
+        self._asked.add(meter.config.driver)
+        self._add(meter.alarms)
+        registry = er.async_get(self.hass)
+        for kind in set(ALARMS) - meter.alarms:
+            self.sensors.pop(kind, None)
+            unique_id = f"{meter.meter_id}_{ALARMS[kind].key}"
+            if entity_id := registry.async_get_entity_id(Platform.BINARY_SENSOR, DOMAIN, unique_id):
+                _LOGGER.info(
+                    "Meter %s: driver %s reports no %s alarm; %s is removed",
+                    meter.name,
+                    meter.config.driver,
+                    kind,
+                    entity_id,
+                )
+                registry.async_remove(entity_id)
 
     def alarms(self, telegram: Telegram) -> frozenset[AlarmKind] | None:
         """The alarms a telegram raises, None if it has no status text (readings_alarms)."""
@@ -113,23 +151,30 @@ class MeterAlarms:
     def _async_handle_telegram(self, telegram: Telegram) -> None:
         # Before the sensors' own listeners (added later): a sensor added here takes this
         # telegram as it is created.
-        if telegram.driver:
+        if telegram.driver and self.meter.config.driver == "auto":
+            # Only `auto` learns its driver from telegrams: another driver is configured
+            # otherwise (the old one's telegrams come in until wmbusmeters restarts).
             self._ask(telegram.driver)
         if kinds := self.alarms(telegram):
             self._add(kinds - self.sensors.keys())
 
     @callback
     def _ask(self, driver: str) -> None:
-        if driver == "auto" or driver in self._asked:
+        # A name the binary lists only: a telegram's `meter` goes to its command line. `auto`
+        # says nothing of the meter: its telegrams name the driver that reads it.
+        if driver in self._asked or driver == "auto" or driver not in self.data.catalog.drivers:
             return
         self._asked.add(driver)
-        self.entry.async_create_task(
-            self.hass, self._async_driver_alarms(driver), f"wmbusmeters alarms of {driver}"
+        # Not waited for by an unload (it cancels it): the catalogue keeps the answer.
+        self.entry.async_create_background_task(
+            self.hass, self._async_driver_alarms(driver), f"{ALARMS_TASK} {driver}"
         )
 
     async def _async_driver_alarms(self, driver: str) -> None:
+        # Only adds: a driver a telegram names (`auto`) says what the meter can raise, not
+        # what it cannot (a newer driver than the integration knows).
         kinds = await self.data.catalog.async_alarms(driver)
-        if not self.meter.closed:
+        if kinds and not self.meter.closed:
             self._add(kinds - self.sensors.keys())
 
     @callback
@@ -174,6 +219,8 @@ class WmbusMeterAlarm(WmbusMeterEntity, BinarySensorEntity, RestoreEntity):
         leak it reported stays on across a restart), from the entity's own data: its state is
         "unavailable" whenever it was saved while the meter was silent."""
         await super().async_added_to_hass()
+        if self.meter.last_telegram is not None:
+            self._take(self.meter.last_telegram)  # heard since it was created
         if self._attr_is_on is not None:
             return
         last = await self.async_get_last_extra_data()

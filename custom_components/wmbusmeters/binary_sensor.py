@@ -14,11 +14,13 @@ from homeassistant.components.binary_sensor import (  # type: ignore[attr-define
 from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoredExtraData, RestoreEntity
 
 from .alarms import MeterAlarms
 from .const import DOMAIN
+from .coordinator import signal_meter_retyped
 from .entity import WmbusMeterEntity, WmbusReceiverEntity, async_follow_meters
 from .meters import MeterState
 from .runtime import WmbusConfigEntry, WmbusData
@@ -68,9 +70,17 @@ async def async_setup_entry(
         """Once the meter is known to report a status: registered by an earlier run, or heard
         now (a meter without a status gets none)."""
         if meter.meter_id not in alarms:
-            alarms[meter.meter_id] = MeterAlarms(hass, entry, meter, async_add_entities)
-            meter.async_on_remove(partial(alarms.__delitem__, meter.meter_id))
-            alarms[meter.meter_id].start()
+            alarms[meter.meter_id] = meter_alarms = MeterAlarms(
+                hass, entry, meter, async_add_entities
+            )
+
+            @callback
+            def gone() -> None:
+                if alarms.get(meter.meter_id) is meter_alarms:
+                    del alarms[meter.meter_id]
+
+            meter.async_on_remove(gone)
+            meter_alarms.start()
         if meter.meter_id in added:
             return  # heard (new fields) before it was announced
         known = registry.async_get_entity_id(
@@ -84,7 +94,15 @@ async def async_setup_entry(
         if meter.meter_id not in added and not meter.closed and _has_status(telegram):
             add(meter)
 
+    @callback
+    def retyped(meter: MeterState) -> None:
+        if (meter_alarms := alarms.get(meter.meter_id)) is not None:
+            meter_alarms.driver_changed()
+
     async_follow_meters(hass, entry, add_meter, new_fields)
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, signal_meter_retyped(entry.entry_id), retyped)
+    )
 
 
 def _has_status(telegram: Telegram) -> bool:

@@ -31,6 +31,11 @@ def signal_meter_added(entry_id: str) -> str:
     return f"{DOMAIN}_{entry_id}_meter_added"
 
 
+def signal_meter_retyped(entry_id: str) -> str:
+    """A meter's driver changed (its new driver's fields and alarms are known): `(meter)`."""
+    return f"{DOMAIN}_{entry_id}_meter_retyped"
+
+
 def signal_new_fields(entry_id: str) -> str:
     """A telegram carries fields its meter has not offered yet: `(meter, telegram, fields)`."""
     return f"{DOMAIN}_{entry_id}_new_fields"
@@ -75,6 +80,7 @@ class WmbusCoordinator:
         picked in a repair, or still rejected)."""
         if self.catalog.drivers:
             await self.meters.async_check_drivers(self.version)
+            self._retype()  # a driver the binary renamed or rejects
         return self.receiver_config()
 
     def receiver_config(self) -> ReceiverConfig:
@@ -101,6 +107,20 @@ class WmbusCoordinator:
             )
         for meter_id in before - self.meters.by_id.keys():
             self.watch.forget(meter_id)  # a removed meter's watch ends with it
+        self._retype()
+
+    @callback
+    def _retype(self) -> None:
+        while self.meters.retyped:
+            meter = self.meters.retyped.pop()
+            self.entry.async_create_background_task(
+                self.hass, self._async_meter_retyped(meter), f"wmbusmeters {meter.meter_id}"
+            )
+
+    async def _async_meter_retyped(self, meter: MeterState) -> None:
+        await self.meters.async_document(meter)
+        if self.meters.by_id.get(meter.meter_id) is meter:  # not removed meanwhile
+            async_dispatcher_send(self.hass, signal_meter_retyped(self.entry.entry_id), meter)
 
     async def _async_meter_added(self, meter: MeterState) -> None:
         await self.meters.async_document(meter)

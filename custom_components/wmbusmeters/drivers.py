@@ -26,6 +26,9 @@ from .wmbus.alarms import AlarmKind, definition_alarms, is_status_field
 from .wmbus.bundled import restore_bundled
 from .wmbus.driver_alarms import DRIVER_ALARMS
 
+#: What `--printdriver` prints for a driver built into the binary (2.0.0 and 3.0.0).
+BINARY_ONLY = "binary only"
+
 _LOGGER = logging.getLogger(__name__)
 
 #: The catalogue of each command, loaded or being loaded (one load however many ask).
@@ -45,6 +48,8 @@ class DriverCatalog:
         self.drivers: dict[str, DriverInfo] = {}
         self._fields: dict[str, list[FieldInfo]] = {}
         self._alarms: dict[str, frozenset[AlarmKind]] = {}
+        #: One question per driver at a time: forty meters of one driver ask once.
+        self._asking: dict[str, asyncio.Lock] = {}
         #: The binary's file when it was listed (_binary_stamp): kept while it is the same.
         self.stamp: tuple[int, int, int] | None = None
 
@@ -87,28 +92,39 @@ class DriverCatalog:
             self._fields[driver] = [f for f in fields if is_reading(f.name)]
         return self._fields[driver]
 
-    async def async_alarms(self, driver: str) -> frozenset[AlarmKind]:
+    async def async_alarms(self, driver: str) -> frozenset[AlarmKind] | None:
         """The alarm sensors a driver's meters get (asked once per driver and kept): none
         without a status field; else those the 3.0.0 release source gives it (DRIVER_ALARMS:
         the same sensors on 2.0.0 and 3.0.0, so an upgrade adds or drops none) and any more
-        its definition can raise as the binary prints it (a newer build's driver). The error
-        kind is no sensor of its own: the problem sensor is on for it."""
-        if driver in self._alarms:
-            return self._alarms[driver]
-        fields = await self.async_fields(driver)
-        if not fields:
-            return frozenset()  # the binary cannot say: asked again next time
-        kinds: frozenset[AlarmKind] = frozenset()
-        if any(is_status_field(field.name) for field in fields):
-            try:
-                definition = await print_driver(self.command, driver)
-            except Exception:
-                _LOGGER.debug("could not print driver %s", driver, exc_info=True)
-                definition = None
-            found = definition_alarms(definition) if definition else None
-            kinds = DRIVER_ALARMS.get(driver, frozenset()) | (found or frozenset())
-        kinds = self._alarms[driver] = kinds - {AlarmKind.ERROR}
-        return kinds
+        its definition can raise as the binary prints it (a newer build's driver, a driver
+        file of the user's). The error kind is no sensor of its own: the problem sensor is on
+        for it. None: not known (the binary cannot say now, or a driver with a status that
+        neither source knows), and not kept."""
+        if (lock := self._asking.get(driver)) is None:
+            lock = self._asking[driver] = asyncio.Lock()
+        async with lock:
+            if driver in self._alarms:
+                return self._alarms[driver]
+            fields = await self.async_fields(driver)
+            if not fields:
+                # Kept empty: it documents no field. Not kept: the binary could not say.
+                return frozenset() if driver in self._fields else None
+            kinds: frozenset[AlarmKind] = frozenset()
+            if any(is_status_field(field.name) for field in fields):
+                try:
+                    output = await print_driver(self.command, driver)
+                    printed = definition_alarms(output)
+                except Exception:
+                    _LOGGER.debug("could not read driver %s's definition", driver, exc_info=True)
+                    return None
+                if printed is None and BINARY_ONLY not in output:
+                    _LOGGER.debug("driver %s's definition is no xmq: %s", driver, output[:200])
+                    return None
+                if printed is None and driver not in DRIVER_ALARMS:
+                    return None  # built into the binary, and not into the table
+                kinds = DRIVER_ALARMS.get(driver, frozenset()) | (printed or frozenset())
+            kinds = self._alarms[driver] = kinds - {AlarmKind.ERROR}
+            return kinds
 
 
 async def async_get_catalog(

@@ -50,6 +50,7 @@ from .issues import (
     async_raise_unknown_driver_issue,
 )
 from .wmbus import RTL_DEVICES, MeterConfig, ReceiverConfig, Telegram
+from .wmbus.alarms import AlarmKind
 from .wmbus.config import MBUS, STDIN_DEVICE, RtlOptions
 from .wmbus.listener import ListenerConfig
 from .wmbus.upgrades import renamed_driver
@@ -68,6 +69,9 @@ class MeterState:
     config: MeterConfig
     #: Fields wmbusmeters documents for the configured driver (diagnostics, removed fields).
     documented_fields: list[str] = field(default_factory=list)
+    #: The alarm sensors the configured driver gives (DriverCatalog.async_alarms); None while
+    #: not known (`auto`: its telegrams name the driver; a binary that could not say).
+    alarms: frozenset[AlarmKind] | None = None
     last_telegram: Telegram | None = None
     last_seen: datetime | None = None
     #: When this meter was added (or its receiver loaded): its silence counts from here.
@@ -244,6 +248,9 @@ class Meters:
         self.by_id: dict[str, MeterState] = {}
         #: Configured drivers the binary rejects (read with `auto` meanwhile).
         self.rejected: set[str] = set()
+        #: Meters whose driver sync() changed (a reconfigure, a repair), to be documented
+        #: again: taken by the coordinator.
+        self.retyped: list[MeterState] = []
 
     def configs(self) -> tuple[MeterConfig, ...]:
         """What wmbusmeters is told about the meters."""
@@ -283,6 +290,9 @@ class Meters:
                 meter.name = subentry.title
                 self._rename_device(meter)
             if meter.config != config:
+                if meter.config.driver != config.driver and meter not in added:
+                    meter.alarms = None  # another driver's: learnt again (retyped)
+                    self.retyped.append(meter)
                 meter.config = config
                 meter.driver = config.driver
             current[config.meter_id] = meter
@@ -350,9 +360,13 @@ class Meters:
         self.sync()
 
     async def async_document(self, meter: MeterState) -> None:
-        """Learn the fields the meter's driver documents."""
-        fields = await self.catalog.async_fields(meter.config.driver)
+        """Learn the fields the meter's driver documents, and the alarms it can raise (before
+        the platforms follow the meter: its alarm sensors are there from the start)."""
+        driver = meter.config.driver
+        fields = await self.catalog.async_fields(driver)
         meter.documented_fields = [info.name for info in fields]
+        if driver != "auto":
+            meter.alarms = await self.catalog.async_alarms(driver)
 
     # -- devices ----------------------------------------------------------------------------
 

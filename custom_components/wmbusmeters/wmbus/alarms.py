@@ -103,9 +103,9 @@ ALARMS: Final[Mapping[str, AlarmKind]] = MappingProxyType(
                 "REVERSE REVERSE_FLOW BACKFLOW BACK_FLOW BACKFLOWING WRONG_FLOW_DIRECTION "
                 "V1_WRONG_FLOW_DIRECTION V2_WRONG_FLOW_DIRECTION",
             ),
-            # No water in the pipe: DRY, air in the flow sensor, NO_FLOW (Qundis' F0: no flow
-            # measurable). Sources: c5isf kamheat kamwater qheatv2 qwaterv2 ultrimis qheat.cc.
-            (AlarmKind.DRY, "DRY NO_FLOW AIR_INSIDE V1_AIR V2_AIR FLOW_SENSOR_WEAK_OR_AIR"),
+            # No water in the pipe: DRY, air in the flow sensor. Sources: c5isf kamheat kamwater
+            # ultrimis ultrimisv2.
+            (AlarmKind.DRY, "DRY AIR_INSIDE V1_AIR V2_AIR FLOW_SENSOR_WEAK_OR_AIR"),
             # Errors and alarms of no kind: the TPL byte's, GENERAL_ALARM (izar: several at once),
             # kamheat's external alarm inputs. Sources: eltako gransystems kamheat lansensm minomess
             # nzr rfmamb izar.cc wmbus.cc.
@@ -129,11 +129,13 @@ ALARMS: Final[Mapping[str, AlarmKind]] = MappingProxyType(
                 "RESERVED_BIT_2 RESERVED_BIT_10 RESERVED_BIT_12 RESERVED_BIT_13 RESERVED_BIT_14 "
                 "RESERVED_BIT_15 RESERVED_BIT_26",
             ),
-            # Sensors and measurement. Sources: aventieshca aventieswm c5isf elf2 eurisii hcae2
-            # kamheat qheatv2 qwaterv2 rfmamb sensostar waterstarm qheat.cc.
+            # Sensors and measurement. NO_FLOW is no dry pipe: ultrimis has DRY beside it, and
+            # Qundis' F0 ("no flow measurable", its drivers say uncertain) is a fault code.
+            # Sources: aventieshca aventieswm c5isf elf2 eurisii hcae2 kamheat qheatv2 qwaterv2
+            # rfmamb sensostar ultrimis waterstarm qheat.cc.
             (
                 AlarmKind.ERROR,
-                "SENSOR_ERROR SENSOR_BREAK SENSOR_SHORT SENSOR_READ_ERROR "
+                "NO_FLOW SENSOR_ERROR SENSOR_BREAK SENSOR_SHORT SENSOR_READ_ERROR "
                 "SUPPLY_SENSOR_INTERRUPTED RETURN_SENSOR_INTERRUPTED SHORT_CIRCUIT_SUPPLY_SENSOR "
                 "SHORT_CIRCUIT_RETURN_SENSOR ERROR_TEMP_SENSOR_1_CABLE_BREAK "
                 "ERROR_TEMP_SENSOR_1_SHORT_CIRCUIT ERROR_TEMP_SENSOR_2_CABLE_BREAK "
@@ -328,9 +330,9 @@ def definition_words(definition: str) -> tuple[list[str], list[str]] | None:
     includes that byte. None if it is no definition (a binary-only driver prints `info=`)."""
     try:
         document = parse_xmq(definition)
-    except XmqError:
+    except (XmqError, RecursionError):
         return None
-    drivers: list[Xmq] = values(document, "driver")
+    drivers = _blocks(document, "driver")
     if len(drivers) != 1:
         return None
     driver = drivers[0]
@@ -339,21 +341,26 @@ def definition_words(definition: str) -> tuple[list[str], list[str]] | None:
     words: list[str] = []
 
     def lookup_words(lookup: Xmq) -> list[str]:
-        maps = [n for m in values(lookup, "map") for n in values(m, "name")]
+        maps = [n for m in _blocks(lookup, "map") for n in values(m, "name")]
         return [str(w) for w in values(lookup, "default_message") + maps]
 
-    for fields in values(driver, "fields"):
-        for entry in values(fields, "field"):
+    for fields in _blocks(driver, "fields"):
+        for entry in _blocks(fields, "field"):
             name = next(iter(values(entry, "name")), "")
             attributes = set(",".join(map(str, values(entry, "attributes"))).split(","))
             if "INCLUDE_TPL_STATUS" in attributes:
                 words.extend(TPL_STATUS_WORDS)
             if is_status_field(str(name)) or attributes & _STATUS_ATTRIBUTES:
-                for lookup in values(entry, "lookup"):
+                for lookup in _blocks(entry, "lookup"):
                     words.extend(lookup_words(lookup))
-    for bits in values(driver, "mfct_tpl_status_bits"):
+    for bits in _blocks(driver, "mfct_tpl_status_bits"):
         words.extend(lookup_words(bits))
     return names, words
+
+
+def _blocks(node: Xmq, key: str) -> list[Xmq]:
+    """The blocks under `key` (a value where a block belongs is no definition's: skipped)."""
+    return [value for value in values(node, key) if isinstance(value, list)]
 
 
 def definition_alarms(definition: str) -> frozenset[AlarmKind] | None:

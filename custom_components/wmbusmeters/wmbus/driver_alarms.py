@@ -51,8 +51,7 @@ _DRIVERS: Final[Mapping[AlarmKind, str]] = {
     ),
     AlarmKind.DRY: (
         "c5isf flowiq2200 kamheat kamwater multical21 multical302 multical303 "
-        "multical403 multical602 multical603 multical803 qheat qheatv2 qwaterv2 ultrimis "
-        "ultrimisv2"
+        "multical403 multical602 multical603 multical803 ultrimis ultrimisv2"
     ),
 }
 

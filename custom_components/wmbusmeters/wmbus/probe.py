@@ -153,6 +153,11 @@ async def run(command: str, *args: str, timeout: float | None = None) -> str:
         proc.kill()
         await proc.wait()
         raise ProbeTimeoutError(f"{command} {' '.join(args)}") from err
+    except asyncio.CancelledError:
+        # (an unload cancelled the question): no process is left behind
+        if proc.returncode is None:
+            proc.kill()
+        raise
     if proc.returncode != 0:
         raise NotWmbusmetersError(f"{command} {' '.join(args)} exited with {proc.returncode}")
     return stdout.decode("utf-8", "replace")
@@ -201,12 +206,11 @@ async def list_fields(command: str, driver: str, timeout: float | None = None) -
     ]
 
 
-async def print_driver(command: str, driver: str, timeout: float | None = None) -> str | None:
-    """A driver's definition as the binary prints it (`--printdriver=NAME`: xmq on one line);
-    None for one it cannot print (a driver built into the binary says `info='Driver is binary
-    only.'`). The driver name must be validated by the caller."""
-    output = await run(command, f"--printdriver={driver}", timeout=timeout)
-    return output if output.lstrip().startswith("driver") else None
+async def print_driver(command: str, driver: str, timeout: float | None = None) -> str:
+    """What `--printdriver=NAME` prints: a driver's definition (xmq, on one line), or for one
+    it cannot print `info='Driver is binary only.'` (alarms.definition_words tells them
+    apart). The driver name must be validated by the caller."""
+    return await run(command, f"--printdriver={driver}", timeout=timeout)
 
 
 async def detect_dongle(command: str, device_spec: str, timeout: float | None = None) -> str:

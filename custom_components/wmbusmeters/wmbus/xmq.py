@@ -62,7 +62,10 @@ def _compound(text: str, pos: int) -> tuple[str, int]:
         elif entity := match.group(2):
             if entity.startswith("#"):
                 code = entity[1:]
-                parts.append(chr(int(code[1:], 16) if code[:1] in "xX" else int(code)))
+                try:
+                    parts.append(chr(int(code[1:], 16) if code[:1] in "xX" else int(code)))
+                except (ValueError, OverflowError) as err:
+                    raise XmqError(f"no character &{entity};") from err
             else:
                 parts.append(_ENTITIES.get(entity, f"&{entity};"))
         elif match.group(3):
