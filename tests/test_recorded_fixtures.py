@@ -39,6 +39,23 @@ def normalised(path: Path) -> str:
     return text
 
 
+#: Debian's 2.0.0 exits on some errors (a line that is not hex) and, on a busy machine, now
+#: and then crashes as it exits (SIGSEGV, -11: seen once in eight full runs, never in thirty
+#: runs of the case alone): the same outcome for the integration, a failed run.
+_CRASHED_AS_IT_EXITED = "-11"
+
+
+def _same_outcome(name: str, committed: str, recorded: str, version: str) -> bool:
+    if recorded == committed:
+        return True
+    return (
+        version == "2.0.0"
+        and name.endswith(".rc.txt")
+        and committed.strip() not in ("", "0")
+        and recorded.strip() == _CRASHED_AS_IT_EXITED
+    )
+
+
 def test_recording_reproduces_the_fixtures(
     wmbusmeters: str, wmbus_version: str, tmp_path: Path
 ) -> None:
@@ -56,7 +73,9 @@ def test_recording_reproduces_the_fixtures(
             lineterm="",
         )
         for name in sorted(expected)
-        if normalised(tmp_path / name) != normalised(committed / name)
+        if not _same_outcome(
+            name, normalised(committed / name), normalised(tmp_path / name), wmbus_version
+        )
     }
     assert {name: "\n".join(diff) for name, diff in different.items()} == {}
 

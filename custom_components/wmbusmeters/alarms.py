@@ -68,6 +68,9 @@ ALARMS: Final[Mapping[AlarmKind, BinarySensorEntityDescription]] = MappingProxyT
 )
 
 
+#: The kinds that have no sensor of their own (the problem sensor's).
+_NO_SENSOR = frozenset(AlarmKind) - ALARMS.keys()
+
 #: The name of a task that asks for the alarms of a driver a telegram names.
 ALARMS_TASK = "wmbusmeters alarms of"
 
@@ -92,6 +95,8 @@ class MeterAlarms:
         self._asked: set[str] = set()
         #: The last telegram read, and its alarms: each sensor asks, it is read once.
         self._read: tuple[Telegram | None, frozenset[AlarmKind] | None] = (None, None)
+        #: The alarms last shown: a telegram that says the same changes no sensor.
+        self._shown: frozenset[AlarmKind] | None = None
 
     @callback
     def start(self) -> None:
@@ -149,14 +154,19 @@ class MeterAlarms:
 
     @callback
     def _async_handle_telegram(self, telegram: Telegram) -> None:
-        # Before the sensors' own listeners (added later): a sensor added here takes this
-        # telegram as it is created.
+        # The one listener of the meter's alarms (scripts/benchmark: one call per telegram,
+        # not one per sensor); a sensor added here takes this telegram as it is created.
         if telegram.driver and self.meter.config.driver == "auto":
             # Only `auto` learns its driver from telegrams: another driver is configured
             # otherwise (the old one's telegrams come in until wmbusmeters restarts).
             self._ask(telegram.driver)
-        if kinds := self.alarms(telegram):
-            self._add(kinds - self.sensors.keys())
+        if (kinds := self.alarms(telegram)) is None or kinds == self._shown:
+            return
+        self._shown = kinds
+        if new := kinds - self.sensors.keys() - _NO_SENSOR:
+            self._add(new)
+        for sensor in self.sensors.values():
+            sensor.show(kinds)
 
     @callback
     def _ask(self, driver: str) -> None:
@@ -194,7 +204,9 @@ class MeterAlarms:
 
 class WmbusMeterAlarm(WmbusMeterEntity, BinarySensorEntity, RestoreEntity):
     """On while the meter's status raises this alarm; off when it reports a status without
-    it; unknown until it has reported one."""
+    it; unknown until it has reported one. Its MeterAlarms reads the telegrams for it."""
+
+    _follows_telegrams = False
 
     def __init__(
         self, data: WmbusData, meter: MeterState, kind: AlarmKind, owner: MeterAlarms
@@ -203,16 +215,26 @@ class WmbusMeterAlarm(WmbusMeterEntity, BinarySensorEntity, RestoreEntity):
         super().__init__(data, meter, ALARMS[kind])
         self.kind = kind
         self.owner = owner
+        #: In Home Assistant (added, not removed): its state may be written.
+        self._live = False
         if meter.last_telegram is not None:
             self._take(meter.last_telegram)
 
     def _take(self, telegram: Telegram) -> bool:
         """Read a telegram; whether the state changed (a short one without status does not)."""
-        kinds = self.owner.alarms(telegram)
+        return self._take_kinds(self.owner.alarms(telegram))
+
+    def _take_kinds(self, kinds: frozenset[AlarmKind] | None) -> bool:
         if kinds is None or (self.kind in kinds) is self._attr_is_on:
             return False
         self._attr_is_on = self.kind in kinds
         return True
+
+    @callback
+    def show(self, kinds: frozenset[AlarmKind]) -> None:
+        """The alarms the meter's latest status raises."""
+        if self._take_kinds(kinds) and self._live:
+            self.async_write_ha_state()
 
     async def async_added_to_hass(self) -> None:
         """Restore the last alarm until the meter is heard (a meter may sleep for hours: a
@@ -221,12 +243,19 @@ class WmbusMeterAlarm(WmbusMeterEntity, BinarySensorEntity, RestoreEntity):
         await super().async_added_to_hass()
         if self.meter.last_telegram is not None:
             self._take(self.meter.last_telegram)  # heard since it was created
-        if self._attr_is_on is not None:
-            return
-        last = await self.async_get_last_extra_data()
-        alarm = last.as_dict().get("alarm") if last is not None else None
-        if isinstance(alarm, bool) and self._attr_is_on is None:  # (not heard meanwhile)
-            self._attr_is_on = alarm
+        if self._attr_is_on is None:
+            last = await self.async_get_last_extra_data()
+            alarm = last.as_dict().get("alarm") if last is not None else None
+            if isinstance(alarm, bool) and self._attr_is_on is None:  # (not heard meanwhile)
+                self._attr_is_on = alarm
+        # From here on the owner's telegrams write the state (Home Assistant writes it once
+        # as the entity is added, after this).
+        self._live = True
+
+    async def async_will_remove_from_hass(self) -> None:
+        """No more state writes (the owner keeps it while the meter lives)."""
+        self._live = False
+        await super().async_will_remove_from_hass()
 
     @property
     def extra_restore_state_data(self) -> RestoredExtraData | None:
@@ -234,8 +263,3 @@ class WmbusMeterAlarm(WmbusMeterEntity, BinarySensorEntity, RestoreEntity):
         return (
             RestoredExtraData({"alarm": self._attr_is_on}) if self._attr_is_on is not None else None
         )
-
-    @callback
-    def _async_handle_telegram(self, telegram: Telegram) -> None:
-        if self._take(telegram):
-            self.async_write_ha_state()

@@ -69,6 +69,9 @@ class WmbusMeterEntity(Entity):
 
     _attr_has_entity_name = True
     _attr_should_poll = False
+    #: Called with each of the meter's telegrams (an entity whose owner reads them for it,
+    #: once for several, says no).
+    _follows_telegrams = True
 
     def __init__(self, data: WmbusData, meter: MeterState, description: EntityDescription) -> None:
         """Bind to the meter; the description's key is the field (CONTRACT.md unique id)."""
@@ -84,7 +87,8 @@ class WmbusMeterEntity(Entity):
         with the entity, and with the meter)."""
         await super().async_added_to_hass()
         entry_id = self.data.coordinator.entry.entry_id
-        self.async_on_remove(self.meter.async_add_listener(self._async_handle_telegram))
+        if self._follows_telegrams:
+            self.async_on_remove(self.meter.async_add_listener(self._async_handle_telegram))
         for signal in (signal_meters(entry_id), signal_meter(entry_id, self.meter_id)):
             self.async_on_remove(
                 async_dispatcher_connect(self.hass, signal, self.async_write_ha_state)

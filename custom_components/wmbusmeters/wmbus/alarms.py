@@ -273,6 +273,7 @@ def word_kind(word: str) -> AlarmKind | None:
     return next((kind for pattern, kind in GENERATED if pattern.fullmatch(word)), UNKNOWN)
 
 
+@lru_cache(maxsize=1024)  # a meter repeats its status texts, telegram after telegram
 def alarm_kinds(status_text: str) -> frozenset[AlarmKind]:
     """The alarms a status text raises now: empty for OK, "" and history."""
     return frozenset(
@@ -309,13 +310,13 @@ def is_status_field(field: str) -> bool:
 def readings_alarms(readings: Mapping[str, Any]) -> frozenset[AlarmKind] | None:
     """The alarms a telegram's status texts raise now; None if it has no status text (a
     short telegram says nothing about them)."""
-    kinds: set[AlarmKind] = set()
-    found = False
+    # Runs for every telegram (scripts/benchmark): cached look-ups, no set built for one text.
+    kinds: frozenset[AlarmKind] | None = None
     for field, value in readings.items():
         if type(value) is str and is_status_field(field) and not _DATE.match(value):
-            found = True
-            kinds.update(alarm_kinds(value))
-    return frozenset(kinds) if found else None
+            text_kinds = alarm_kinds(value)
+            kinds = text_kinds if kinds is None else kinds | text_kinds
+    return kinds
 
 
 def words_alarms(words: Iterable[str]) -> frozenset[AlarmKind]:
