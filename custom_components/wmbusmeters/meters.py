@@ -366,7 +366,9 @@ class Meters:
         fields = await self.catalog.async_fields(driver)
         meter.documented_fields = [info.name for info in fields]
         if driver != "auto":
-            meter.alarms = await self.catalog.async_alarms(driver)
+            alarms = await self.catalog.async_alarms(driver)
+            if meter.config.driver == driver:  # (not changed again meanwhile)
+                meter.alarms = alarms
 
     # -- devices ----------------------------------------------------------------------------
 

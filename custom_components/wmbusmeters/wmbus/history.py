@@ -1,0 +1,238 @@
+"""A meter's past, from one telegram: the readings its running totals had at dated registers
+(`target_m3` at `target_date`), as points for long-term statistics (issue 26, groundwork).
+
+The rule is over names, units and values, not drivers:
+
+- A **running total** is a number with the unit of something that only grows (m³, kWh, MWh,
+  GJ, MJ, Wh, l) whose name starts with `total` (`total_m3`, `total_energy_consumption_kwh`,
+  `total_subunit1_m3`). Heat-cost units (`hca`) are never readings: a value at a set date is
+  a period total.
+- A **dated register** is another number of such a unit with a date of its own (a text that
+  reads as a date, whatever its name), found by name:
+  the date whose base (the name without `_date`/`_datetime`) is the register's base
+  (`target_m3` + `target_date`, `prev_1_month_kwh` + `prev_1_month_date`); a date whose name is
+  inside the register's (`consumption_at_set_date_17_hca` + `set_date_17`, `due_date_m3` +
+  `due_date`); a date whose base ends the register's (`consumption_at_history_2_m3` +
+  `history_2_date`) or starts it (`target_energy_kwh` + `target_date`). The longest such date
+  wins. Names that fit no rule are MISFITS, each with its source.
+- A register belongs to the running total of its unit whose qualifier (the name without its
+  `total`/date part) is the register's (`target_subunit1_m3` to `total_subunit1_m3`), or to the
+  only running total of its unit.
+- Kept only if it can be a reading: a real date, not after the telegram and not before 2000
+  (placeholders: 2127-15-31, 2128-03-31, 2000-00-00, 1999-11-30); a value that is a number,
+  not negative, not above its total; not higher than a later point (a series that falls is
+  consumption per period, not readings).
+
+Registers relative to the meter's own clock (`April_total_m3`, `prev_3_month_kwh` with one
+`prev_month_datetime`, `consumption_2_months_ago_m3`) are not read yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
+import re
+from typing import Any, Final
+
+#: Units of what only grows: a register in one of them can be a past reading of a total.
+RUNNING_UNITS: Final = frozenset({"m3", "kwh", "mwh", "gj", "mj", "wh", "l"})
+_DATE_SUFFIXES: Final = ("_date_time", "_datetime", "_date")
+#: `2024-01-31`, `2024-01-31 23:59`, and 2.0.0's `2024-01-31T02:00:00Z` (UTC).
+_DATE_VALUE = re.compile(r"(\d{4})-(\d\d)-(\d\d)(?:[ T](\d\d):(\d\d)(?::(\d\d))?)?(Z?)$")
+#: The oldest date a register may have: older ones are placeholders (1999-11-30); without the
+#: telegram's time, the newest (2128-03-31 is one too).
+OLDEST: Final = date(2000, 1, 1)
+NEWEST: Final = date(2099, 12, 31)
+
+#: Registers whose date no name rule finds: register -> its date field, with the source.
+MISFITS: Final[Mapping[str, str]] = {
+    # izar (src/driver_izar.cc): the billing value and the date it was measured.
+    "last_month_total_m3": "last_month_measure_date",
+    # mkradio3 (drivers/src/mkradio3.xmq): the previous period's reading at `prev_date`.
+    "target_m3": "prev_date",
+}
+
+
+#: Registers that read as readings but are a period's use: driver -> registers, with the source.
+NOT_READINGS: Final[Mapping[str, frozenset[str]]] = {
+    # mkradio3a (drivers/src/mkradio3a.xmq documents them as totals): its monthly registers
+    # (`last_jan_m3`...) are a month's use, 3.5 to 11.5 m³ beside a total of 948.8 m³ in its
+    # test telegram, and `target_m3` is the last of them (9.3 = `last_nov_m3`).
+    "mkradio3a": frozenset({"target_m3"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A past reading of a running total."""
+
+    #: The running total it is a reading of (`total_m3`).
+    total: str
+    #: The register and the date field it came from (`target_m3`, `target_date`).
+    register: str
+    date_field: str
+    #: When, as the meter says it (local time; a date is the start of that day).
+    at: datetime
+    value: float
+
+
+def _unit(field: str) -> str | None:
+    _, sep, suffix = field.rpartition("_")
+    return suffix if sep and suffix in RUNNING_UNITS else None
+
+
+def _number(value: Any) -> float | None:
+    if type(value) is float or type(value) is int:
+        return float(value)
+    return None
+
+
+def parse_date(value: Any, tz: tzinfo | None = None) -> datetime | None:
+    """A register's date (`2024-01-31`, `2024-01-31 23:59`) as the meter's local time, None if
+    it is no real one. A UTC one (2.0.0: `...T02:00:00Z`) is turned to `tz` (default: UTC)."""
+    if not isinstance(value, str) or (match := _DATE_VALUE.match(value.strip())) is None:
+        return None
+    *parts, utc = match.groups()
+    year, month, day, hour, minute, second = (int(g) if g else 0 for g in parts)
+    try:
+        at = datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return None  # 2127-15-31, 2000-00-00
+    if utc and tz is not None:
+        at = at.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None)
+    return at
+
+
+def _date_base(field: str) -> str:
+    for suffix in _DATE_SUFFIXES:
+        if field.endswith(suffix):
+            return field.removesuffix(suffix)
+    return field
+
+
+def _date_of(register: str, base: str, dates: Mapping[str, datetime | None]) -> str | None:
+    """The date field of a register (its name without the unit is `base`)."""
+    found = [
+        field
+        for field in dates
+        if (date_base := _date_base(field))
+        and (
+            date_base == base
+            or field in base
+            or base.endswith(f"_{date_base}")
+            or base.startswith(f"{date_base}_")
+        )
+    ]
+    if found:
+        return max(found, key=lambda field: (_date_base(field) == base, len(field)))
+    misfit = MISFITS.get(register)
+    return misfit if misfit in dates else None
+
+
+#: Words that say when or what kind of register, not which quantity: left out when a register
+#: is matched to its total (`consumption_at_history_2` and `total` are the same quantity).
+_GENERIC = frozenset(
+    [
+        "total",
+        "target",
+        "consumption",
+        "at",
+        "energy",
+        "volume",
+        "set",
+        "due",
+        "last",
+        "prev",
+        "previous",
+        "history",
+        "month",
+        "year",
+        "date",
+        "datetime",
+    ]
+)
+#: Words of a total that is itself a past value (`total_energy_consumption_last_month_kwh`).
+_PAST = frozenset(["last", "prev", "previous", "history", "month", "year", "at"])
+
+
+def _qualifier(base: str, words: str) -> str:
+    """What distinguishes a register or total of its unit (`subunit1` of `target_subunit1`,
+    `tariff_1`, `cooling`): its words without its date's and the generic ones."""
+    skip = set(words.split("_")) | _GENERIC
+    return "_".join(part for part in base.split("_") if part and part not in skip)
+
+
+def history_points(
+    readings: Mapping[str, Any],
+    driver: str = "",
+    now: datetime | None = None,
+    tz: tzinfo | None = None,
+) -> list[Point]:
+    """The past readings of its running totals a telegram of `driver` carries, oldest first
+    per total.
+
+    `now` is the telegram's time (local, naive): a later date is a placeholder. `tz` is the
+    local zone, for the dates 2.0.0 prints in UTC.
+    """
+    not_readings = NOT_READINGS.get(driver, frozenset())
+    # By the value: 2.0.0 names some dates without a suffix (c5isf's `prev_1_month`). One
+    # that is no real date stays (None): its registers are placeholders, not another date's.
+    dates = {
+        field: parse_date(value, tz)
+        for field, value in readings.items()
+        if isinstance(value, str) and _DATE_VALUE.match(value.strip())
+    }
+    totals: dict[str, list[tuple[str, str]]] = {}  # unit -> [(total, its qualifier)]
+    registers: list[tuple[str, str, str]] = []  # (register, its base, its unit)
+    for field, value in readings.items():
+        unit = _unit(field)
+        if unit is None or _number(value) is None or field in not_readings:
+            continue
+        base = field.removesuffix(f"_{unit}")
+        if base.startswith("total") and "date" not in base and not _PAST & set(base.split("_")):
+            totals.setdefault(unit, []).append((field, _qualifier(base, "total")))
+        else:
+            registers.append((field, base, unit))
+    points: dict[str, list[Point]] = {}
+    for register, base, unit in registers:
+        date_field = _date_of(register, base, dates)
+        if date_field is None or (at := dates.get(date_field)) is None:
+            continue
+        if not OLDEST <= at.date() <= (now.date() if now is not None else NEWEST):
+            continue  # a placeholder (1999-11-30, 2128-03-31), or a date still to come
+        value = _number(readings[register])
+        total = _total_of(totals.get(unit, []), _qualifier(base, _date_base(date_field)))
+        if value is None or total is None or value < 0:
+            continue
+        live = _number(readings[total])
+        if live is None or value > live:
+            continue
+        points.setdefault(total, []).append(Point(total, register, date_field, at, value))
+    return [point for total in sorted(points) for point in _monotonic(points[total])]
+
+
+def _total_of(totals: list[tuple[str, str]], qualifier: str) -> str | None:
+    same = [total for total, its in totals if its == qualifier]
+    if len(same) == 1:
+        return same[0]
+    if len(totals) == 1 and not qualifier:
+        return totals[0][0]
+    return None
+
+
+def _monotonic(points: list[Point]) -> list[Point]:
+    """Oldest first; one per date; none higher than a later one (readings never fall)."""
+    by_date: dict[datetime, Point] = {}
+    for point in points:
+        if point.at in by_date and by_date[point.at].value != point.value:
+            by_date[point.at] = Point(point.total, "", "", point.at, -1.0)  # disagree: neither
+        else:
+            by_date.setdefault(point.at, point)
+    kept: list[Point] = []
+    lowest = float("inf")
+    for point in sorted(by_date.values(), key=lambda p: p.at, reverse=True):
+        if 0 <= point.value <= lowest:
+            kept.append(point)
+            lowest = point.value
+    return kept[::-1]

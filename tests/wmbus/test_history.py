@@ -1,0 +1,209 @@
+"""The past readings one telegram carries (wmbus/history.py), over every telegram the real
+binaries printed for upstream's driver tests (tests/fixtures/driver-tests): a golden file of
+the points, read and reviewed; the same points from 2.0.0's names as from 3.0.0's; the traps.
+
+After a change of the rule: `WMBUS_GOLDEN=write` rewrites tests/fixtures/history/points.jsonl;
+read its diff before committing it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta, timezone
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from custom_components.wmbusmeters.wmbus.history import Point, history_points, parse_date
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+GOLDEN = FIXTURES / "history" / "points.jsonl"
+VERSIONS = ("2.0.0", "3.0.0")
+
+
+def telegrams(version: str) -> list[dict[str, Any]]:
+    path = FIXTURES / "driver-tests" / f"wmbusmeters-{version}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def points_of(telegram: dict[str, Any]) -> list[Point]:
+    """As a receiver reads them: `now` is when the telegram came (its timestamp, UTC: the
+    recording's zone)."""
+    now = datetime.fromisoformat(telegram["timestamp"]).astimezone(UTC).replace(tzinfo=None)
+    return history_points(telegram, telegram["meter"], now=now, tz=UTC)
+
+
+def golden_lines() -> list[str]:
+    lines = []
+    for version in VERSIONS:
+        for telegram in telegrams(version):
+            if points := points_of(telegram):
+                lines.append(
+                    json.dumps(
+                        {
+                            "version": version,
+                            "meter": telegram["meter"],
+                            "name": telegram["name"],
+                            "id": telegram["id"],
+                            "points": [
+                                [p.total, p.register, p.date_field, p.at.isoformat(), p.value]
+                                for p in points
+                            ],
+                        }
+                    )
+                )
+    return lines
+
+
+def test_golden_points() -> None:
+    """Every point of every recorded telegram is the reviewed one."""
+    lines = golden_lines()
+    if os.environ.get("WMBUS_GOLDEN") == "write":
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text("\n".join(lines) + "\n")
+    assert lines == GOLDEN.read_text().splitlines()
+
+
+def test_how_many_drivers_bring_history() -> None:
+    """Of 3.0.0's drivers in the corpus, how many give at least one point and at least three
+    points of one total (the closing note quotes them; a change of the rule shows here)."""
+    most: dict[str, int] = defaultdict(int)
+    for telegram in telegrams("3.0.0"):
+        per_total: dict[str, int] = defaultdict(int)
+        for point in points_of(telegram):
+            per_total[point.total] += 1
+        most[telegram["meter"]] = max(most[telegram["meter"]], *per_total.values(), 0)
+    assert len(most) == 119
+    assert sum(n >= 1 for n in most.values()) == 40
+    assert sorted(d for d, n in most.items() if n >= 3) == ["evo868", "microclima", "waterstarm"]
+
+
+#: Where the binaries themselves differ (not the names): 2.0.0's apatorna1 prints no historic
+#: reading; 2.0.0's qheatv2 decodes the year register as the total and has no month register.
+BINARIES_DIFFER = {("ApNa1", "04913581"), ("QQ1", "68204641"), ("QQA", "67958979")}
+
+
+def test_the_same_points_from_both_versions() -> None:
+    """2.0.0 names fields otherwise (`prev_1_month` for 3.0.0's `prev_1_month_date`,
+    `target_date_time`, UTC dates `...T02:00:00Z`): each meter both print has the same past
+    readings, by date and value."""
+    found: dict[str, dict[tuple[str, str], set[tuple[str, float]]]] = {}
+    for version in VERSIONS:
+        by_meter: dict[tuple[str, str], set[tuple[str, float]]] = defaultdict(set)
+        for telegram in telegrams(version):
+            by_meter[telegram["name"], telegram["id"]] |= {
+                (point.at.date().isoformat(), point.value) for point in points_of(telegram)
+            }
+        found[version] = by_meter
+    old, new = found["2.0.0"], found["3.0.0"]
+    both = old.keys() & new.keys()
+    assert len(both) > 150
+    differ = {meter for meter in both if old[meter] != new[meter]}
+    assert differ == BINARIES_DIFFER
+    assert sum(bool(old[meter]) for meter in both) > 40
+
+
+def reading(**fields: Any) -> dict[str, Any]:
+    return {"total_m3": 100.0, **fields}
+
+
+NOW = datetime(2026, 1, 15, 12, 0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"target_m3": 90.0, "target_date": "2025-12-31"}, [("target_m3", "2025-12-31", 90.0)]),
+        # Placeholders and values that are none.
+        ({"target_m3": 90.0, "target_date": "2127-15-31"}, []),
+        ({"target_m3": 90.0, "target_date": "2128-03-31"}, []),
+        ({"target_m3": 90.0, "target_date": "2000-00-00"}, []),
+        ({"target_m3": 90.0, "target_date": "1999-11-30"}, []),
+        ({"target_m3": -2147483648, "target_date": "2025-12-31"}, []),
+        ({"target_m3": None, "target_date": "2025-12-31"}, []),
+        # Above the live total, or later than the telegram.
+        ({"target_m3": 100.5, "target_date": "2025-12-31"}, []),
+        ({"target_m3": 90.0, "target_date": "2026-01-16"}, []),
+        # A heat-cost allocator's value at its set date is a period total.
+        ({"consumption_at_set_date_hca": 9.0, "set_date": "2025-12-31"}, []),
+        # A series that falls is consumption per period: only what can be readings stays.
+        (
+            {
+                "target_1_m3": 80.0,
+                "target_1_date": "2025-10-31",
+                "target_2_m3": 20.0,
+                "target_2_date": "2025-11-30",
+                "target_3_m3": 95.0,
+                "target_3_date": "2025-12-31",
+            },
+            [("target_2_m3", "2025-11-30", 20.0), ("target_3_m3", "2025-12-31", 95.0)],
+        ),
+        # The date inside the register's name; a numbered series; the date's base a prefix.
+        (
+            {"consumption_at_set_date_2_m3": 70.0, "set_date_2": "2025-06-30"},
+            [("consumption_at_set_date_2_m3", "2025-06-30", 70.0)],
+        ),
+        (
+            {"consumption_at_history_3_m3": 60.0, "history_3_date": "2025-05-31"},
+            [("consumption_at_history_3_m3", "2025-05-31", 60.0)],
+        ),
+        (
+            {"target_volume_m3": 50.0, "target_date": "2025-04-30"},
+            [("target_volume_m3", "2025-04-30", 50.0)],
+        ),
+        # A misfit, from its table.
+        (
+            {"last_month_total_m3": 99.0, "last_month_measure_date": "2025-12-31"},
+            [("last_month_total_m3", "2025-12-31", 99.0)],
+        ),
+        # A number without a date is no history.
+        ({"target_m3": 90.0}, []),
+    ],
+)
+def test_traps(fields: dict[str, Any], expected: list[tuple[str, str, float]]) -> None:
+    points = history_points(reading(**fields), now=NOW)
+    assert [(p.register, p.at.date().isoformat(), p.value) for p in points] == expected
+
+
+def test_a_period_register_is_no_reading() -> None:
+    """mkradio3a's target is a month's use (NOT_READINGS): the same names of another driver
+    are a reading."""
+    fields = {"total_m3": 948.8, "target_m3": 9.3, "target_date": "2024-11-28"}
+    assert history_points(fields, "mkradio3a", now=NOW) == []
+    assert [p.value for p in history_points(fields, "mkradio3", now=NOW)] == [9.3]
+
+
+def test_a_register_finds_the_total_of_its_quantity() -> None:
+    """Several totals of one unit: each register to the one whose qualifier it has."""
+    points = history_points(
+        {
+            "total_kwh": 10.0,
+            "total_tariff2_kwh": 4.0,
+            "total_subunit1_m3": 7.0,
+            "total_water_m3": 3.0,
+            "target_kwh": 9.0,
+            "target_tariff2_kwh": 3.5,
+            "target_subunit1_m3": 6.0,
+            "target_water_m3": 2.0,
+            "target_date": "2025-12-31",
+        },
+        now=NOW,
+    )
+    assert {(p.register, p.total) for p in points} == {
+        ("target_kwh", "total_kwh"),
+        ("target_tariff2_kwh", "total_tariff2_kwh"),
+        ("target_subunit1_m3", "total_subunit1_m3"),
+        ("target_water_m3", "total_water_m3"),
+    }
+
+
+def test_dates_as_each_version_prints_them() -> None:
+    assert parse_date("2025-12-31") == datetime(2025, 12, 31)
+    assert parse_date("2025-12-31 23:59") == datetime(2025, 12, 31, 23, 59)
+    # 2.0.0: UTC, turned to the local zone.
+    cet = timezone(timedelta(hours=1))
+    assert parse_date("2025-12-30T23:00:00Z", cet) == datetime(2025, 12, 31)
+    assert parse_date("31.12.2025") is None
