@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import json
 from pathlib import Path
+from typing import Any
 
 from homeassistant.const import Platform
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
@@ -27,6 +28,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.wmbusmeters.alarms import ALARMS
 from custom_components.wmbusmeters.const import DOMAIN
+from custom_components.wmbusmeters.wmbus import Telegram
 from custom_components.wmbusmeters.wmbus.alarms import AlarmKind
 from custom_components.wmbusmeters.wmbus.driver_alarms import DRIVER_ALARMS
 
@@ -310,3 +312,31 @@ async def test_a_meter_on_auto_gets_the_sensors_of_its_driver(
 
 def has_state(hass: HomeAssistant, entity_id: str, state: str) -> bool:
     return (current := hass.states.get(entity_id)) is not None and current.state == state
+
+
+async def test_sensors_added_later_are_told_the_status(
+    hass: HomeAssistant, wmbusmeters: str, quiet: Path, run_until_played: RunUntilPlayed
+) -> None:
+    """A status, a short telegram without one, a new driver with a sensor more: the next
+    status, the same as before, reaches the new sensor too (it is not left unknown)."""
+    entry = receiver_entry(wmbusmeters, quiet, [meter("Water", "waterstarm", "19680750")])
+    await setup_receiver(hass, entry)
+    await run_until_played(entry)
+    coordinator = entry.runtime_data.coordinator
+
+    def telegram(**readings: Any) -> Telegram:
+        return Telegram("19680750", _GWF, "water", None, {"total_m3": 5.0, **readings})
+
+    coordinator.handle_telegram(telegram(status="LEAKAGE_OR_NO_USAGE"))
+    coordinator.handle_telegram(telegram())
+    assert has_state(hass, "binary_sensor.water_leak", "on")
+    subentry = next(iter(entry.subentries.values()))
+    hass.config_entries.async_update_subentry(
+        entry, subentry, data={**subentry.data, "driver": _GWF}
+    )
+    await until(hass, lambda: hass.states.get("binary_sensor.water_burst") is not None, "burst")
+    assert has_state(hass, "binary_sensor.water_burst", "unknown")
+    coordinator.handle_telegram(telegram(status="LEAKAGE_OR_NO_USAGE"))
+    assert has_state(hass, "binary_sensor.water_burst", "off")
+    assert has_state(hass, "binary_sensor.water_leak", "on")
+    await hass.config_entries.async_unload(entry.entry_id)

@@ -126,6 +126,7 @@ class MeterAlarms:
         or a leak the old one reported would stay on for good."""
         meter = self.meter
         self._asked = set()
+        self._shown = None  # each sensor is told again with the next status
         if meter.alarms is None:
             return  # not known (`auto`: learnt from its telegrams' driver): nothing removed
         self._asked.add(meter.config.driver)
@@ -162,11 +163,17 @@ class MeterAlarms:
             self._ask(telegram.driver)
         if (kinds := self.alarms(telegram)) is None or kinds == self._shown:
             return
-        self._shown = kinds
         if new := kinds - self.sensors.keys() - _NO_SENSOR:
-            self._add(new)
+            self._add(new, kinds)
         for sensor in self.sensors.values():
             sensor.show(kinds)
+        self._shown = kinds  # (told all: one that raised is told again with the next)
+
+    @property
+    def shown(self) -> frozenset[AlarmKind] | None:
+        """The alarms of the meter's last status (None: none heard in this run): a sensor
+        added later starts from them, not from the last telegram, which may have had none."""
+        return self._shown
 
     @callback
     def _ask(self, driver: str) -> None:
@@ -188,10 +195,12 @@ class MeterAlarms:
             self._add(kinds - self.sensors.keys())
 
     @callback
-    def _add(self, kinds: Iterable[AlarmKind]) -> None:
+    def _add(self, kinds: Iterable[AlarmKind], now: frozenset[AlarmKind] | None = None) -> None:
+        """Sensors for these kinds; `now`: the alarms they start from (default: shown)."""
         wanted = set(kinds)
+        start = self._shown if now is None else now
         new = [
-            WmbusMeterAlarm(self.data, self.meter, kind, self)
+            WmbusMeterAlarm(self.data, self.meter, kind, self, start)
             for kind in ALARMS  # (in one order, whatever the set's)
             if kind in wanted and kind not in self.sensors
         ]
@@ -209,20 +218,20 @@ class WmbusMeterAlarm(WmbusMeterEntity, BinarySensorEntity, RestoreEntity):
     _follows_telegrams = False
 
     def __init__(
-        self, data: WmbusData, meter: MeterState, kind: AlarmKind, owner: MeterAlarms
+        self,
+        data: WmbusData,
+        meter: MeterState,
+        kind: AlarmKind,
+        owner: MeterAlarms,
+        start: frozenset[AlarmKind] | None,
     ) -> None:
-        """Start from the meter's last telegram, if any."""
+        """Start from the meter's last status in this run, if any."""
         super().__init__(data, meter, ALARMS[kind])
         self.kind = kind
         self.owner = owner
         #: In Home Assistant (added, not removed): its state may be written.
         self._live = False
-        if meter.last_telegram is not None:
-            self._take(meter.last_telegram)
-
-    def _take(self, telegram: Telegram) -> bool:
-        """Read a telegram; whether the state changed (a short one without status does not)."""
-        return self._take_kinds(self.owner.alarms(telegram))
+        self._take_kinds(start)
 
     def _take_kinds(self, kinds: frozenset[AlarmKind] | None) -> bool:
         if kinds is None or (self.kind in kinds) is self._attr_is_on:
@@ -241,8 +250,7 @@ class WmbusMeterAlarm(WmbusMeterEntity, BinarySensorEntity, RestoreEntity):
         leak it reported stays on across a restart), from the entity's own data: its state is
         "unavailable" whenever it was saved while the meter was silent."""
         await super().async_added_to_hass()
-        if self.meter.last_telegram is not None:
-            self._take(self.meter.last_telegram)  # heard since it was created
+        self._take_kinds(self.owner.shown)  # heard since it was created
         if self._attr_is_on is None:
             last = await self.async_get_last_extra_data()
             alarm = last.as_dict().get("alarm") if last is not None else None

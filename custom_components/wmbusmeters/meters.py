@@ -364,11 +364,10 @@ class Meters:
         the platforms follow the meter: its alarm sensors are there from the start)."""
         driver = meter.config.driver
         fields = await self.catalog.async_fields(driver)
-        meter.documented_fields = [info.name for info in fields]
-        if driver != "auto":
-            alarms = await self.catalog.async_alarms(driver)
-            if meter.config.driver == driver:  # (not changed again meanwhile)
-                meter.alarms = alarms
+        alarms = await self.catalog.async_alarms(driver) if driver != "auto" else None
+        if meter.config.driver == driver:  # (not given another driver meanwhile)
+            meter.documented_fields = [info.name for info in fields]
+            meter.alarms = alarms
 
     # -- devices ----------------------------------------------------------------------------
 
