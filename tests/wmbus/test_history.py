@@ -77,8 +77,38 @@ def test_how_many_drivers_bring_history() -> None:
             per_total[point.total] += 1
         most[telegram["meter"]] = max(most[telegram["meter"]], *per_total.values(), 0)
     assert len(most) == 119
-    assert sum(n >= 1 for n in most.values()) == 40
-    assert sorted(d for d, n in most.items() if n >= 3) == ["evo868", "microclima", "waterstarm"]
+    assert sum(n >= 1 for n in most.values()) == 41
+    assert sorted(d for d, n in most.items() if n >= 3) == [
+        "engelmann_faw",
+        "evo868",
+        "hydrodigit",
+        "microclima",
+        "qheat_55_us",
+        "waterstarm",
+    ]
+
+
+def test_the_meters_clock_dates_its_registers_as_its_own_dates_do() -> None:
+    """Upstream's engelmann_faw and qheat_55_us telegrams carry registers dated by the meter's
+    clock (`consumption_5_months_ago_m3`, `prev_5_month_kwh`) and one with a date of its own
+    (`consumption_at_reporting_date_m3`, `key_datetime_kwh`): that day is kept, so both say
+    the same reading (two that differ would drop the day: history.py), and without the dated
+    one the clock still gives that day."""
+    agreed = []
+    for telegram in telegrams("3.0.0"):
+        points = points_of(telegram)
+        clock_only = history_points(
+            {k: v for k, v in telegram.items() if k not in ("key_datetime", "reporting_date")},
+            telegram["meter"],
+        )
+        for field in ("key_datetime", "reporting_date"):
+            if (at := parse_date(telegram.get(field))) is None:
+                continue
+            if at in {p.at for p in points if p.date_field == field} and at.date() in {
+                p.at.date() for p in clock_only if p.relative
+            }:
+                agreed.append(telegram["meter"])
+    assert set(agreed) == {"engelmann_faw", "qheat_55_us"}
 
 
 #: Where the binaries themselves differ (not the names): 2.0.0's apatorna1 prints no historic
@@ -161,6 +191,21 @@ NOW = datetime(2026, 1, 15, 12, 0)
         ),
         # A number without a date is no history.
         ({"target_m3": 90.0}, []),
+        # Dated by the meter's clock: the last April that ended before it; two months before
+        # its month; without a clock, nothing.
+        (
+            {"April_total_m3": 50.0, "meter_datetime": "2025-03-15 10:00"},
+            [("April_total_m3", "2024-04-30", 50.0)],
+        ),
+        (
+            {"consumption_2_months_ago_m3": 80.0, "meter_datetime": "2025-03-15 10:00"},
+            [("consumption_2_months_ago_m3", "2025-01-31", 80.0)],
+        ),
+        (
+            {"prev_2_month_kwh": 1.0, "total_kwh": 2.0, "prev_month_datetime": "2025-02-28"},
+            [("prev_2_month_kwh", "2025-01-31", 1.0)],
+        ),
+        ({"April_total_m3": 50.0}, []),
     ],
 )
 def test_traps(fields: dict[str, Any], expected: list[tuple[str, str, float]]) -> None:

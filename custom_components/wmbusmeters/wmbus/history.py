@@ -23,12 +23,16 @@ The rule is over names, units and values, not drivers:
   not negative, not above its total; not higher than a later point (a series that falls is
   consumption per period, not readings).
 
-Registers relative to the meter's own clock (`April_total_m3`, `prev_3_month_kwh` with one
-`prev_month_datetime`, `consumption_2_months_ago_m3`) are not read yet.
+- A register **relative to the meter's own clock** (its `meter_datetime`, `device_datetime`)
+  is dated from it, at the end of the month it names: `April_total_m3` ("total value at the end
+  of April": the last April that ended before the meter's date), `consumption_2_months_ago_m3`
+  (two months before the meter's month); `prev_3_month_kwh` beside one `prev_month_datetime`
+  ("the end of last month") two months before that.
 """
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
@@ -75,6 +79,8 @@ class Point:
     #: When, as the meter says it (local time; a date is the start of that day).
     at: datetime
     value: float
+    #: Dated by the meter's clock (`April_total_m3`), not by a date of its own.
+    relative: bool = False
 
 
 def _unit(field: str) -> str | None:
@@ -196,20 +202,69 @@ def history_points(
             registers.append((field, base, unit))
     points: dict[str, list[Point]] = {}
     for register, base, unit in registers:
-        date_field = _date_of(register, base, dates)
-        if date_field is None or (at := dates.get(date_field)) is None:
+        at: datetime | None
+        if (date_field := _date_of(register, base, dates)) is not None:
+            at, dated_by, relative = dates.get(date_field), _date_base(date_field), False
+        elif (clock := _relative(base, dates)) is not None:
+            (date_field, at, dated_by), relative = clock, True
+        else:
             continue
-        if not OLDEST <= at.date() <= (now.date() if now is not None else NEWEST):
+        if at is None or not OLDEST <= at.date() <= (now.date() if now else NEWEST):
             continue  # a placeholder (1999-11-30, 2128-03-31), or a date still to come
         value = _number(readings[register])
-        total = _total_of(totals.get(unit, []), _qualifier(base, _date_base(date_field)))
+        total = _total_of(totals.get(unit, []), _qualifier(base, dated_by))
         if value is None or total is None or value < 0:
             continue
         live = _number(readings[total])
         if live is None or value > live:
             continue
-        points.setdefault(total, []).append(Point(total, register, date_field, at, value))
+        points.setdefault(total, []).append(Point(total, register, date_field, at, value, relative))
     return [point for total in sorted(points) for point in _monotonic(points[total])]
+
+
+_MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
+#: `April_total`: a month's name, then a total.
+_MONTH_TOTAL = re.compile(rf"^({'|'.join(_MONTHS)})_(total.*)$", re.IGNORECASE)
+_MONTHS_AGO = re.compile(r"^(.*?)_?(\d+)_months?_ago(.*)$")
+_PREV_MONTH = re.compile(r"^(.*?)_?prev_(\d+)_month(.*)$")
+
+
+def _month_end(year: int, month: int) -> datetime:
+    """The last day of a month (months past 12 or before 1 roll the year)."""
+    year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
+    return datetime(year, month, calendar.monthrange(year, month)[1])
+
+
+def _relative(base: str, dates: Mapping[str, datetime | None]) -> tuple[str, datetime, str] | None:
+    """A register dated by the meter's own clock: (the date field, the date, the words that
+    dated it) or None."""
+    clock = next(
+        (
+            (field, at)
+            for field, at in dates.items()
+            if at is not None and ("meter" in field or "device" in field) and "error" not in field
+        ),
+        None,
+    )
+    if clock is not None and (match := _MONTH_TOTAL.match(base)):
+        month = _MONTHS[match.group(1).lower()]
+        at = _month_end(clock[1].year, month)
+        if at.date() >= clock[1].date():
+            at = _month_end(clock[1].year - 1, month)
+        return clock[0], at, match.group(1)
+    if clock is not None and (match := _MONTHS_AGO.match(base)):
+        months = int(match.group(2))
+        at = _month_end(clock[1].year, clock[1].month - months)
+        return clock[0], at, f"{match.group(2)}_months_ago_month_months"
+    if match := _PREV_MONTH.match(base):
+        anchor = next(
+            ((f, at) for f, at in dates.items() if at is not None and "prev_month" in f), None
+        )
+        if anchor is not None:
+            months = int(match.group(2)) - 1
+            at = _month_end(anchor[1].year, anchor[1].month - months)
+            return anchor[0], at, f"prev_{match.group(2)}_month"
+    return None
 
 
 def _total_of(totals: list[tuple[str, str]], qualifier: str) -> str | None:
@@ -222,17 +277,20 @@ def _total_of(totals: list[tuple[str, str]], qualifier: str) -> str | None:
 
 
 def _monotonic(points: list[Point]) -> list[Point]:
-    """Oldest first; one per date; none higher than a later one (readings never fall)."""
-    by_date: dict[datetime, Point] = {}
-    for point in points:
-        if point.at in by_date and by_date[point.at].value != point.value:
-            by_date[point.at] = Point(point.total, "", "", point.at, -1.0)  # disagree: neither
-        else:
-            by_date.setdefault(point.at, point)
-    kept: list[Point] = []
+    """Oldest first; one per day (two of one day that differ: neither; alike: the one with a
+    date of its own, not the meter's clock); none higher than a later one (readings never
+    fall)."""
+    by_day: dict[date, Point | None] = {}
+    for point in sorted(points, key=lambda p: p.relative):
+        day = point.at.date()
+        if day not in by_day:
+            by_day[day] = point
+        elif (kept := by_day[day]) is not None and kept.value != point.value:
+            by_day[day] = None
+    kept_points: list[Point] = []
     lowest = float("inf")
-    for point in sorted(by_date.values(), key=lambda p: p.at, reverse=True):
+    for point in sorted((p for p in by_day.values() if p), key=lambda p: p.at, reverse=True):
         if 0 <= point.value <= lowest:
-            kept.append(point)
+            kept_points.append(point)
             lowest = point.value
-    return kept[::-1]
+    return kept_points[::-1]
