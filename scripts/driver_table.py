@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+import json
 from pathlib import Path
 import re
 import shutil
@@ -19,6 +20,7 @@ import sys
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from custom_components.wmbusmeters.alarms import ALARMS  # noqa: E402
 from custom_components.wmbusmeters.drivers import DriverCatalog  # noqa: E402
 from custom_components.wmbusmeters.wmbus.alarms import AlarmKind  # noqa: E402
 from custom_components.wmbusmeters.wmbus.probe import (  # noqa: E402
@@ -31,14 +33,12 @@ START = "<!-- supported-meters:start (scripts/driver-table writes this) -->"
 END = "<!-- supported-meters:end -->"
 ALARMS_START = "<!-- alarms:start (scripts/driver-table writes this) -->"
 ALARMS_END = "<!-- alarms:end -->"
+_STRINGS = json.loads((REPO / "custom_components/wmbusmeters/strings.json").read_text())
 #: The alarm sensors' English names (strings.json), in the order a device lists them.
 ALARM_NAMES = {
-    AlarmKind.LEAK: "Leak",
-    AlarmKind.BURST: "Burst",
-    AlarmKind.TAMPER: "Tamper",
-    AlarmKind.BATTERY_LOW: "Battery low",
-    AlarmKind.REVERSE_FLOW: "Reverse flow",
-    AlarmKind.DRY: "Dry pipe",
+    kind: _STRINGS["entity"]["binary_sensor"][description.translation_key]["name"]
+    for kind, description in ALARMS.items()
+    if isinstance(description.translation_key, str)
 }
 #: wmbusmeters' meter classes as a user names them.
 KINDS = {

@@ -93,8 +93,6 @@ class MeterAlarms:
         self.sensors: dict[AlarmKind, WmbusMeterAlarm] = {}
         #: The drivers whose alarms were asked for (a meter on `auto` reports its driver).
         self._asked: set[str] = set()
-        #: The last telegram read, and its alarms: each sensor asks, it is read once.
-        self._read: tuple[Telegram | None, frozenset[AlarmKind] | None] = (None, None)
         #: The alarms last shown: a telegram that says the same changes no sensor.
         self._shown: frozenset[AlarmKind] | None = None
 
@@ -145,14 +143,6 @@ class MeterAlarms:
                 )
                 registry.async_remove(entity_id)
 
-    def alarms(self, telegram: Telegram) -> frozenset[AlarmKind] | None:
-        """The alarms a telegram raises, None if it has no status text (readings_alarms)."""
-        read, kinds = self._read
-        if read is not telegram:
-            kinds = readings_alarms(telegram.readings)
-            self._read = (telegram, kinds)
-        return kinds
-
     @callback
     def _async_handle_telegram(self, telegram: Telegram) -> None:
         # The one listener of the meter's alarms (scripts/benchmark: one call per telegram,
@@ -161,7 +151,8 @@ class MeterAlarms:
             # Only `auto` learns its driver from telegrams: another driver is configured
             # otherwise (the old one's telegrams come in until wmbusmeters restarts).
             self._ask(telegram.driver)
-        if (kinds := self.alarms(telegram)) is None or kinds == self._shown:
+        kinds = readings_alarms(telegram.readings)  # None: no status text in it
+        if kinds is None or kinds == self._shown:
             return
         if new := kinds - self.sensors.keys() - _NO_SENSOR:
             self._add(new, kinds)

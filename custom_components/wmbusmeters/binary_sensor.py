@@ -21,7 +21,12 @@ from homeassistant.helpers.restore_state import RestoredExtraData, RestoreEntity
 from .alarms import MeterAlarms
 from .const import DOMAIN
 from .coordinator import signal_meter_retyped
-from .entity import WmbusMeterEntity, WmbusReceiverEntity, async_follow_meters
+from .entity import (
+    WmbusMeterEntity,
+    WmbusReceiverEntity,
+    async_follow_meters,
+    async_own_meter,
+)
 from .meters import MeterState
 from .runtime import WmbusConfigEntry, WmbusData
 from .units import HEALTH_FIELDS
@@ -67,20 +72,11 @@ async def async_setup_entry(
 
     @callback
     def add_meter(meter: MeterState) -> None:
-        """Once the meter is known to report a status: registered by an earlier run, or heard
-        now (a meter without a status gets none)."""
+        """Its alarm sensors; its problem sensor once the meter is known to report a status:
+        registered by an earlier run, or heard now (a meter without a status gets none)."""
         if meter.meter_id not in alarms:
-            alarms[meter.meter_id] = meter_alarms = MeterAlarms(
-                hass, entry, meter, async_add_entities
-            )
-
-            @callback
-            def gone() -> None:
-                if alarms.get(meter.meter_id) is meter_alarms:
-                    del alarms[meter.meter_id]
-
-            meter.async_on_remove(gone)
-            meter_alarms.start()
+            async_own_meter(alarms, meter, MeterAlarms(hass, entry, meter, async_add_entities))
+            alarms[meter.meter_id].start()
         if meter.meter_id in added:
             return  # heard (new fields) before it was announced
         known = registry.async_get_entity_id(

@@ -48,6 +48,21 @@ def async_follow_meters(
         entry.async_on_unload(async_dispatcher_connect(hass, signal, target))
 
 
+@callback
+def async_own_meter[T](owners: dict[str, T], meter: MeterState, owner: T) -> T:
+    """Keep `owner` as the meter's in `owners` while the meter lives: removed with it, unless
+    a meter of the same id (removed and added again) has its own by then."""
+    owners[meter.meter_id] = owner
+
+    @callback
+    def gone() -> None:
+        if owners.get(meter.meter_id) is owner:
+            del owners[meter.meter_id]
+
+    meter.async_on_remove(gone)
+    return owner
+
+
 def meter_device_info(data: WmbusData, meter: MeterState) -> DeviceInfo:
     """The meter's device, as CONTRACT.md fixes it."""
     info = DeviceInfo(

@@ -21,7 +21,7 @@ from homeassistant.helpers.translation import async_get_translations
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
-from .entity import WmbusReceiverEntity, async_follow_meters
+from .entity import WmbusReceiverEntity, async_follow_meters, async_own_meter
 from .field_sensor import MeterSensors
 from .meters import MeterState, listener_config
 from .runtime import WmbusConfigEntry, WmbusData
@@ -62,17 +62,9 @@ async def async_setup_entry(
 
     @callback
     def add_meter(meter: MeterState) -> None:
-        owner = sensors[meter.meter_id] = MeterSensors(
-            hass, entry, meter, english, async_add_entities
-        )
-
-        @callback
-        def gone() -> None:
-            if sensors.get(meter.meter_id) is owner:
-                del sensors[meter.meter_id]
-
-        meter.async_on_remove(gone)
-        owner.start()
+        async_own_meter(
+            sensors, meter, MeterSensors(hass, entry, meter, english, async_add_entities)
+        ).start()
 
     @callback
     def new_fields(meter: MeterState, telegram: Telegram, fields: list[str]) -> None:
