@@ -171,7 +171,8 @@ async def test_reconfigure_and_options(
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    assert entry.options == {"silence_timeout": 15}
+    # The history import stays on unless turned off.
+    assert entry.options == {"silence_timeout": 15, "import_history": True}
     assert entry.runtime_data.supervisor.runner.silence_timeout == 15 * 60
     await hass.config_entries.async_unload(entry.entry_id)
 

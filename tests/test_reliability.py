@@ -242,7 +242,7 @@ async def test_options_take_whole_minutes_only(
         flow["flow_id"], {"silence_timeout": 2}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert entry.options == {"silence_timeout": 2}
+    assert entry.options == {"silence_timeout": 2, "import_history": True}
     assert entry.runtime_data.supervisor.runner.silence_timeout == 120
     await hass.config_entries.async_unload(entry.entry_id)
 

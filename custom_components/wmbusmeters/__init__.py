@@ -26,6 +26,7 @@ from .const import (
 )
 from .coordinator import WmbusCoordinator
 from .drivers import async_get_catalog
+from .history import ReceiverHistory
 from .issues import (
     ISSUE_DEVICE_TYPE,
     ReceiverIssues,
@@ -135,6 +136,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
     # (the unload, HA's stop and this may each ask: each stop runs once).
     entry.async_on_unload(partial(_async_stop, entry))
     await coordinator.async_start()
+    if "recorder" in hass.config.components:
+        # Before wmbusmeters starts: its first telegrams carry the meters' past.
+        entry.async_on_unload(ReceiverHistory(hass, entry.entry_id, coordinator.meters).start())
     try:
         await supervisor.async_start()
     except ListenerError as err:

@@ -24,6 +24,7 @@ from .const import (
     CONF_DEVICE,
     CONF_DEVICE_TYPE,
     CONF_DRIVER,
+    CONF_IMPORT_HISTORY,
     CONF_KEY,
     CONF_LINK_MODES,
     CONF_LISTEN_PORT,
@@ -32,6 +33,7 @@ from .const import (
     CONF_NAME,
     CONF_SILENCE_TIMEOUT,
     DEFAULT_BAUD_RATE,
+    DEFAULT_IMPORT_HISTORY,
     DEFAULT_SILENCE_TIMEOUT,
     DOMAIN,
     SUBENTRY_METER,
@@ -45,11 +47,11 @@ from .forms import (
     network_schema,
     network_suggested,
     network_unique_id,
+    options_schema,
     receiver_data,
     receiver_form_values,
     receiver_schema,
     serial_devices,
-    silence_timeout_schema,
     usb_confirm_schema,
     usb_suggested,
 )
@@ -398,21 +400,29 @@ class WmbusOptionsFlow(OptionsFlow):
     """Receiver options."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """The silence timeout (minutes without any telegram before a restart)."""
+        """The silence timeout (minutes without any telegram before a restart), and whether
+        meters' dated registers go into their statistics."""
         errors: dict[str, str] = {}
         if user_input is not None:
             minutes = read_silence_timeout(user_input, errors)
             if minutes is not None:
-                return self.async_create_entry(data={CONF_SILENCE_TIMEOUT: minutes})
+                return self.async_create_entry(
+                    data={
+                        CONF_SILENCE_TIMEOUT: minutes,
+                        CONF_IMPORT_HISTORY: bool(
+                            user_input.get(CONF_IMPORT_HISTORY, DEFAULT_IMPORT_HISTORY)
+                        ),
+                    }
+                )
+        options = self.config_entry.options
         current = {
-            CONF_SILENCE_TIMEOUT: self.config_entry.options.get(
-                CONF_SILENCE_TIMEOUT, DEFAULT_SILENCE_TIMEOUT
-            )
+            CONF_SILENCE_TIMEOUT: options.get(CONF_SILENCE_TIMEOUT, DEFAULT_SILENCE_TIMEOUT),
+            CONF_IMPORT_HISTORY: options.get(CONF_IMPORT_HISTORY, DEFAULT_IMPORT_HISTORY),
         }
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
-                silence_timeout_schema(), user_input or current
+                options_schema(), user_input or current
             ),
             errors=errors,
         )

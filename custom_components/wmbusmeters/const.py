@@ -32,6 +32,9 @@ DEFAULT_BAUD_RATE: Final = 2400
 # Receiver options
 CONF_SILENCE_TIMEOUT: Final = "silence_timeout"
 DEFAULT_SILENCE_TIMEOUT: Final = 60  # minutes; 0 = off
+#: Meters' dated registers go into their totals' long-term statistics (history.py).
+CONF_IMPORT_HISTORY: Final = "import_history"
+DEFAULT_IMPORT_HISTORY: Final = True
 
 # Meters (config subentries)
 SUBENTRY_METER: Final = "meter"

@@ -8,6 +8,7 @@ from typing import Any
 
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
+    BooleanSelector,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -28,6 +29,7 @@ from .const import (
     CONF_DEVICE,
     CONF_DEVICE_TYPE,
     CONF_DRIVER,
+    CONF_IMPORT_HISTORY,
     CONF_KEY,
     CONF_LINK_MODES,
     CONF_LISTEN_HOST,
@@ -41,6 +43,7 @@ from .const import (
     CONF_RTL_PPM,
     CONF_RTL_SERIAL,
     CONF_SILENCE_TIMEOUT,
+    DEFAULT_IMPORT_HISTORY,
     SECTION_RTL,
 )
 from .drivers import DriverCatalog
@@ -341,10 +344,14 @@ def receiver_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def silence_timeout_schema() -> vol.Schema:
-    """The receiver's options: minutes without any telegram before wmbusmeters restarts."""
+def options_schema() -> vol.Schema:
+    """The receiver's options: minutes without any telegram before wmbusmeters restarts;
+    whether meters' dated registers are imported into their statistics."""
     return vol.Schema(
-        {vol.Required(CONF_SILENCE_TIMEOUT): number_box((0, MAX_SILENCE_MINUTES), 1, "min")}
+        {
+            vol.Required(CONF_SILENCE_TIMEOUT): number_box((0, MAX_SILENCE_MINUTES), 1, "min"),
+            vol.Optional(CONF_IMPORT_HISTORY, default=DEFAULT_IMPORT_HISTORY): BooleanSelector(),
+        }
     )
 
 

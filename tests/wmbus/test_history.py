@@ -14,10 +14,19 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from custom_components.wmbusmeters.wmbus.history import Point, history_points, parse_date
+from custom_components.wmbusmeters.wmbus.history import (
+    MAX_AGE,
+    ImportPlan,
+    Point,
+    history_points,
+    import_plan,
+    parse_date,
+    reading_time,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 GOLDEN = FIXTURES / "history" / "points.jsonl"
@@ -252,3 +261,99 @@ def test_dates_as_each_version_prints_them() -> None:
     cet = timezone(timedelta(hours=1))
     assert parse_date("2025-12-30T23:00:00Z", cet) == datetime(2025, 12, 31)
     assert parse_date("31.12.2025") is None
+
+
+# -- the rows a total's points become (import_plan) --------------------------------------------
+
+COPENHAGEN = ZoneInfo("Europe/Copenhagen")
+
+
+def point(day: str, value: float, total: str = "total_m3") -> Point:
+    return Point(total, "target_m3", "target_date", datetime.fromisoformat(day), value)
+
+
+def plan(points: list[Point], **kwargs: Any) -> ImportPlan | None:
+    defaults: dict[str, Any] = {
+        "tz": COPENHAGEN,
+        "now": datetime(2024, 12, 10, 8, 2, tzinfo=UTC),
+        "recorded_start": datetime(2024, 12, 10, 8, 0, tzinfo=UTC),
+        "recorded_zero": 34.134,
+    }
+    return import_plan(points, **(defaults | kwargs))
+
+
+def test_a_date_alone_is_a_month_start_on_the_first_else_the_day_end() -> None:
+    """Kamstrup's 2020-10-01 is the reading as October began; izar's 2019-09-30 the reading
+    as September ended: both land in the hour that ends at local midnight between the two
+    months, so the dashboard's monthly bars split where the meter split them."""
+    assert reading_time(point("2020-10-01", 1)) == datetime(2020, 10, 1)
+    assert reading_time(point("2019-09-30", 1)) == datetime(2019, 10, 1)
+    assert reading_time(point("2022-12-31 23:59", 1)) == datetime(2022, 12, 31, 23, 59)
+    found = plan(
+        [point("2024-09-30", 30.0), point("2024-11-01", 33.0)],
+        recorded_zero=34.0,
+    )
+    assert found is not None
+    # Local midnight (CEST, then CET) is the end of each row's hour.
+    assert [row.start for row in found.rows] == [
+        datetime(2024, 9, 30, 21, 0, tzinfo=UTC),
+        datetime(2024, 10, 31, 22, 0, tzinfo=UTC),
+    ]
+    assert [row.start + timedelta(hours=1) for row in found.rows] == [
+        datetime(2024, 10, 1, tzinfo=COPENHAGEN),
+        datetime(2024, 11, 1, tzinfo=COPENHAGEN),
+    ]
+
+
+def test_sums_start_at_zero_and_the_recorded_ones_go_on_from_them() -> None:
+    found = plan([point("2024-09-30", 30.0), point("2024-10-31", 31.5), point("2024-11-30", 33.0)])
+    assert found is not None
+    assert [(row.state, row.sum) for row in found.rows] == [(30.0, 0.0), (31.5, 1.5), (33.0, 3.0)]
+    # The recorder began at 34.134 with sum 0: its sums move up by what the meter used since
+    # the first register.
+    assert found.adjustment == pytest.approx(34.134 - 30.0)
+
+
+def test_only_hours_before_the_first_recorded_one() -> None:
+    """The recorder's own rows are never written over: a register in or after its first
+    hour adds nothing (the meter was heard since: its own readings are there)."""
+    recorded = datetime(2024, 11, 30, 22, 0, tzinfo=UTC)  # 2024-11-30 23:00 local
+    found = plan(
+        [point("2024-10-31", 31.5), point("2024-11-30", 33.0)],
+        recorded_start=recorded.replace(minute=25),
+    )
+    assert found is not None
+    assert [row.state for row in found.rows] == [31.5]
+    assert plan([point("2024-11-30", 33.0)], recorded_start=recorded) is None
+
+
+def test_nothing_above_the_reading_the_recorder_began_at() -> None:
+    """A register above the first recorded reading cannot be an earlier reading of it."""
+    found = plan([point("2024-10-31", 31.5), point("2024-11-30", 35.0)])
+    assert found is not None
+    assert [row.state for row in found.rows] == [31.5]
+    assert plan([point("2024-11-30", 35.0)]) is None
+
+
+def test_an_old_newest_register_adds_nothing() -> None:
+    """More than MAX_AGE between the newest register and the telegram: the first recorded
+    hour would carry all the use in between."""
+    points = [point("2024-09-30", 30.0), point("2024-10-31", 31.5)]
+    assert plan(points, now=datetime(2024, 10, 31, 23, tzinfo=UTC) + MAX_AGE) is not None
+    assert plan(points, now=datetime(2024, 11, 1, 0, tzinfo=UTC) + MAX_AGE) is None
+
+
+def test_registers_are_converted_to_the_statistics_unit() -> None:
+    """A total recorded in litres (the user's display unit when it was first recorded)."""
+    found = plan(
+        [point("2024-10-31", 31.5), point("2024-11-30", 33.0)],
+        recorded_zero=34134.0,
+        convert=lambda m3: m3 * 1000,
+    )
+    assert found is not None
+    assert [(row.state, row.sum) for row in found.rows] == [(31500.0, 0.0), (33000.0, 1500.0)]
+    assert found.adjustment == pytest.approx(34134.0 - 31500.0)
+
+
+def test_a_falling_series_is_no_readings() -> None:
+    assert plan([point("2024-10-31", 32.0), point("2024-11-30", 31.0)]) is None

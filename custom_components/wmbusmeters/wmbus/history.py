@@ -1,5 +1,6 @@
 """A meter's past, from one telegram: the readings its running totals had at dated registers
-(`target_m3` at `target_date`), as points for long-term statistics (issue 26, groundwork).
+(`target_m3` at `target_date`), as points for long-term statistics, and the hourly rows they
+become (import_plan).
 
 The rule is over names, units and values, not drivers:
 
@@ -33,9 +34,10 @@ The rule is over names, units and values, not drivers:
 from __future__ import annotations
 
 import calendar
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from itertools import pairwise
 import re
 from typing import Any, Final
 
@@ -294,3 +296,83 @@ def _monotonic(points: list[Point]) -> list[Point]:
             kept_points.append(point)
             lowest = point.value
     return kept_points[::-1]
+
+
+#: The newest point may be this much older than the telegram. The recorder's first hour takes
+#: all use since the newest point: a register of last month (or this month's start) gives a
+#: month's use there, a year-old set date would give a year's in one hour of today.
+MAX_AGE: Final = timedelta(days=62)
+_HOUR: Final = timedelta(hours=1)
+
+
+def reading_time(point: Point) -> datetime:
+    """When a point's reading was taken (local, naive). A date alone names a day: on the 1st
+    it is the month's start (Kamstrup's `target_date` 2020-10-01 is the reading as October
+    began), on any other day that day's end (izar's 2019-09-30, a month's last day, a set
+    day: the reading as it ended). A time of day is taken as it is."""
+    at = point.at
+    if at.time() != datetime.min.time() or at.day == 1:
+        return at
+    return at + timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """An hour of long-term statistics: the reading at its end, and the sum so far."""
+
+    start: datetime  # UTC, the top of the hour
+    state: float
+    sum: float
+
+
+@dataclass(frozen=True, slots=True)
+class ImportPlan:
+    """What a running total's past adds to its statistics."""
+
+    rows: list[Row]
+    #: Added to every recorded sum, so that they go on from the last row (the recorder began
+    #: its sum at 0 with the first state it saw).
+    adjustment: float
+
+
+def import_plan(
+    points: Sequence[Point],
+    *,
+    tz: tzinfo,
+    now: datetime,
+    recorded_start: datetime,
+    recorded_zero: float,
+    convert: Callable[[float], float] = float,
+) -> ImportPlan | None:
+    """The rows a total's points (one total, oldest first: history_points) add before what
+    the recorder already has, or None if they add nothing.
+
+    `recorded_start` is the start of the first row the recorder has for the total (aware);
+    `recorded_zero` the reading its sums count from (that row's state less its sum). Rows
+    only go into hours before that first one (the recorder's own rows are never written
+    over), with readings not above the recorded zero (a meter never runs back); the first
+    row's sum is 0, each later one adds the register's difference. `now` (aware) is the
+    telegram's time: points older than MAX_AGE add nothing. `convert` turns a register's
+    value into the statistics' unit.
+    """
+    before = recorded_start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    by_hour: dict[datetime, float] = {}
+    newest: datetime | None = None
+    for point in points:
+        at = reading_time(point).replace(tzinfo=tz).astimezone(UTC)
+        newest = at if newest is None else max(newest, at)
+        end = at.replace(minute=0, second=0, microsecond=0)
+        if end < at:
+            end += _HOUR  # a reading within an hour is that hour's end state
+        value = convert(point.value)
+        # (a hair of slack: a unit's conversion may round the reading the recorder began at)
+        if end - _HOUR < before and value <= recorded_zero + abs(recorded_zero) * 1e-9:
+            by_hour[end - _HOUR] = value  # the later of two in one hour (oldest first)
+    if not by_hour or newest is None or now - newest > MAX_AGE:
+        return None
+    hours = sorted(by_hour)
+    first = by_hour[hours[0]]
+    rows = [Row(hour, by_hour[hour], by_hour[hour] - first) for hour in hours]
+    if any(a.state > b.state for a, b in pairwise(rows)):
+        return None  # not readings of one running total after all
+    return ImportPlan(rows, recorded_zero - first)
