@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The README's tables of supported meters and of their alarm sensors, from the wmbusmeters
-binary's own driver list (`--listdrivers`) and what the integration makes of each driver
-(DriverCatalog.async_alarms), so they name exactly what the bundled 3.0.0 reads.
+"""The README's tables of supported meters, of their alarm sensors and of those that bring
+their past, from the wmbusmeters binary's own driver list (`--listdrivers`) and what the
+integration makes of each driver (DriverCatalog.async_alarms; wmbus/history.py over upstream's
+test telegrams), so they name exactly what the bundled 3.0.0 reads.
 
     scripts/driver-table              rewrite the tables in README.md (between their markers)
     tests/test_docs.py                checks the README holds what this renders
@@ -10,7 +11,9 @@ binary's own driver list (`--listdrivers`) and what the integration makes of eac
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC, datetime
 import json
 from pathlib import Path
 import re
@@ -23,6 +26,7 @@ sys.path.insert(0, str(REPO))
 from custom_components.wmbusmeters.alarms import ALARMS  # noqa: E402
 from custom_components.wmbusmeters.drivers import DriverCatalog  # noqa: E402
 from custom_components.wmbusmeters.wmbus.alarms import AlarmKind  # noqa: E402
+from custom_components.wmbusmeters.wmbus.history import history_points  # noqa: E402
 from custom_components.wmbusmeters.wmbus.probe import (  # noqa: E402
     DriverInfo,
     list_drivers,
@@ -33,6 +37,10 @@ START = "<!-- supported-meters:start (scripts/driver-table writes this) -->"
 END = "<!-- supported-meters:end -->"
 ALARMS_START = "<!-- alarms:start (scripts/driver-table writes this) -->"
 ALARMS_END = "<!-- alarms:end -->"
+HISTORY_START = "<!-- history:start (scripts/driver-table writes this) -->"
+HISTORY_END = "<!-- history:end -->"
+#: Upstream's driver test telegrams as the bundled binary prints them (tests/fixtures).
+CORPUS = REPO / "tests" / "fixtures" / "driver-tests" / "wmbusmeters-3.0.0.jsonl"
 _STRINGS = json.loads((REPO / "custom_components/wmbusmeters/strings.json").read_text())
 #: The alarm sensors' English names (strings.json), in the order a device lists them.
 ALARM_NAMES = {
@@ -100,6 +108,46 @@ def render_alarms(alarms: dict[tuple[str, str], frozenset[AlarmKind]]) -> str:
     return "\n".join([*lines, ALARMS_END])
 
 
+def history_counts(corpus: Path = CORPUS) -> tuple[int, dict[str, int]]:
+    """How many drivers the corpus has, and for each driver whose telegrams carry past
+    readings the most of one total in one telegram (the rule: wmbus/history.py)."""
+    drivers: set[str] = set()
+    most: dict[str, int] = {}
+    for line in corpus.read_text().splitlines():
+        telegram = json.loads(line)
+        driver = telegram["meter"]
+        drivers.add(driver)
+        now = datetime.fromisoformat(telegram["timestamp"]).astimezone(UTC).replace(tzinfo=None)
+        per_total = Counter(p.total for p in history_points(telegram, driver, now=now, tz=UTC))
+        if per_total:
+            most[driver] = max(most.get(driver, 0), *per_total.values())
+    return len(drivers), most
+
+
+def render_history(corpus: Path = CORPUS) -> str:
+    """The block between the history markers: the drivers that bring their past."""
+    drivers, most = history_counts(corpus)
+    months = sorted(d for d, n in most.items() if n >= 3)
+    dates = sorted(d for d, n in most.items() if n < 3)
+    return "\n".join(
+        [
+            HISTORY_START,
+            f"{len(most)} of the {drivers} drivers whose upstream test telegrams wmbusmeters"
+            " 3.0.0 decodes bring past readings of a total:",
+            "",
+            "| Past readings per telegram | Drivers |",
+            "|---|---|",
+            f"| A series of months ({len(months)}) | "
+            + ", ".join(f"`{d}` ({most[d]})" for d in months)
+            + " |",
+            f"| A billing date or two ({len(dates)}) | "
+            + ", ".join(f"`{d}`" for d in dates)
+            + " |",
+            HISTORY_END,
+        ]
+    )
+
+
 def replace_block(text: str, block: str, start: str = START, end: str = END) -> str:
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     if not pattern.search(text):
@@ -133,8 +181,9 @@ def main() -> None:
     readme = REPO / "README.md"
     text = replace_block(readme.read_text(), asyncio.run(current_block(command)))
     alarms = asyncio.run(current_alarms_block(command))
-    readme.write_text(replace_block(text, alarms, ALARMS_START, ALARMS_END))
-    print(f"README.md: supported meters and their alarms from {command}")
+    text = replace_block(text, alarms, ALARMS_START, ALARMS_END)
+    readme.write_text(replace_block(text, render_history(), HISTORY_START, HISTORY_END))
+    print(f"README.md: supported meters, their alarms and their history from {command}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,20 @@ async def test_alarms_table_is_what_the_integration_gives() -> None:
     assert "`kamwater`" in block
 
 
+def test_history_table_is_what_the_rule_finds() -> None:
+    """The README's meters that bring their past are what wmbus/history.py finds in the
+    telegrams 3.0.0 printed for upstream's driver tests (run scripts/driver-table after a
+    change of the rule)."""
+    table = _driver_table()
+    block = table.render_history()  # type: ignore[attr-defined]
+    assert block in README
+    drivers, most = table.history_counts()  # type: ignore[attr-defined]
+    assert drivers > 100
+    assert most["evo868"] >= 12
+    assert "kamwater" in most
+    assert "qcaloric" not in most  # a heat cost allocator's set-date value is a period's
+
+
 def test_readme_names_every_dongle_type_and_action_field() -> None:
     """Every dongle type the form offers is in the supported-dongles table; the restart
     action's fields are documented; the Develop commands are on the first screen."""
