@@ -12,6 +12,7 @@ the reviewed golden file of the rule (tests/fixtures/history/points.jsonl), not 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -19,6 +20,7 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
+from unittest.mock import MagicMock, patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.recorder.statistics import statistics_during_period
@@ -34,6 +36,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
 
+from custom_components.wmbusmeters import history
 from custom_components.wmbusmeters.const import CONF_IMPORT_HISTORY, DOMAIN
 from custom_components.wmbusmeters.history import HISTORY_TASK
 from custom_components.wmbusmeters.supervisor import RESTART_COOLDOWN
@@ -54,6 +57,19 @@ def auto_enable_custom_integrations(recorder_db_url: str, enable_custom_integrat
 def enable_statistics() -> bool:
     """The recorder compiles statistics on its own schedule (off in plain recorder tests)."""
     return True
+
+
+@pytest.fixture
+def spy() -> Generator[tuple[MagicMock, MagicMock]]:
+    """The integration's writes into the statistics, and its look-ups of their first row:
+    a second import would write the same values (it cannot be seen in the rows)."""
+    with (
+        patch.object(
+            history, "async_import_statistics", wraps=history.async_import_statistics
+        ) as imports,
+        patch.object(history, "_first_row", wraps=history._first_row) as lookups,
+    ):
+        yield imports, lookups
 
 
 @dataclass(frozen=True)
@@ -176,6 +192,7 @@ async def test_first_telegram_brings_the_registers_months(
     run_until_played: RunUntilPlayed,
     caplog: pytest.LogCaptureFixture,
     case: Case,
+    spy: tuple[MagicMock, MagicMock],
 ) -> None:
     """The registers' readings become hours before the first recorded one, each at the end
     of the day (or the start of the month) it names; the dashboard's changes are the
@@ -213,11 +230,17 @@ async def test_first_telegram_brings_the_registers_months(
         [live - values[-1]] + [0.0] * (len(recorded) - 1)
     )
     assert [row["sum"] for row in recorded] == pytest.approx([live - values[0]] * len(recorded))
+    imports, lookups = spy
+    assert imports.call_count == 1
 
-    # Home Assistant restarts (the receiver reloads; the telegram comes again): nothing twice.
+    # Home Assistant restarts (the receiver reloads; the telegram comes again): it looks
+    # again, and writes nothing.
+    looked = lookups.call_count
     assert await hass.config_entries.async_reload(entry.entry_id)
     await run_until_played(entry)
     await compile_until(hass, freezer, dt_util.utcnow() + timedelta(hours=1))
+    assert lookups.call_count > looked
+    assert imports.call_count == 1
     again = await hourly(hass, entity_id)
     assert again[: len(rows)] == rows
     assert [row["change"] for row in again[len(rows) :]] == pytest.approx(
@@ -266,8 +289,13 @@ async def test_turned_off_then_on_later(
         flow["flow_id"], {"silence_timeout": 60, CONF_IMPORT_HISTORY: True}
     )
     assert entry.options[CONF_IMPORT_HISTORY] is True
+    # A day later wmbusmeters is restarted (the receiver's Restart button) and the meter
+    # heard again; the receiver did not reload for its options.
     freezer.tick(timedelta(days=1))
-    assert await hass.config_entries.async_reload(entry.entry_id)
+    runner = entry.runtime_data.supervisor.runner
+    waiter = asyncio.ensure_future(runner.wait_running())
+    assert entry.runtime_data.supervisor.restart()
+    await waiter
     await run_until_played(entry)
     await compile_until(hass, freezer, dt_util.utcnow() + timedelta(minutes=10))
 
@@ -301,6 +329,7 @@ async def test_meter_removed_and_added_again_imports_nothing_twice(
     wmbusmeters: str,
     tmp_path: Path,
     run_until_played: RunUntilPlayed,
+    spy: tuple[MagicMock, MagicMock],
 ) -> None:
     """The meter is removed and added again (its entity comes back with the same id, the
     statistics stayed): its telegram's registers are all at or after the oldest imported
@@ -310,6 +339,9 @@ async def test_meter_removed_and_added_again_imports_nothing_twice(
     await compile_until(hass, freezer, dt_util.utcnow() + timedelta(hours=1))
     rows = await hourly(hass, entity_id)
     assert len(rows) > len(WASSER.golden("3.0.0"))
+    imports, lookups = spy
+    assert imports.call_count == 1
+    looked = lookups.call_count
 
     runner = entry.runtime_data.supervisor.runner
     waiter = asyncio.ensure_future(runner.wait_running())
@@ -330,6 +362,10 @@ async def test_meter_removed_and_added_again_imports_nothing_twice(
     await run_until_played(entry)
     assert total_sensor(hass, WASSER) == entity_id
     await compile_until(hass, freezer, dt_util.utcnow() + timedelta(hours=1))
+    # (Settled in this run: not even looked up again; after a restart it is looked up, and
+    # the rows say there is nothing before them: test_first_telegram_brings...)
+    assert lookups.call_count == looked
+    assert imports.call_count == 1
 
     again = await hourly(hass, entity_id)
     assert again[: len(rows)] == rows

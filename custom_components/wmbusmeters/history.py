@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 import logging
 from typing import Final, Literal
 
+# (2026.10 re-exports it from entity_options; 2026.2 defines it here)
+from homeassistant.components.recorder import is_entity_recorded  # type: ignore[attr-defined]
 from homeassistant.components.recorder.models import StatisticData, StatisticMetaData
 from homeassistant.components.recorder.statistics import (
     UNIT_CLASS_TO_UNIT_CONVERTER,
@@ -50,6 +52,9 @@ HISTORY_TASK: Final = "wmbusmeters history"
 #: Long before any meter's register (wmbus/history.py's OLDEST).
 _EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
 _RUNNING: Final = frozenset({SensorStateClass.TOTAL_INCREASING, SensorStateClass.TOTAL})
+#: Compiles after which a total whose statistic still has no row is given up for this run
+#: (its first state not recorded: an entity the recorder leaves out by other means).
+MAX_MISSES: Final = 6
 
 type Key = tuple[str, str]  # (meter id, total field)
 
@@ -65,6 +70,8 @@ class ReceiverHistory:
         self._pending: dict[Key, tuple[MeterState, list[Point]]] = {}
         #: Totals done with in this run (imported, nothing to import, not recorded).
         self._settled: set[Key] = set()
+        #: Compiles a pending total's statistic has had no row after.
+        self._misses: dict[Key, int] = {}
         self._unsub_compiled: CALLBACK_TYPE | None = None
         self._running = False
         self._stopped = False
@@ -134,13 +141,21 @@ class ReceiverHistory:
 
     async def _async_run(self) -> None:
         try:
+            # The compile's event comes before its commit: its rows are read once it is done.
+            await get_instance(self.hass).async_block_till_done()
             for key, (meter, points) in list(self._pending.items()):
-                if self._stopped or not self.enabled:
+                if self._stopped:
                     return
-                if meter.closed or key in self._settled:
-                    self._pending.pop(key, None)
+                if not self.enabled or meter.closed or key in self._settled:
+                    self._pending.pop(key, None)  # offered again if turned on
                     continue
-                if await self._async_import(key, points) is not None:
+                try:
+                    done = await self._async_import(key, points) is not None
+                except Exception:  # one total's failure must not stop the others' for good
+                    _LOGGER.exception("%s: its past readings could not be imported", key)
+                    done = True
+                misses = self._misses[key] = self._misses.get(key, 0) + (not done)
+                if done or misses >= MAX_MISSES:
                     self._settled.add(key)
                     self._pending.pop(key, None)
         finally:
@@ -158,15 +173,19 @@ class ReceiverHistory:
         instance = get_instance(self.hass)
         first = await instance.async_add_executor_job(_first_row, self.hass, entity_id)
         if first is None:
-            return None  # not compiled yet (or never: excluded from the recorder)
+            return None  # not compiled yet
         metadata, start, recorded_state, recorded_sum = first
         convert = _converter(metadata, field_kind(total).unit)
-        if convert is None or not metadata["has_sum"]:
-            return 0
+        if (
+            convert is None
+            or not metadata["has_sum"]
+            or recorded_state is None
+            or recorded_sum is None
+        ):
+            return 0  # its first hour has no reading to go on from (recorded as another kind)
         plan = import_plan(
             points,
             tz=dt_util.get_default_time_zone(),
-            now=dt_util.utcnow(),
             recorded_start=start,
             recorded_zero=recorded_state - recorded_sum,
             convert=convert,
@@ -185,6 +204,8 @@ class ReceiverHistory:
         entity_id = registry.async_get_entity_id(Platform.SENSOR, DOMAIN, unique_id)
         if entity_id is None:
             return None
+        if not is_entity_recorded(self.hass, entity_id):
+            return False  # excluded from the recorder: no statistics
         if (state := self.hass.states.get(entity_id)) is None:
             entity = registry.async_get(entity_id)
             return False if entity is not None and entity.disabled else None
@@ -197,7 +218,8 @@ class ReceiverHistory:
         self, entity_id: str, metadata: StatisticMetaData, start: datetime, plan: ImportPlan
     ) -> None:
         """Queue the rows and the shift together (no await between: an unload cannot leave
-        one without the other); the recorder runs them in order."""
+        one without the other); the recorder runs them in order, each in its own session
+        (a database error in the second would leave the rows without the shift)."""
         async_import_statistics(
             self.hass,
             metadata,
@@ -211,8 +233,8 @@ class ReceiverHistory:
             "%s: %d readings from the meter's registers imported into its statistics (%s to %s)",
             entity_id,
             len(plan.rows),
-            plan.rows[0].start.date(),
-            plan.rows[-1].start.date(),
+            dt_util.as_local(plan.rows[0].start).date(),
+            dt_util.as_local(plan.rows[-1].start).date(),
         )
 
 
@@ -259,25 +281,23 @@ class _MeterReader:
 
 def _first_row(
     hass: HomeAssistant, statistic_id: str
-) -> tuple[StatisticMetaData, datetime, float, float] | None:
-    """The statistic's metadata and its first row (start, state, sum), hourly or 5-minute,
-    in the statistic's own unit; None without one (in the recorder's thread pool)."""
+) -> tuple[StatisticMetaData, datetime, float | None, float | None] | None:
+    """The statistic's metadata and its first row of either table (start, state, sum), in
+    the statistic's own unit; None without one (in the recorder's thread pool)."""
     metadata = get_metadata(hass, statistic_ids={statistic_id}).get(statistic_id)
     if metadata is None:
         return None
     meta = metadata[1]
     unit_class, unit = meta["unit_class"], meta["unit_of_measurement"]
     units = {unit_class: unit} if unit_class and unit else None
-    first: tuple[float, float, float] | None = None
+    first: tuple[float, float | None, float | None] | None = None
     end = dt_util.utcnow()
     for period in ("hour", "5minute"):
         rows = statistics_during_period(
             hass, _EPOCH, end, {statistic_id}, period, units, {"state", "sum"}
         ).get(statistic_id)
-        if rows and (state := rows[0].get("state")) is not None:
-            candidate = (rows[0]["start"], state, rows[0].get("sum") or 0.0)
-            if first is None or candidate[0] < first[0]:
-                first = candidate
+        if rows and (first is None or rows[0]["start"] < first[0]):
+            first = (rows[0]["start"], rows[0].get("state"), rows[0].get("sum"))
     if first is None:
         return None
     return meta, dt_util.utc_from_timestamp(first[0]), first[1], first[2]

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from custom_components.wmbusmeters.wmbus.history import (
-    MAX_AGE,
+    MAX_GAP,
     ImportPlan,
     Point,
     history_points,
@@ -275,7 +275,6 @@ def point(day: str, value: float, total: str = "total_m3") -> Point:
 def plan(points: list[Point], **kwargs: Any) -> ImportPlan | None:
     defaults: dict[str, Any] = {
         "tz": COPENHAGEN,
-        "now": datetime(2024, 12, 10, 8, 2, tzinfo=UTC),
         "recorded_start": datetime(2024, 12, 10, 8, 0, tzinfo=UTC),
         "recorded_zero": 34.134,
     }
@@ -336,11 +335,36 @@ def test_nothing_above_the_reading_the_recorder_began_at() -> None:
 
 
 def test_an_old_newest_register_adds_nothing() -> None:
-    """More than MAX_AGE between the newest register and the telegram: the first recorded
-    hour would carry all the use in between."""
+    """More than MAX_GAP between the newest register and the first recorded hour: that hour
+    would carry all the use in between."""
     points = [point("2024-09-30", 30.0), point("2024-10-31", 31.5)]
-    assert plan(points, now=datetime(2024, 10, 31, 23, tzinfo=UTC) + MAX_AGE) is not None
-    assert plan(points, now=datetime(2024, 11, 1, 0, tzinfo=UTC) + MAX_AGE) is None
+    end = datetime(2024, 10, 31, 23, tzinfo=UTC)  # 2024-11-01 00:00 local
+    assert plan(points, recorded_start=end + MAX_GAP) is not None
+    assert plan(points, recorded_start=end + MAX_GAP + timedelta(hours=1)) is None
+
+
+def test_readings_end_at_the_first_long_gap() -> None:
+    """A year's set date beside monthly registers (`due_date_m3` and `due_17_date_m3`,
+    `target_year_kwh` and `target_kwh`): the year's reading is left out, or one hour of the
+    month after it would carry eleven months of use."""
+    found = plan([point("2023-12-31", 20.0), point("2024-10-31", 31.5), point("2024-11-30", 33.0)])
+    assert found is not None
+    assert [row.state for row in found.rows] == [31.5, 33.0]
+    assert found.adjustment == pytest.approx(34.134 - 31.5)
+
+
+def test_statistics_recorded_long_after_the_registers_get_nothing() -> None:
+    """A total recorded since June (an installation updated in July): its year-end register
+    is before the first recorded hour, but five months before it; June's own register is
+    in the recorded hours. Nothing is imported, nothing shifted."""
+    points = [point("2025-12-31", 8000.0, "total_kwh"), point("2026-06-30", 8278.0, "total_kwh")]
+    june = datetime(2026, 6, 1, 8, tzinfo=UTC)
+    assert plan(points, recorded_start=june, recorded_zero=8250.0) is None
+    # Recorded since January instead: the year-end reading goes before it.
+    january = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    found = plan(points, recorded_start=january, recorded_zero=8050.0)
+    assert found is not None
+    assert [row.state for row in found.rows] == [8000.0]
 
 
 def test_registers_are_converted_to_the_statistics_unit() -> None:

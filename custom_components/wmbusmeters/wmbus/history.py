@@ -298,10 +298,11 @@ def _monotonic(points: list[Point]) -> list[Point]:
     return kept_points[::-1]
 
 
-#: The newest point may be this much older than the telegram. The recorder's first hour takes
-#: all use since the newest point: a register of last month (or this month's start) gives a
-#: month's use there, a year-old set date would give a year's in one hour of today.
-MAX_AGE: Final = timedelta(days=62)
+#: The longest span one imported change may cover: between two imported readings, and between
+#: the newest and the first recorded hour (which takes all use since it). A month's register
+#: gives a month's use to one hour; a year-old set date would give a year's to one hour (of
+#: today, or of the month of a newer register), so the readings end at the first longer gap.
+MAX_GAP: Final = timedelta(days=62)
 _HOUR: Final = timedelta(hours=1)
 
 
@@ -339,7 +340,6 @@ def import_plan(
     points: Sequence[Point],
     *,
     tz: tzinfo,
-    now: datetime,
     recorded_start: datetime,
     recorded_zero: float,
     convert: Callable[[float], float] = float,
@@ -351,16 +351,14 @@ def import_plan(
     `recorded_zero` the reading its sums count from (that row's state less its sum). Rows
     only go into hours before that first one (the recorder's own rows are never written
     over), with readings not above the recorded zero (a meter never runs back); the first
-    row's sum is 0, each later one adds the register's difference. `now` (aware) is the
-    telegram's time: points older than MAX_AGE add nothing. `convert` turns a register's
-    value into the statistics' unit.
+    row's sum is 0, each later one adds the register's difference. Going back from the first
+    recorded hour, the readings end at the first gap over MAX_GAP. `convert` turns a
+    register's value into the statistics' unit.
     """
     before = recorded_start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     by_hour: dict[datetime, float] = {}
-    newest: datetime | None = None
     for point in points:
         at = reading_time(point).replace(tzinfo=tz).astimezone(UTC)
-        newest = at if newest is None else max(newest, at)
         end = at.replace(minute=0, second=0, microsecond=0)
         if end < at:
             end += _HOUR  # a reading within an hour is that hour's end state
@@ -368,9 +366,15 @@ def import_plan(
         # (a hair of slack: a unit's conversion may round the reading the recorder began at)
         if end - _HOUR < before and value <= recorded_zero + abs(recorded_zero) * 1e-9:
             by_hour[end - _HOUR] = value  # the later of two in one hour (oldest first)
-    if not by_hour or newest is None or now - newest > MAX_AGE:
+    hours: list[datetime] = []
+    for hour in sorted(by_hour, reverse=True):
+        # (from the end of this row's hour to the next reading, or to the first recorded hour)
+        if (hours[-1] if hours else before) - (hour + _HOUR) > MAX_GAP:
+            break
+        hours.append(hour)
+    if not hours:
         return None
-    hours = sorted(by_hour)
+    hours.reverse()
     first = by_hour[hours[0]]
     rows = [Row(hour, by_hour[hour], by_hour[hour] - first) for hour in hours]
     if any(a.state > b.state for a, b in pairwise(rows)):
