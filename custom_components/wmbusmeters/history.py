@@ -55,6 +55,8 @@ _RUNNING: Final = frozenset({SensorStateClass.TOTAL_INCREASING, SensorStateClass
 #: Compiles after which a total whose statistic still has no row is given up for this run
 #: (its first state not recorded: an entity the recorder leaves out by other means).
 MAX_MISSES: Final = 6
+#: Kinds of frame (sets of fields) a meter's reader remembers as read.
+MAX_FRAMES: Final = 8
 
 type Key = tuple[str, str]  # (meter id, total field)
 
@@ -104,7 +106,7 @@ class ReceiverHistory:
     @callback
     def _follow(self, meter: MeterState) -> None:
         reader = _MeterReader(self, meter)
-        reader.remove = meter.async_add_listener(reader.telegram)
+        meter.async_add_listener(reader.telegram)  # ends with the meter
         if meter.last_telegram is not None:
             reader.telegram(meter.last_telegram)  # heard before it was followed
 
@@ -131,7 +133,7 @@ class ReceiverHistory:
 
     @callback
     def _compiled(self, _event: Event) -> None:
-        if self._running or self._stopped:
+        if self._running or self._stopped or self.hass.is_stopping:
             return  # the run under way reads what this compile wrote too, or the next does
         entry = self.hass.config_entries.async_get_entry(self.entry_id)
         if entry is None:
@@ -141,13 +143,14 @@ class ReceiverHistory:
 
     async def _async_run(self) -> None:
         try:
-            # The compile's event comes before its commit: its rows are read once it is done.
-            await get_instance(self.hass).async_block_till_done()
+            # (The compile's event comes before its commit: a statistic it has just begun may
+            # only be read after the next one. A miss is counted, not fatal.)
             for key, (meter, points) in list(self._pending.items()):
                 if self._stopped:
                     return
                 if not self.enabled or meter.closed or key in self._settled:
                     self._pending.pop(key, None)  # offered again if turned on
+                    self._misses.pop(key, None)
                     continue
                 try:
                     done = await self._async_import(key, points) is not None
@@ -239,23 +242,21 @@ class ReceiverHistory:
 
 
 class _MeterReader:
-    """One meter's telegrams, read for points until its totals are settled."""
+    """One meter's telegrams, read for points of totals not settled yet."""
 
     def __init__(self, history: ReceiverHistory, meter: MeterState) -> None:
         self.history = history
         self.meter = meter
-        self.remove: CALLBACK_TYPE | None = None
-        #: The fields of the last telegram that had no points: the same again has none
-        #: either (a meter's frames repeat), and is passed over at the cost of a comparison.
-        self._barren: frozenset[str] | None = None
+        #: The fields of telegrams with nothing (more) to offer: a meter's frames repeat, so
+        #: one with the same fields again is passed over at the cost of a set's making.
+        self._passed: set[frozenset[str]] = set()
 
     @callback
     def telegram(self, telegram: Telegram) -> None:
         history = self.history
         readings = telegram.readings
-        if self._barren is not None and self._barren == readings.keys():
-            return
-        if not history.enabled:
+        fields = frozenset(readings)
+        if fields in self._passed or not history.enabled:
             return
         points = history_points(
             readings,
@@ -263,9 +264,6 @@ class _MeterReader:
             now=dt_util.now().replace(tzinfo=None),
             tz=dt_util.get_default_time_zone(),
         )
-        if not points:
-            self._barren = frozenset(readings)
-            return
         meter_id = self.meter.meter_id
         todo: dict[str, list[Point]] = {}
         for point in points:
@@ -273,10 +271,10 @@ class _MeterReader:
                 todo.setdefault(point.total, []).append(point)
         if todo:
             history.offer(self.meter, todo)
-        elif self.remove is not None:
-            # Its totals are done with: its telegrams cost nothing more in this run.
-            self.remove()
-            self.remove = None
+        elif len(self._passed) < MAX_FRAMES:
+            # Nothing, or its totals done with: its frames of these fields cost nothing more
+            # in this run (another frame's fields are still read: its registers may differ).
+            self._passed.add(fields)
 
 
 def _first_row(

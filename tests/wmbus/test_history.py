@@ -340,7 +340,8 @@ def test_an_old_newest_register_adds_nothing() -> None:
     points = [point("2024-09-30", 30.0), point("2024-10-31", 31.5)]
     end = datetime(2024, 10, 31, 23, tzinfo=UTC)  # 2024-11-01 00:00 local
     assert plan(points, recorded_start=end + MAX_GAP) is not None
-    assert plan(points, recorded_start=end + MAX_GAP + timedelta(hours=1)) is None
+    # (two hours of slack: a daylight saving change between local dates)
+    assert plan(points, recorded_start=end + MAX_GAP + timedelta(hours=3)) is None
 
 
 def test_readings_end_at_the_first_long_gap() -> None:
@@ -351,6 +352,13 @@ def test_readings_end_at_the_first_long_gap() -> None:
     assert found is not None
     assert [row.state for row in found.rows] == [31.5, 33.0]
     assert found.adjustment == pytest.approx(34.134 - 31.5)
+    # Two month ends 62 days apart (July and August) are one step.
+    found = plan([point("2024-06-30", 29.0), point("2024-08-31", 30.0), point("2024-10-31", 31.5)])
+    assert found is not None
+    assert [row.state for row in found.rows] == [29.0, 30.0, 31.5]
+    found = plan([point("2024-06-29", 29.0), point("2024-08-31", 30.0), point("2024-10-31", 31.5)])
+    assert found is not None
+    assert [row.state for row in found.rows] == [30.0, 31.5]
 
 
 def test_statistics_recorded_long_after_the_registers_get_nothing() -> None:

@@ -368,8 +368,9 @@ def import_plan(
             by_hour[end - _HOUR] = value  # the later of two in one hour (oldest first)
     hours: list[datetime] = []
     for hour in sorted(by_hour, reverse=True):
-        # (from the end of this row's hour to the next reading, or to the first recorded hour)
-        if (hours[-1] if hours else before) - (hour + _HOUR) > MAX_GAP:
+        # From this reading (its row's end) to the next one, or to the first recorded hour;
+        # with an hour or two for a daylight saving change between local dates.
+        if (hours[-1] + _HOUR if hours else before) - (hour + _HOUR) > MAX_GAP + 2 * _HOUR:
             break
         hours.append(hour)
     if not hours:
