@@ -9,7 +9,6 @@ from typing import Any
 from homeassistant.config_entries import (
     SOURCE_IGNORE,
     ConfigEntry,
-    ConfigFlow,
     ConfigFlowResult,
     ConfigSubentry,
     ConfigSubentryFlow,
@@ -55,6 +54,7 @@ from .forms import (
     usb_confirm_schema,
     usb_suggested,
 )
+from .import_flow import ImportSetupSteps
 from .meter_flow import MeterSubentryFlow
 from .meters import meter_owner, receiver_entries
 from .validation import (
@@ -73,7 +73,7 @@ from .wmbus.config import MBUS, STDIN_DEVICE
 from .wmbus.usb_ids import dongle_type_for
 
 
-class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
+class WmbusConfigFlow(ImportSetupSteps, domain=DOMAIN):
     """A receiver: the wmbusmeters command, the radio device, the link modes."""
 
     VERSION = 1
@@ -98,7 +98,9 @@ class WmbusConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Which kind of receiver: a radio here, a radio elsewhere on the network, or a wired
         M-Bus."""
-        return self.async_show_menu(step_id="user", menu_options=["radio", "network", "mbus"])
+        return self.async_show_menu(
+            step_id="user", menu_options=["radio", "network", "mbus", "import_setup"]
+        )
 
     async def async_step_radio(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the command, device and link modes, and test them."""

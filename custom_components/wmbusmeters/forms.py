@@ -344,6 +344,20 @@ def receiver_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
+#: The directory of an existing wmbusmeters setup (the add-on's data path, /etc).
+CONF_SETUP_PATH = "setup_path"
+
+
+def import_setup_schema() -> vol.Schema:
+    """Where an existing wmbusmeters setup's files are, and the program to run it with."""
+    return vol.Schema(
+        {
+            vol.Required(CONF_SETUP_PATH): TextSelector(),
+            vol.Required(CONF_COMMAND): TextSelector(),
+        }
+    )
+
+
 def options_schema() -> vol.Schema:
     """The receiver's options: minutes without any telegram before wmbusmeters restarts;
     whether meters' dated registers are imported into their statistics."""

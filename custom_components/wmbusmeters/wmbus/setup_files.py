@@ -29,6 +29,7 @@ from .config import (
     MBUS,
     STDIN_DEVICE,
     WmbusConfigError,
+    is_simulation,
     normalize_key,
     normalize_meter_id,
     validate_device,
@@ -193,7 +194,7 @@ def parse_device(value: str) -> ImportedDevice:
             raise WmbusConfigError("an unknown part of the device")
     if device == STDIN_DEVICE:
         raise WmbusConfigError("stdin: a network receiver is set up in its own form")
-    if device not in DEVICE_KEYWORDS and not device_type:
+    if device not in DEVICE_KEYWORDS and not device_type and not is_simulation(device):
         raise WmbusConfigError("a serial device without its type")
     link_modes = () if device_type == MBUS else validate_link_modes(modes)
     return ImportedDevice(device, device_type, link_modes)

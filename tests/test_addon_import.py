@@ -1,0 +1,176 @@
+"""Taking over an existing wmbusmeters setup in the add-receiver flow (import_flow.py,
+addon_import.py): a tree written as the add-on writes it, read from a directory Home Assistant
+may read; the summary says what is taken and what not; the receiver and its meters are
+created, and the imported key decodes the meter on the real wmbusmeters (both versions).
+Nothing is created from a broken tree or an unreadable place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import shutil
+from typing import Any
+
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+import pytest
+
+from custom_components.wmbusmeters.const import DOMAIN
+
+from .common import meter, receiver_entry, setup_receiver
+from .conftest import DATA, RunUntilPlayed
+
+KEY = "28F64A24988064A079AA2C807D6102AE"  # tests/data/simulation_encrypted.txt
+SHELL = 'shell=/wmbusmeters/mosquitto_pub.sh "wmbusmeters/$METER_NAME" "$METER_JSON"'
+
+
+def addon_tree(root: Path, device: str, meters: dict[str, str]) -> Path:
+    """`<data_path>/etc/...` as the add-on's run script writes it."""
+    etc = root / "etc"
+    (etc / "wmbusmeters.d").mkdir(parents=True)
+    (etc / "wmbusmeters.conf").write_text(
+        f"loglevel=normal\ndevice={device}\ndonotprobe=/dev/ttyAMA0\nformat=json\n{SHELL}\n"
+    )
+    for name, text in meters.items():
+        (etc / "wmbusmeters.d" / name).write_text(text)
+    return root
+
+
+@pytest.fixture
+def radio(tmp_path: Path) -> str:
+    """The add-on's radio: here a simulation file with one encrypted multical21 telegram."""
+    path = tmp_path / "simulation_addon.txt"
+    shutil.copy(DATA / "simulation_encrypted.txt", path)
+    return str(path)
+
+
+async def import_flow(hass: HomeAssistant, path: Path | str, command: str) -> dict[str, Any]:
+    menu = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert "import_setup" in menu["menu_options"]
+    form = await hass.config_entries.flow.async_configure(
+        menu["flow_id"], {"next_step_id": "import_setup"}
+    )
+    assert form["step_id"] == "import_setup"
+    return await hass.config_entries.flow.async_configure(  # type: ignore[return-value]
+        form["flow_id"], {"setup_path": str(path), "command": command}
+    )
+
+
+async def test_the_addons_setup_becomes_a_receiver_with_its_meters(
+    hass: HomeAssistant,
+    wmbusmeters: str,
+    tmp_path: Path,
+    radio: str,
+    run_until_played: RunUntilPlayed,
+) -> None:
+    """The summary lists the radio, each meter (with key, never the key itself) and what
+    is not taken (the MQTT publisher: a program); confirmed, the receiver holds the meters
+    and the imported key decodes the encrypted meter."""
+    root = addon_tree(
+        tmp_path / "addon",
+        radio,
+        {
+            "meter-0001": f"name=MainWater\nid=76348799\nkey={KEY}\ndriver=auto\n",
+            "meter-0002": "name=Neighbour\nid=1234*\ndriver=auto\n",
+            "meter-0003": "name=Odd\nid=22222222\ndriver=nosuchdriver\n",
+        },
+    )
+    hass.config.allowlist_external_dirs.add(str(tmp_path))
+    summary = await import_flow(hass, root, wmbusmeters)
+    assert summary["type"] is FlowResultType.FORM
+    assert summary["step_id"] == "import_summary"
+    text = summary["description_placeholders"]
+    assert text["receiver"] == radio
+    assert text["meters"] == "- MainWater · auto · 76348799 · with key"
+    assert KEY not in str(text)
+    skipped = text["skipped"]
+    assert "wmbusmeters.conf:shell: runs a program: never taken" in skipped
+    assert "wmbusmeters.d/meter-0002: its id is not one meter's 8 hex digits" in skipped
+    assert "wmbusmeters.d/meter-0003: its driver is not one the chosen wmbusmeters lists" in skipped
+
+    result = await hass.config_entries.flow.async_configure(summary["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = hass.config_entries.async_get_entry(result["result"].entry_id)
+    assert entry is not None
+    assert entry.data["device"] == radio
+    assert [(s.unique_id, s.title, dict(s.data)) for s in entry.subentries.values()] == [
+        (
+            "76348799",
+            "MainWater",
+            {"name": "MainWater", "driver": "auto", "meter_id": "76348799", "key": KEY},
+        )
+    ]
+    await hass.async_block_till_done()
+    await run_until_played(entry)
+    state = hass.states.get("sensor.mainwater_total")
+    assert state is not None
+    assert state.state == "6.408"
+    # No line of the add-on's reached wmbusmeters' configuration (its shell least of all).
+    config = entry.runtime_data.supervisor.runner.config
+    assert [m.meter_id for m in config.meters] == ["76348799"]
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_meter_another_receiver_has_is_not_taken(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, radio: str, quiet: Path
+) -> None:
+    other = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
+    await setup_receiver(hass, other)
+    root = addon_tree(
+        tmp_path / "addon", radio, {"meter-0001": "name=Tap\nid=76348799\ndriver=auto\n"}
+    )
+    hass.config.allowlist_external_dirs.add(str(tmp_path))
+    summary = await import_flow(hass, root, wmbusmeters)
+    assert summary["description_placeholders"]["meters"] == "-"
+    assert (
+        "another receiver already has this meter" in summary["description_placeholders"]["skipped"]
+    )
+    await hass.config_entries.async_unload(other.entry_id)
+
+
+@pytest.mark.parametrize(
+    ("conf", "error", "file"),
+    [
+        (b"device=auto:t1\nloglevel=norm", "setup_half_line", "wmbusmeters.conf"),
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00", "setup_not_text", "wmbusmeters.conf"),
+    ],
+)
+async def test_a_broken_setup_creates_nothing(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, conf: bytes, error: str, file: str
+) -> None:
+    root = addon_tree(tmp_path / "addon", "auto:t1", {})
+    (root / "etc" / "wmbusmeters.conf").write_bytes(conf)
+    hass.config.allowlist_external_dirs.add(str(tmp_path))
+    result = await import_flow(hass, root, wmbusmeters)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"setup_path": error}
+    assert result["description_placeholders"]["file"] == file
+    assert hass.config_entries.async_entries(DOMAIN) == []
+
+
+async def test_only_directories_home_assistant_may_read(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
+) -> None:
+    """A setup outside the configuration directory and its allowed directories is not read
+    (nor a path with `..` out of an allowed one); /etc is: here Debian's package's own
+    /etc/wmbusmeters.conf (scripts/setup installs it), a source install's radio and no meter."""
+    root = addon_tree(tmp_path / "addon", "auto:t1", {})
+    for path in (root, f"{tmp_path}/allowed/../addon", "relative/path"):
+        if path != root:
+            hass.config.allowlist_external_dirs.add(f"{tmp_path}/allowed")
+        result = await import_flow(hass, path, wmbusmeters)
+        assert result["errors"] == {"setup_path": "path_not_allowed"}, path
+    result = await import_flow(hass, "/etc", wmbusmeters)
+    assert result["step_id"] == "import_summary"
+    assert result["description_placeholders"]["receiver"] == "auto t1"
+    assert result["description_placeholders"]["meters"] == "-"
+    assert (
+        "wmbusmeters.conf:logfile: set by this integration"
+        in result["description_placeholders"]["skipped"]
+    )
+    result = await import_flow(hass, str(tmp_path / "nothing"), wmbusmeters)
+    assert result["errors"] == {"setup_path": "path_not_allowed"}
+    hass.config.allowlist_external_dirs.add(str(tmp_path))
+    result = await import_flow(hass, str(tmp_path), wmbusmeters)
+    assert result["errors"] == {"setup_path": "setup_no_setup"}
+    assert hass.config_entries.async_entries(DOMAIN) == []
