@@ -158,6 +158,15 @@ def quiet(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def radio(tmp_path: Path) -> str:
+    """An existing setup's radio (tests/test_addon_*.py): a simulation file with one
+    encrypted multical21 telegram (76348799, key in the file)."""
+    path = tmp_path / "simulation_addon.txt"
+    shutil.copy(DATA / "simulation_encrypted.txt", path)
+    return str(path)
+
+
+@pytest.fixture
 def encrypted(tmp_path: Path) -> Path:
     """A simulation file with one encrypted multical21 telegram (76348799, key in the file)."""
     path = tmp_path / "simulation_encrypted.txt"

@@ -7,7 +7,6 @@ Nothing is created from a broken tree or an unreadable place."""
 from __future__ import annotations
 
 from pathlib import Path
-import shutil
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER
@@ -18,7 +17,7 @@ import pytest
 from custom_components.wmbusmeters.const import DOMAIN
 
 from .common import meter, receiver_entry, setup_receiver
-from .conftest import DATA, RunUntilPlayed
+from .conftest import RunUntilPlayed
 
 KEY = "28F64A24988064A079AA2C807D6102AE"  # tests/data/simulation_encrypted.txt
 SHELL = 'shell=/wmbusmeters/mosquitto_pub.sh "wmbusmeters/$METER_NAME" "$METER_JSON"'
@@ -34,14 +33,6 @@ def addon_tree(root: Path, device: str, meters: dict[str, str]) -> Path:
     for name, text in meters.items():
         (etc / "wmbusmeters.d" / name).write_text(text)
     return root
-
-
-@pytest.fixture
-def radio(tmp_path: Path) -> str:
-    """The add-on's radio: here a simulation file with one encrypted multical21 telegram."""
-    path = tmp_path / "simulation_addon.txt"
-    shutil.copy(DATA / "simulation_encrypted.txt", path)
-    return str(path)
 
 
 async def import_flow(hass: HomeAssistant, path: Path | str, command: str) -> dict[str, Any]:
@@ -173,4 +164,25 @@ async def test_only_directories_home_assistant_may_read(
     hass.config.allowlist_external_dirs.add(str(tmp_path))
     result = await import_flow(hass, str(tmp_path), wmbusmeters)
     assert result["errors"] == {"setup_path": "setup_no_setup"}
+    assert hass.config_entries.async_entries(DOMAIN) == []
+
+
+async def test_a_radio_that_is_not_there_creates_nothing(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path
+) -> None:
+    """The add-on's dongle is not on this machine (or another program holds it): confirming
+    says so, as the radio form does, and nothing is created."""
+    root = addon_tree(
+        tmp_path / "addon",
+        "/dev/serial/by-id/usb-not-here:im871a:c1,t1",
+        {"meter-0001": "name=Tap\nid=76348799\ndriver=auto\n"},
+    )
+    hass.config.allowlist_external_dirs.add(str(tmp_path))
+    summary = await import_flow(hass, root, wmbusmeters)
+    assert summary["description_placeholders"]["receiver"] == (
+        "/dev/serial/by-id/usb-not-here im871a c1,t1"
+    )
+    result = await hass.config_entries.flow.async_configure(summary["flow_id"], {})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "device_not_found"}
     assert hass.config_entries.async_entries(DOMAIN) == []

@@ -15,6 +15,7 @@ from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
+from .addon_import import async_take_over
 from .availability import Availability
 from .const import (
     CONF_COMMAND,
@@ -97,6 +98,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
             translation_placeholders={"device": device},
         )
     async_clear_receiver_issue(hass, entry.entry_id, ISSUE_DEVICE_TYPE)
+    # Created by an import: the add-on's entities it takes over, before anything else.
+    async_take_over(hass, entry)
     # After a HACS update the bundled binary has lost its exec bit: back before it is run.
     await hass.async_add_executor_job(restore_bundled, command)
     try:

@@ -331,11 +331,14 @@ class WmbusFieldSensor(WmbusMeterEntity, RestoreSensor):
             self.async_on_remove(partial(self.owner.forget, self))
         if self.meter.last_telegram is not None and not self._verify:
             self._apply(self.meter.last_telegram.readings.get(self.field))
-        elif (last := await self.async_get_last_sensor_data()) is not None:
+            return
+        if (last := await self.async_get_last_sensor_data()) is not None:
             # (saved as "" by a version before the empty text was shown as what it means)
             self._value = self._empty if last.native_value == "" else last.native_value
-            if self.meter.last_telegram is not None:
-                self._async_handle_telegram(self.meter.last_telegram)
+        if self.meter.last_telegram is not None:
+            # Heard before it was added back (nothing saved of it: registered by an import's
+            # takeover, or its saved data lost): not unknown until the meter's next telegram.
+            self._async_handle_telegram(self.meter.last_telegram)
 
     @callback
     def _async_handle_telegram(self, telegram: Telegram) -> None:

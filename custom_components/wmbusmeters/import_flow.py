@@ -10,6 +10,7 @@ from typing import Any
 from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, ConfigSubentryData
 
 from .addon_import import (
+    TAKEOVERS,
     ImportPlan,
     allowed_root,
     async_read,
@@ -94,10 +95,14 @@ class ImportSetupSteps(ConfigFlow):
                 CONF_LINK_MODES: list(device.link_modes),
             }
             self._async_abort_entries_match({CONF_DEVICE: device.device})
-            errors = await validate_receiver(self, data)
+            found = await validate_receiver(self, data)
+            # (keyed by the radio form's fields, which this step has not: shown as the step's)
+            errors = {"base": next(iter(found.values()))} if found else {}
             if not errors:
                 await self.async_set_unique_id(device.device)
                 self._abort_if_unique_id_configured()
+                # Taken over when the receiver is first set up (just after this).
+                self.hass.data.setdefault(TAKEOVERS, {})[device.device] = plan.takeovers
                 return self.async_create_entry(
                     title=f"wmbusmeters {os.path.basename(device.device)}",
                     data=receiver_data(data),
