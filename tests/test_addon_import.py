@@ -35,6 +35,11 @@ def addon_tree(root: Path, device: str, meters: dict[str, str]) -> Path:
     return root
 
 
+def md(text: str) -> str:
+    """As the summary's markdown shows a file's text: markup characters escaped."""
+    return "".join(f"\\{c}" if c in "\\`*_{}[]()<>#+!|~" else c for c in text)
+
+
 async def import_flow(hass: HomeAssistant, path: Path | str, command: str) -> dict[str, Any]:
     menu = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert "import_setup" in menu["menu_options"]
@@ -53,6 +58,7 @@ async def test_the_addons_setup_becomes_a_receiver_with_its_meters(
     tmp_path: Path,
     radio: str,
     run_until_played: RunUntilPlayed,
+    own_config_dir: Path,
 ) -> None:
     """The summary lists the radio, each meter (with key, never the key itself) and what
     is not taken (the MQTT publisher: a program); confirmed, the receiver holds the meters
@@ -71,7 +77,7 @@ async def test_the_addons_setup_becomes_a_receiver_with_its_meters(
     assert summary["type"] is FlowResultType.FORM
     assert summary["step_id"] == "import_summary"
     text = summary["description_placeholders"]
-    assert text["receiver"] == radio
+    assert text["receiver"] == md(radio)
     assert text["meters"] == "- MainWater · auto · 76348799 · with key"
     assert KEY not in str(text)
     skipped = text["skipped"]
@@ -96,9 +102,14 @@ async def test_the_addons_setup_becomes_a_receiver_with_its_meters(
     state = hass.states.get("sensor.mainwater_total")
     assert state is not None
     assert state.state == "6.408"
-    # No line of the add-on's reached wmbusmeters' configuration (its shell least of all).
+    # No line of the add-on's reached wmbusmeters' configuration (its shell least of all):
+    # what the integration wrote for it holds the one meter, and no program to run.
     config = entry.runtime_data.supervisor.runner.config
     assert [m.meter_id for m in config.meters] == ["76348799"]
+    written = "\n".join(p.read_text() for p in own_config_dir.rglob("*") if p.is_file())
+    assert "76348799" in written
+    for never in ("shell", "mosquitto", "1234*", "nosuchdriver", "donotprobe"):
+        assert never not in written, never
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -186,3 +197,45 @@ async def test_a_radio_that_is_not_there_creates_nothing(
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "device_not_found"}
     assert hass.config_entries.async_entries(DOMAIN) == []
+
+
+async def test_the_default_directory_is_the_addons_in_the_configuration(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, radio: str
+) -> None:
+    """The form proposes `<config>/wmbusmeters` when the add-on's files are there, and reads
+    it as proposed (the configuration directory needs no allowlist)."""
+    config = tmp_path / "config"
+    addon_tree(config / "wmbusmeters", radio, {"meter-0001": "name=Tap\nid=76348799\n"})
+    hass.config.config_dir = str(config)
+    menu = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    form = await hass.config_entries.flow.async_configure(
+        menu["flow_id"], {"next_step_id": "import_setup"}
+    )
+    suggested = {str(key): key.description["suggested_value"] for key in form["data_schema"].schema}
+    assert suggested["setup_path"] == str(config / "wmbusmeters")
+    summary = await hass.config_entries.flow.async_configure(
+        form["flow_id"], {"setup_path": suggested["setup_path"], "command": wmbusmeters}
+    )
+    assert summary["step_id"] == "import_summary"
+    assert summary["description_placeholders"]["meters"] == "- Tap · auto · 76348799"
+
+
+async def test_links_out_of_the_setup_are_not_followed(
+    hass: HomeAssistant, wmbusmeters: str, tmp_path: Path, radio: str
+) -> None:
+    """A meter file that links elsewhere (a secret in the configuration directory) is not
+    read, and what is read shows no value of a line that is not wmbusmeters' own."""
+    secret = tmp_path / "secrets.yaml"
+    secret.write_text("db_url=postgresql://u:pw@h/db\n")
+    root = addon_tree(
+        tmp_path / "addon",
+        radio,
+        {"meter-0001": "name=Tap\nid=76348799\nDB-URL: postgresql://u:pw@h/db=x\n"},
+    )
+    (root / "etc" / "wmbusmeters.d" / "meter-0002").symlink_to(secret)
+    hass.config.allowlist_external_dirs.add(str(tmp_path))
+    summary = await import_flow(hass, root, wmbusmeters)
+    text = str(summary["description_placeholders"])
+    assert "pw@h" not in text
+    assert "meter-0002" not in text
+    assert summary["description_placeholders"]["meters"] == "- Tap · auto · 76348799"

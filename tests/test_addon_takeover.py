@@ -94,11 +94,13 @@ async def test_the_addons_entities_are_taken_over_with_their_statistics(
     summary = await import_flow(hass, root, wmbusmeters)
     text = summary["description_placeholders"]
     assert text["takeovers"] == (
-        "- sensor.mainwater_total (total_m3)\n"
-        "- sensor.mainwater_flow_temperature (flow_temperature_c)"
+        "- sensor.mainwater_total (total\\_m3)\n"
+        "- sensor.mainwater_flow_temperature (flow\\_temperature\\_c)"
     )
-    assert "binary_sensor.mainwater_status_leak: derived from the status" in text["skipped"]
-    assert "sensor.mainwater_target: this integration shows this field otherwise" in text["skipped"]
+    assert "binary\\_sensor.mainwater\\_status\\_leak: derived from the status" in text["skipped"]
+    assert (
+        "sensor.mainwater\\_target: this integration shows this field otherwise" in text["skipped"]
+    )
     result = await hass.config_entries.flow.async_configure(summary["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     entry = hass.config_entries.async_get_entry(result["result"].entry_id)

@@ -10,16 +10,26 @@ of it is opened).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 import logging
 import os
 from pathlib import Path
-from typing import Final
+import re
+from types import MappingProxyType
+from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import entity_registry as er
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    restore_state,
+)
+from homeassistant.helpers.entity import entity_sources
+from homeassistant.helpers.event import async_track_state_change_event
 from homeassistant.helpers.translation import async_get_translations
 from homeassistant.util.hass_dict import HassKey
 
@@ -45,6 +55,8 @@ MAX_LISTED: Final = 30
 #: mqtt_discovery/<driver>.json templates), discovery topic
 #: `<prefix>/<component>/wmbusmeters/<id>_<field>/config` (its mqtt_discovery.sh).
 ADDON_PLATFORM: Final = "mqtt"
+#: Seconds the add-on's entity has to leave Home Assistant once its registry entry is removed.
+RELEASE_TIMEOUT: Final = 10
 #: Entities to take over when the receiver an import created is first set up, by the
 #: receiver's unique id (its device).
 TAKEOVERS: HassKey[dict[str, list[Takeover]]] = HassKey(f"{DOMAIN}_takeovers")
@@ -59,6 +71,9 @@ class Takeover:
     field: str
     entity_id: str
     kind: FieldKind
+    #: What the user set on the add-on's entity (name, icon, area, labels, aliases, hidden,
+    #: disabled), for this integration's (async_release).
+    settings: Mapping[str, Any] = MappingProxyType({})
 
 
 def default_root(hass: HomeAssistant) -> str:
@@ -68,10 +83,16 @@ def default_root(hass: HomeAssistant) -> str:
 
 
 def allowed_root(hass: HomeAssistant, path: str) -> bool:
-    """Whether Home Assistant may read a setup from this directory."""
+    """Whether Home Assistant may read a setup from this directory: in its configuration
+    directory or one its configuration allows (where the path really leads), or /etc
+    (blocking: resolves links)."""
     if not os.path.isabs(path) or {".", ".."} & set(path.split("/")):
         return False
-    return path == ETC or hass.config.is_allowed_path(path)
+    if path == ETC:
+        return True
+    real = os.path.realpath(path)
+    config = os.path.realpath(hass.config.config_dir)
+    return os.path.commonpath([real, config]) == config or hass.config.is_allowed_path(real)
 
 
 async def async_read(hass: HomeAssistant, path: str) -> ImportedSetup:
@@ -126,12 +147,13 @@ def _plan_takeovers(hass: HomeAssistant, plan: ImportPlan) -> None:
     shows the same way (unit, kind) is taken over; a derived one (its `status_*` binary
     sensors: the alarm sensors replace them) or one shown otherwise is not, and said so."""
     registry = er.async_get(hass)
+    # (the add-on writes the id as its user typed it: upper or lower case)
     by_prefix = {f"wmbusmeters_{meter.meter_id}_": meter for meter in plan.meters}
     for entry in list(registry.entities.values()):
         if entry.platform != ADDON_PLATFORM or not entry.unique_id.startswith("wmbusmeters_"):
             continue
         prefix = "_".join(entry.unique_id.split("_", 2)[:2]) + "_"
-        if (meter := by_prefix.get(prefix)) is None:
+        if (meter := by_prefix.get(prefix.lower())) is None:
             continue
         name = entry.unique_id.removeprefix(prefix)
         if entry.domain != Platform.SENSOR:
@@ -152,25 +174,76 @@ def _plan_takeovers(hass: HomeAssistant, plan: ImportPlan) -> None:
         plan.takeovers.append(Takeover(meter.meter_id, name, entry.entity_id, kind))
 
 
+async def async_release(hass: HomeAssistant, plan: ImportPlan) -> None:
+    """Confirmed: the add-on's entities to take over leave Home Assistant now (before the
+    receiver is created, so that nothing of theirs can touch this integration's sensors that
+    take their ids): what the user set on each is kept for them, each leaves the entity
+    registry (MQTT, when connected, clears its discovery topic then: it cannot come back),
+    and its last saved value is forgotten (it is the add-on's, perhaps weeks old: the sensor
+    shows the meter's next reading instead)."""
+    registry = er.async_get(hass)
+    devices = dr.async_get(hass)
+    restore = restore_state.async_get(hass)
+    kept: list[Takeover] = []
+    for takeover in plan.takeovers:
+        old = registry.async_get(takeover.entity_id)
+        if old is None or old.platform != ADDON_PLATFORM:
+            continue  # gone meanwhile
+        device = devices.async_get(old.device_id) if old.device_id else None
+        settings = {
+            "name": old.name,
+            "icon": old.icon,
+            "area_id": old.area_id or (device.area_id if device else None),
+            "labels": set(old.labels),
+            "aliases": set(old.aliases),
+            "hidden_by": old.hidden_by,
+            "disabled_by": old.disabled_by
+            if old.disabled_by is er.RegistryEntryDisabler.USER
+            else None,
+        }
+        loaded = old.entity_id in entity_sources(hass)
+        removed = _async_state_removed(hass, old.entity_id) if loaded else None
+        registry.async_remove(old.entity_id)
+        if removed is not None:
+            try:
+                async with asyncio.timeout(RELEASE_TIMEOUT):
+                    await removed
+            except TimeoutError:
+                _LOGGER.warning("%s: the add-on's entity did not leave in time", old.entity_id)
+        hass.states.async_remove(old.entity_id)  # (a state without an entity: none left)
+        restore.last_states.pop(old.entity_id, None)
+        kept.append(replace(takeover, settings=settings))
+    plan.takeovers = kept
+
+
+def _async_state_removed(hass: HomeAssistant, entity_id: str) -> asyncio.Future[None]:
+    """A future done when the entity's state leaves the state machine."""
+    future: asyncio.Future[None] = hass.loop.create_future()
+
+    @callback
+    def removed(event: Event[EventStateChangedData]) -> None:
+        if event.data["new_state"] is None and not future.done():
+            future.set_result(None)
+
+    unsub = async_track_state_change_event(hass, entity_id, removed)
+    future.add_done_callback(lambda _f: unsub())
+    return future
+
+
 @callback
 def async_take_over(hass: HomeAssistant, entry: ConfigEntry) -> None:
-    """A receiver an import created, set up for the first time: each add-on entity it takes
-    over leaves the entity registry, and this integration's sensor of that field is
-    registered under its entity id (its history and long-term statistics go on in the same
-    series), with the user's name, icon, area and labels for it. The sensor is restored from
-    this registration when the platform starts (as after a restart)."""
+    """A receiver an import created, set up for the first time: this integration's sensor
+    of each field taken over is registered under the add-on entity's id (its history and
+    long-term statistics go on in the same series), with what the user had set on it. The
+    sensor is restored from this registration when the platform starts (as after a
+    restart)."""
     takeovers = hass.data.get(TAKEOVERS, {}).pop(entry.unique_id or "", [])
     registry = er.async_get(hass)
     subentries = {sub.unique_id: sub.subentry_id for sub in entry.subentries.values()}
     for takeover in takeovers:
-        old = registry.async_get(takeover.entity_id)
         subentry_id = subentries.get(takeover.meter_id)
-        if old is None or old.platform != ADDON_PLATFORM or subentry_id is None:
-            continue  # gone meanwhile, or already someone else's
-        registry.async_remove(old.entity_id)
-        # The MQTT entity leaves its state behind until its own removal runs (a task): the id
-        # is free for this integration's sensor now, not a loop turn later.
-        hass.states.async_remove(old.entity_id)
+        if subentry_id is None or registry.async_get(takeover.entity_id) is not None:
+            continue  # its meter removed meanwhile, or the id taken since
         kind = takeover.kind
         new = registry.async_get_or_create(
             Platform.SENSOR,
@@ -178,20 +251,14 @@ def async_take_over(hass: HomeAssistant, entry: ConfigEntry) -> None:
             f"{takeover.meter_id}_{takeover.field}",
             config_entry=entry,
             config_subentry_id=subentry_id,
-            suggested_object_id=old.entity_id.split(".", 1)[1],
+            suggested_object_id=takeover.entity_id.split(".", 1)[1],
             original_device_class=kind.device_class,
             unit_of_measurement=kind.unit,
             capabilities={"state_class": kind.state_class} if kind.state_class else None,
         )
-        if new.entity_id != old.entity_id:
-            new = registry.async_update_entity(new.entity_id, new_entity_id=old.entity_id)
-        registry.async_update_entity(
-            new.entity_id,
-            name=old.name,
-            icon=old.icon,
-            area_id=old.area_id,
-            labels=old.labels,
-        )
+        if new.entity_id != takeover.entity_id:
+            continue  # (the id is free: checked above)
+        registry.async_update_entity(new.entity_id, **takeover.settings)
         _LOGGER.info("%s: taken over from the wmbusmeters add-on", new.entity_id)
 
 
@@ -213,18 +280,28 @@ async def async_summary(hass: HomeAssistant, plan: ImportPlan) -> dict[str, str]
             if part
         )
     meters = [
-        f"- {m.name} · {m.driver} · {m.meter_id}{' · ' + reason('has_key') if m.key else ''}"
+        f"- {_md(m.name)} · {m.driver} · {m.meter_id}"
+        + (f" · {reason('has_key')}" if m.key else "")
         for m in plan.meters
     ]
-    skipped = [f"- {s.what}: {reason(s.reason)}" for s in plan.skipped]
-    takeovers = [f"- {t.entity_id} ({t.field})" for t in plan.takeovers]
+    skipped = [f"- {_md(s.what)}: {reason(s.reason)}" for s in plan.skipped]
+    takeovers = [f"- {t.entity_id} ({_md(t.field)})" for t in plan.takeovers]
     return {
-        "path": str(plan.setup.root),
-        "receiver": receiver,
+        "path": _md(str(plan.setup.root)),
+        "receiver": _md(receiver),
         "meters": _listed(meters) or "-",
         "takeovers": _listed(takeovers) or "-",
         "skipped": _listed(skipped) or "-",
     }
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
+
+
+def _md(text: str) -> str:
+    """Text from the setup's files as the summary's markdown shows it, never as markup (a
+    meter's name `![x](http://...)` is no image)."""
+    return _MARKDOWN.sub(r"\\\1", text)
 
 
 def _listed(lines: list[str]) -> str:

@@ -14,6 +14,7 @@ from .addon_import import (
     ImportPlan,
     allowed_root,
     async_read,
+    async_release,
     async_summary,
     default_root,
     plan_import,
@@ -52,7 +53,7 @@ class ImportSetupSteps(ConfigFlow):
         if user_input is not None:
             path = str(user_input[CONF_SETUP_PATH]).strip().rstrip("/") or "/"
             command = str(user_input[CONF_COMMAND])
-            if not allowed_root(self.hass, path):
+            if not await self.hass.async_add_executor_job(allowed_root, self.hass, path):
                 errors[CONF_SETUP_PATH] = "path_not_allowed"
             else:
                 try:
@@ -63,6 +64,9 @@ class ImportSetupSteps(ConfigFlow):
             if not errors:
                 await probe_command(command, errors)
             if not errors:
+                if setup.device is not None:
+                    # A radio a receiver already has: said now, not after the summary.
+                    self._async_abort_entries_match({CONF_DEVICE: setup.device.device})
                 catalog = await async_get_catalog(self.hass, command)
                 self._import = plan_import(self.hass, setup, catalog)
                 self._import_command = command
@@ -101,7 +105,8 @@ class ImportSetupSteps(ConfigFlow):
             if not errors:
                 await self.async_set_unique_id(device.device)
                 self._abort_if_unique_id_configured()
-                # Taken over when the receiver is first set up (just after this).
+                await async_release(self.hass, plan)
+                # Registered when the receiver is first set up (just after this).
                 self.hass.data.setdefault(TAKEOVERS, {})[device.device] = plan.takeovers
                 return self.async_create_entry(
                     title=f"wmbusmeters {os.path.basename(device.device)}",

@@ -62,7 +62,8 @@ def test_the_addons_tree(tmp_path: Path) -> None:
         ("wmbusmeters.d/meter-0002", "Heat", "kamheat", "80363608", ""),
     ]
     assert Skipped("wmbusmeters.conf:shell", "shell") in setup.skipped
-    assert Skipped("wmbusmeters.conf:donotprobe", "managed") in setup.skipped
+    assert Skipped("wmbusmeters.conf:donotprobe", "donotprobe") in setup.skipped
+    assert Skipped("wmbusmeters.conf:format", "managed") in setup.skipped
     # A key is never shown (the summary lists whether a meter has one).
     assert KEY not in repr(setup)
 

@@ -18,8 +18,10 @@ ever taken; what is not taken is said, never dropped without a word.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 import re
+import stat
 from typing import Final
 
 from .config import (
@@ -119,7 +121,6 @@ class ImportedMeter:
     driver: str
     meter_id: str
     key: str = field(repr=False)
-    poll_interval: int | None = None
 
 
 @dataclass(slots=True)
@@ -130,6 +131,17 @@ class ImportedSetup:
     device: ImportedDevice | None = None
     meters: list[ImportedMeter] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+
+
+_SHOWN_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_SHOWN_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _shown(key: str) -> str:
+    """A key as a summary may show it: wmbusmeters' own keys are words; anything else (a
+    file that is no wmbusmeters configuration: `db_url: postgresql://u:pw@...`) is not
+    shown."""
+    return key if _SHOWN_KEY.fullmatch(key) else "…"
 
 
 def key_values(data: bytes, file: str) -> tuple[list[tuple[str, str]], list[Skipped]]:
@@ -162,6 +174,21 @@ def key_values(data: bytes, file: str) -> tuple[list[tuple[str, str]], list[Skip
             raise SetupFileError("not_text", file)
         pairs.append((key, value))
     return pairs, skipped
+
+
+def dropped_device_parts(value: str) -> list[str]:
+    """What of a `device=` value the receiver form does not take (said in the summary): a
+    dongle's id (`im871a[00102759]`), a frequency (`868.3M`), a bus speed."""
+    parts = value.partition("=")[2] if "=" in value else value
+    dropped = []
+    for part in parts.split(":"):
+        if "[" in part:
+            dropped.append("device_id")
+        elif _FREQUENCY.fullmatch(part):
+            dropped.append("frequency")
+        elif _BPS.fullmatch(part):
+            dropped.append("bus_speed")
+    return dropped
 
 
 def parse_device(value: str) -> ImportedDevice:
@@ -209,16 +236,16 @@ def read_meter(
     skipped: list[Skipped] = []
     for key, value in pairs:
         if key in SHELL_KEYS:
-            skipped.append(Skipped(f"{file}:{key}", "shell"))
+            skipped.append(Skipped(f"{file}:{_shown(key)}", "shell"))
         elif key.startswith("calculate_"):
-            skipped.append(Skipped(f"{file}:{key}", "calculated_field"))
+            skipped.append(Skipped(f"{file}:{_shown(key)}", "calculated_field"))
         elif key.startswith(("json_", "field_")):
-            skipped.append(Skipped(f"{file}:{key}", "constant_field"))
+            skipped.append(Skipped(f"{file}:{_shown(key)}", "constant_field"))
         elif key in ("name", "driver", "type", "id", "key", "pollinterval"):
             values["driver" if key == "type" else key] = value
         else:
             # selectedfields, identitymode, bus, and what a newer wmbusmeters adds
-            skipped.append(Skipped(f"{file}:{key}", "not_taken"))
+            skipped.append(Skipped(f"{file}:{_shown(key)}", "not_taken"))
     name = values.get("name", "")
     if not name or len(name) > MAX_NAME or ":" in name or not name.isprintable():
         return None, [*skipped, Skipped(file, "invalid_name")]
@@ -231,27 +258,18 @@ def read_meter(
         key = normalize_key(values.get("key", ""))
     except WmbusConfigError as err:
         return None, [*skipped, Skipped(file, err.translation_key)]
-    poll = values.get("pollinterval")
-    poll_interval = _seconds(poll) if poll else None
-    if poll and poll_interval is None:
-        skipped.append(Skipped(f"{file}:pollinterval", "not_taken"))
-    return ImportedMeter(file, name, driver, meter_id, key, poll_interval), skipped
-
-
-def _seconds(value: str) -> int | None:
-    """wmbusmeters' time (`60`, `60s`, `5m`, `1h`, `1d`) in seconds, or None."""
-    match = re.fullmatch(r"(\d{1,6})([smhd]?)", value)
-    if match is None:
-        return None
-    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    if "pollinterval" in values:
+        skipped.append(Skipped(f"{file}:pollinterval", "not_taken"))  # wired meters only
+    return ImportedMeter(file, name, driver, meter_id, key), skipped
 
 
 def setup_dirs(root: Path) -> tuple[Path, Path] | None:
     """Where a setup's files are under `root`: the add-on's data path (`etc/` in it) or a
     source install's `/etc`; None if neither is there (blocking: stat)."""
     for etc in (root / "etc", root):
-        if (etc / CONF_NAME).is_file():
-            return etc / CONF_NAME, etc / METERS_DIR
+        conf = etc / CONF_NAME
+        if not etc.is_symlink() and not conf.is_symlink() and conf.is_file():
+            return conf, etc / METERS_DIR
     return None
 
 
@@ -264,26 +282,12 @@ def read_setup(root: Path) -> ImportedSetup:
     conf, meters_dir = found
     setup = ImportedSetup(root)
     pairs, setup.skipped = key_values(_read(conf), CONF_NAME)
-    for key, value in pairs:
-        if key != "device":
-            reason = "shell" if key in SHELL_KEYS else "managed"
-            if key not in MANAGED_CONF and key not in SHELL_KEYS:
-                reason = "not_taken"
-            setup.skipped.append(Skipped(f"{CONF_NAME}:{key}", reason))
-        elif setup.device is not None:
-            setup.skipped.append(Skipped(f"{CONF_NAME}:device", "second_device"))
-        else:
-            try:
-                setup.device = parse_device(value)
-            except WmbusConfigError:
-                setup.skipped.append(Skipped(f"{CONF_NAME}:device", "unknown_device"))
-    files = sorted(meters_dir.iterdir()) if meters_dir.is_dir() else []
-    if len(files) > MAX_METERS:
-        raise SetupFileError("too_many_meters", METERS_DIR)
+    _read_conf(setup, pairs)
     seen: set[str] = set()
-    for path in files:
+    for path in _meter_files(meters_dir):
         name = f"{METERS_DIR}/{path.name}"
-        if not path.is_file() or path.name.startswith("."):
+        if not _SHOWN_FILE.fullmatch(path.name):
+            setup.skipped.append(Skipped(f"{METERS_DIR}/…", "not_taken"))
             continue
         pairs, lines = key_values(_read(path, name), name)
         meter, skipped = read_meter(pairs, name)
@@ -296,9 +300,56 @@ def read_setup(root: Path) -> ImportedSetup:
     return setup
 
 
+def _read_conf(setup: ImportedSetup, pairs: list[tuple[str, str]]) -> None:
+    """wmbusmeters.conf: its first radio; every other line not taken, with why."""
+    for key, value in pairs:
+        if key != "device":
+            reason = "shell" if key in SHELL_KEYS else "managed"
+            if key == "donotprobe":
+                reason = "donotprobe"
+            elif key not in MANAGED_CONF and key not in SHELL_KEYS:
+                reason = "not_taken"
+            setup.skipped.append(Skipped(f"{CONF_NAME}:{_shown(key)}", reason))
+        elif setup.device is not None:
+            setup.skipped.append(Skipped(f"{CONF_NAME}:device", "second_device"))
+        else:
+            try:
+                setup.device = parse_device(value)
+            except WmbusConfigError:
+                setup.skipped.append(Skipped(f"{CONF_NAME}:device", "unknown_device"))
+            else:
+                setup.skipped.extend(
+                    Skipped(f"{CONF_NAME}:device", part) for part in dropped_device_parts(value)
+                )
+
+
+def _meter_files(meters_dir: Path) -> list[Path]:
+    """The meter files (regular files, not hidden), at most MAX_METERS of them, by name;
+    none if the directory is not there. Listed without following links out of it."""
+    if meters_dir.is_symlink() or not meters_dir.is_dir():
+        return []
+    files: list[Path] = []
+    with os.scandir(meters_dir) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            if len(files) == MAX_METERS:
+                raise SetupFileError("too_many_meters", METERS_DIR)
+            files.append(Path(entry.path))
+    return sorted(files)
+
+
 def _read(path: Path, name: str = CONF_NAME) -> bytes:
+    """A configuration file's bytes (at most one more than MAX_FILE): a regular file only,
+    not through a link (a setup's files are its own), never waiting on a pipe or device."""
     try:
-        with path.open("rb") as file:
-            return file.read(MAX_FILE + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as err:
         raise SetupFileError("unreadable", name) from err
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SetupFileError("unreadable", name)
+        try:
+            return file.read(MAX_FILE + 1)
+        except OSError as err:
+            raise SetupFileError("unreadable", name) from err
