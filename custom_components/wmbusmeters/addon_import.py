@@ -20,11 +20,12 @@ import re
 from types import MappingProxyType
 from typing import Any, Final
 
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.const import Platform
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import (
     device_registry as dr,
+    entity_platform,
     entity_registry as er,
     restore_state,
 )
@@ -56,7 +57,7 @@ MAX_LISTED: Final = 30
 #: `<prefix>/<component>/wmbusmeters/<id>_<field>/config` (its mqtt_discovery.sh).
 ADDON_PLATFORM: Final = "mqtt"
 #: Seconds the add-on's entity has to leave Home Assistant once its registry entry is removed.
-RELEASE_TIMEOUT: Final = 10
+RELEASE_TIMEOUT: Final = 15  # (MQTT waits 10 s for the broker's acknowledgement)
 #: Entities to take over when the receiver an import created is first set up, by the
 #: receiver's unique id (its device).
 TAKEOVERS: HassKey[dict[str, list[Takeover]]] = HassKey(f"{DOMAIN}_takeovers")
@@ -82,17 +83,20 @@ def default_root(hass: HomeAssistant) -> str:
     return addon if os.path.isdir(addon) else ETC
 
 
-def allowed_root(hass: HomeAssistant, path: str) -> bool:
-    """Whether Home Assistant may read a setup from this directory: in its configuration
-    directory or one its configuration allows (where the path really leads), or /etc
-    (blocking: resolves links)."""
+def allowed_root(hass: HomeAssistant, path: str) -> str | None:
+    """Where a setup in this directory really is, if Home Assistant may read it there: in
+    its configuration directory or one its configuration allows, or /etc; None if not
+    (blocking: resolves links). The setup is read from the resolved path, not through the
+    links again."""
     if not os.path.isabs(path) or {".", ".."} & set(path.split("/")):
-        return False
+        return None
     if path == ETC:
-        return True
+        return ETC
     real = os.path.realpath(path)
     config = os.path.realpath(hass.config.config_dir)
-    return os.path.commonpath([real, config]) == config or hass.config.is_allowed_path(real)
+    if os.path.commonpath([real, config]) == config or hass.config.is_allowed_path(real):
+        return real
+    return None
 
 
 async def async_read(hass: HomeAssistant, path: str) -> ImportedSetup:
@@ -174,17 +178,34 @@ def _plan_takeovers(hass: HomeAssistant, plan: ImportPlan) -> None:
         plan.takeovers.append(Takeover(meter.meter_id, name, entry.entity_id, kind))
 
 
+def release_problem(hass: HomeAssistant, plan: ImportPlan) -> str | None:
+    """Why the add-on's entities cannot leave cleanly now (a translation key), or None.
+    With MQTT set up, it must be running and connected: an entity leaving clears its retained
+    discovery topic then; otherwise the topic would bring it back, and a retained reading
+    could be written over the sensor that takes its id."""
+    if not plan.takeovers:
+        return None
+    entries = hass.config_entries.async_entries(ADDON_PLATFORM)
+    if not entries:
+        return None  # no MQTT at all: nothing can bring them back
+    if any(entry.state is not ConfigEntryState.LOADED for entry in entries):
+        return "mqtt_not_ready"
+    from homeassistant.components.mqtt import is_connected  # noqa: PLC0415 (MQTT runs)
+
+    return None if is_connected(hass) else "mqtt_not_ready"
+
+
 async def async_release(hass: HomeAssistant, plan: ImportPlan) -> None:
-    """Confirmed: the add-on's entities to take over leave Home Assistant now (before the
-    receiver is created, so that nothing of theirs can touch this integration's sensors that
-    take their ids): what the user set on each is kept for them, each leaves the entity
-    registry (MQTT, when connected, clears its discovery topic then: it cannot come back),
-    and its last saved value is forgotten (it is the add-on's, perhaps weeks old: the sensor
-    shows the meter's next reading instead)."""
+    """Confirmed (release_problem said none): the add-on's entities to take over leave Home
+    Assistant now, before the receiver is created, so that nothing of theirs can touch the
+    sensors that take their ids. What the user set on each is kept for them; each leaves the
+    entity registry (MQTT clears its discovery topic then: it cannot come back), its removal
+    is awaited (forced past RELEASE_TIMEOUT), and its last saved value is forgotten (it is the
+    add-on's, perhaps weeks old: the sensor shows the meter's next reading instead)."""
     registry = er.async_get(hass)
     devices = dr.async_get(hass)
-    restore = restore_state.async_get(hass)
     kept: list[Takeover] = []
+    leaving: dict[str, asyncio.Future[None]] = {}
     for takeover in plan.takeovers:
         old = registry.async_get(takeover.entity_id)
         if old is None or old.platform != ADDON_PLATFORM:
@@ -195,25 +216,39 @@ async def async_release(hass: HomeAssistant, plan: ImportPlan) -> None:
             "icon": old.icon,
             "area_id": old.area_id or (device.area_id if device else None),
             "labels": set(old.labels),
-            "aliases": set(old.aliases),
+            # (a set before 2026.10, an ordered list since: kept as it is)
+            "aliases": old.aliases.copy(),
             "hidden_by": old.hidden_by,
             "disabled_by": old.disabled_by
             if old.disabled_by is er.RegistryEntryDisabler.USER
             else None,
         }
-        loaded = old.entity_id in entity_sources(hass)
-        removed = _async_state_removed(hass, old.entity_id) if loaded else None
+        if old.entity_id in entity_sources(hass):
+            leaving[old.entity_id] = _async_state_removed(hass, old.entity_id)
         registry.async_remove(old.entity_id)
-        if removed is not None:
-            try:
-                async with asyncio.timeout(RELEASE_TIMEOUT):
-                    await removed
-            except TimeoutError:
-                _LOGGER.warning("%s: the add-on's entity did not leave in time", old.entity_id)
-        hass.states.async_remove(old.entity_id)  # (a state without an entity: none left)
-        restore.last_states.pop(old.entity_id, None)
         kept.append(replace(takeover, settings=settings))
+    if leaving:
+        _done, late = await asyncio.wait(leaving.values(), timeout=RELEASE_TIMEOUT)
+        for entity_id, future in leaving.items():
+            if future in late:
+                future.cancel()
+                await _async_force_remove(hass, entity_id)
+    restore = restore_state.async_get(hass)
+    for takeover in kept:
+        hass.states.async_remove(takeover.entity_id)  # (a state without an entity: none left)
+        restore.last_states.pop(takeover.entity_id, None)
+    if kept:
+        await restore.async_dump_states()  # (the old values must not come back after a crash)
     plan.takeovers = kept
+
+
+async def _async_force_remove(hass: HomeAssistant, entity_id: str) -> None:
+    """An MQTT entity that did not leave in time (its broker slow to acknowledge the cleared
+    discovery topic): removed from its platform now."""
+    _LOGGER.warning("%s: the add-on's entity did not leave in time; removing it", entity_id)
+    for platform in entity_platform.async_get_platforms(hass, ADDON_PLATFORM):
+        if (entity := platform.entities.get(entity_id)) is not None:
+            await entity.async_remove(force_remove=True)
 
 
 def _async_state_removed(hass: HomeAssistant, entity_id: str) -> asyncio.Future[None]:
@@ -243,7 +278,8 @@ def async_take_over(hass: HomeAssistant, entry: ConfigEntry) -> None:
     for takeover in takeovers:
         subentry_id = subentries.get(takeover.meter_id)
         if subentry_id is None or registry.async_get(takeover.entity_id) is not None:
-            continue  # its meter removed meanwhile, or the id taken since
+            _LOGGER.warning("%s: not taken over (its meter or its id is gone)", takeover.entity_id)
+            continue
         kind = takeover.kind
         new = registry.async_get_or_create(
             Platform.SENSOR,
@@ -257,7 +293,8 @@ def async_take_over(hass: HomeAssistant, entry: ConfigEntry) -> None:
             capabilities={"state_class": kind.state_class} if kind.state_class else None,
         )
         if new.entity_id != takeover.entity_id:
-            continue  # (the id is free: checked above)
+            # Registered before (this meter tried out earlier): its old id comes back first.
+            new = registry.async_update_entity(new.entity_id, new_entity_id=takeover.entity_id)
         registry.async_update_entity(new.entity_id, **takeover.settings)
         _LOGGER.info("%s: taken over from the wmbusmeters add-on", new.entity_id)
 

@@ -18,6 +18,7 @@ from .addon_import import (
     async_summary,
     default_root,
     plan_import,
+    release_problem,
 )
 from .const import (
     CONF_COMMAND,
@@ -53,11 +54,12 @@ class ImportSetupSteps(ConfigFlow):
         if user_input is not None:
             path = str(user_input[CONF_SETUP_PATH]).strip().rstrip("/") or "/"
             command = str(user_input[CONF_COMMAND])
-            if not await self.hass.async_add_executor_job(allowed_root, self.hass, path):
+            real = await self.hass.async_add_executor_job(allowed_root, self.hass, path)
+            if real is None:
                 errors[CONF_SETUP_PATH] = "path_not_allowed"
             else:
                 try:
-                    setup = await async_read(self.hass, path)
+                    setup = await async_read(self.hass, real)
                 except SetupFileError as err:
                     errors[CONF_SETUP_PATH] = f"setup_{err.translation_key}"
                     placeholders["file"] = err.file
@@ -102,6 +104,8 @@ class ImportSetupSteps(ConfigFlow):
             found = await validate_receiver(self, data)
             # (keyed by the radio form's fields, which this step has not: shown as the step's)
             errors = {"base": next(iter(found.values()))} if found else {}
+            if not errors and (problem := release_problem(self.hass, plan)) is not None:
+                errors["base"] = problem
             if not errors:
                 await self.async_set_unique_id(device.device)
                 self._abort_if_unique_id_configured()
