@@ -4,8 +4,8 @@ user confirms (the files themselves are read by wmbus/setup_files.py; issue 27).
 
 Only directories Home Assistant may read are read: its configuration directory (the add-on
 keeps its files in `<config>/wmbusmeters`), the directories allowed in its configuration
-(`allowlist_external_dirs`), and `/etc` (a source install's `wmbusmeters.conf`; nothing else
-of it is opened).
+(`allowlist_external_dirs`), and `/etc` (a source install's `wmbusmeters.conf` and
+`wmbusmeters.d/`; nothing else of it is opened), each as its path really leads.
 """
 
 from __future__ import annotations
