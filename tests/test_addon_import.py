@@ -52,6 +52,16 @@ async def import_flow(hass: HomeAssistant, path: Path | str, command: str) -> di
     )
 
 
+async def read_addon(
+    hass: HomeAssistant, tmp_path: Path, command: str, device: str, meters: dict[str, str]
+) -> dict[str, Any]:
+    """The add-on's tree in a directory Home Assistant may read, read by the import step:
+    its summary."""
+    root = addon_tree(tmp_path / "addon", device, meters)
+    hass.config.allowlist_external_dirs.add(str(tmp_path))
+    return await import_flow(hass, root, command)
+
+
 async def test_the_addons_setup_becomes_a_receiver_with_its_meters(
     hass: HomeAssistant,
     wmbusmeters: str,
@@ -63,8 +73,10 @@ async def test_the_addons_setup_becomes_a_receiver_with_its_meters(
     """The summary lists the radio, each meter (with key, never the key itself) and what
     is not taken (the MQTT publisher: a program); confirmed, the receiver holds the meters
     and the imported key decodes the encrypted meter."""
-    root = addon_tree(
-        tmp_path / "addon",
+    summary = await read_addon(
+        hass,
+        tmp_path,
+        wmbusmeters,
         radio,
         {
             "meter-0001": f"name=MainWater\nid=76348799\nkey={KEY}\ndriver=auto\n",
@@ -72,8 +84,6 @@ async def test_the_addons_setup_becomes_a_receiver_with_its_meters(
             "meter-0003": "name=Odd\nid=22222222\ndriver=nosuchdriver\n",
         },
     )
-    hass.config.allowlist_external_dirs.add(str(tmp_path))
-    summary = await import_flow(hass, root, wmbusmeters)
     assert summary["type"] is FlowResultType.FORM
     assert summary["step_id"] == "import_summary"
     text = summary["description_placeholders"]
@@ -118,11 +128,9 @@ async def test_a_meter_another_receiver_has_is_not_taken(
 ) -> None:
     other = receiver_entry(wmbusmeters, quiet, [meter("Tap", "multical21", "76348799")])
     await setup_receiver(hass, other)
-    root = addon_tree(
-        tmp_path / "addon", radio, {"meter-0001": "name=Tap\nid=76348799\ndriver=auto\n"}
+    summary = await read_addon(
+        hass, tmp_path, wmbusmeters, radio, {"meter-0001": "name=Tap\nid=76348799\ndriver=auto\n"}
     )
-    hass.config.allowlist_external_dirs.add(str(tmp_path))
-    summary = await import_flow(hass, root, wmbusmeters)
     assert summary["description_placeholders"]["meters"] == "-"
     assert (
         "another receiver already has this meter" in summary["description_placeholders"]["skipped"]
@@ -183,13 +191,13 @@ async def test_a_radio_that_is_not_there_creates_nothing(
 ) -> None:
     """The add-on's dongle is not on this machine (or another program holds it): confirming
     says so, as the radio form does, and nothing is created."""
-    root = addon_tree(
-        tmp_path / "addon",
+    summary = await read_addon(
+        hass,
+        tmp_path,
+        wmbusmeters,
         "/dev/serial/by-id/usb-not-here:im871a:c1,t1",
         {"meter-0001": "name=Tap\nid=76348799\ndriver=auto\n"},
     )
-    hass.config.allowlist_external_dirs.add(str(tmp_path))
-    summary = await import_flow(hass, root, wmbusmeters)
     assert summary["description_placeholders"]["receiver"] == (
         "/dev/serial/by-id/usb-not-here im871a c1,t1"
     )

@@ -24,7 +24,7 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 from custom_components.wmbusmeters.const import DOMAIN
 
 from .conftest import RunUntilPlayed
-from .test_addon_import import KEY, addon_tree, import_flow
+from .test_addon_import import KEY, read_addon
 
 DEVICE = {
     "identifiers": ["wmbusmeters_76348799"],
@@ -73,11 +73,13 @@ async def test_not_while_mqtt_is_disconnected(
     taken (it would come back, and its retained reading would land on the new sensor). The
     step says so, and nothing is removed or created."""
     total = await discover(hass)
-    root = addon_tree(
-        tmp_path / "addon", radio, {"meter-0001": "name=MainWater\nid=76348799\ndriver=auto\n"}
+    summary = await read_addon(
+        hass,
+        tmp_path,
+        wmbusmeters,
+        radio,
+        {"meter-0001": "name=MainWater\nid=76348799\ndriver=auto\n"},
     )
-    hass.config.allowlist_external_dirs.add(str(tmp_path))
-    summary = await import_flow(hass, root, wmbusmeters)
     with patch("homeassistant.components.mqtt.is_connected", return_value=False):
         result = await hass.config_entries.flow.async_configure(summary["flow_id"], {})
     assert result["errors"] == {"base": "mqtt_not_ready"}
@@ -99,13 +101,13 @@ async def test_a_live_mqtt_entity_is_taken_over(
     # What the user set on it comes along.
     registry.async_update_entity(total, name="Water, main", icon="mdi:water")
 
-    root = addon_tree(
-        tmp_path / "addon",
+    summary = await read_addon(
+        hass,
+        tmp_path,
+        wmbusmeters,
         radio,
         {"meter-0001": f"name=MainWater\nid=76348799\nkey={KEY}\ndriver=multical21\n"},
     )
-    hass.config.allowlist_external_dirs.add(str(tmp_path))
-    summary = await import_flow(hass, root, wmbusmeters)
     assert total in summary["description_placeholders"]["takeovers"]
     mqtt_mock.async_publish.reset_mock()
     result = await hass.config_entries.flow.async_configure(summary["flow_id"], {})

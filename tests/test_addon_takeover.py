@@ -19,7 +19,7 @@ import pytest
 from custom_components.wmbusmeters.const import DOMAIN
 
 from .conftest import RunUntilPlayed
-from .test_addon_import import KEY, addon_tree, import_flow
+from .test_addon_import import KEY, read_addon
 from .test_history import compile_until, hourly
 
 
@@ -85,13 +85,13 @@ async def test_the_addons_entities_are_taken_over_with_their_statistics(
     before = await hourly(hass, total)
     assert before[-1]["sum"] == pytest.approx(0.2)
 
-    root = addon_tree(
-        tmp_path / "addon",
+    summary = await read_addon(
+        hass,
+        tmp_path,
+        wmbusmeters,
         radio,
         {"meter-0001": f"name=MainWater\nid=76348799\nkey={KEY}\ndriver=multical21\n"},
     )
-    hass.config.allowlist_external_dirs.add(str(tmp_path))
-    summary = await import_flow(hass, root, wmbusmeters)
     text = summary["description_placeholders"]
     assert text["takeovers"] == (
         "- sensor.mainwater_total (total\\_m3)\n"

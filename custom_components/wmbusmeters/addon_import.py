@@ -126,17 +126,13 @@ def plan_import(hass: HomeAssistant, setup: ImportedSetup, catalog: DriverCatalo
     plan = ImportPlan(setup, skipped=list(setup.skipped))
     if setup.device is not None and setup.device.device_type == MBUS:
         plan.skipped.append(Skipped("wmbusmeters.conf:device", "wired_bus"))
+    listed = catalog.drivers
     for found in setup.meters:
-        meter = found
-        if (
-            meter.driver != "auto"
-            and catalog.drivers
-            and meter.driver not in catalog.drivers
-            and (renamed := renamed_driver(meter.driver, catalog.drivers)) is not None
-        ):
-            # A setup of an older wmbusmeters (multical21, which 3.0 calls kamwater).
-            meter = replace(found, driver=renamed)
-        if meter.driver != "auto" and catalog.drivers and meter.driver not in catalog.drivers:
+        # A setup of an older wmbusmeters: its name for the driver (multical21) as the
+        # running one calls it (kamwater).
+        renamed = renamed_driver(found.driver, listed) if listed else None
+        meter = replace(found, driver=renamed) if renamed else found
+        if listed and meter.driver != "auto" and meter.driver not in listed:
             plan.skipped.append(Skipped(meter.file, "driver_not_listed"))
         elif meter_owner(hass, meter.meter_id) is not None:
             plan.skipped.append(Skipped(meter.file, "meter_configured"))

@@ -51,6 +51,7 @@ from .wmbus import (
 )
 from .wmbus.config import (
     DONGLE_TYPES,
+    MAX_NAME,
     MBUS,
     MBUS_BAUD_RATES,
     MBUS_PRIMARY_RANGE,
@@ -75,8 +76,6 @@ from .wmbus.probe import LinkModesRefusedError, check_command, detect_dongle
 
 #: The form is shown at once: a program slower than this to say its version shows "-".
 PROGRAM_PROBE_TIMEOUT = 3.0
-#: Longer names make entity ids nobody can read (and a 5,000-character one was accepted).
-MAX_NAME = 64
 MAX_ALLOWED_SOURCES = 32
 
 

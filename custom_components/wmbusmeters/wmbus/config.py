@@ -42,6 +42,9 @@ MBUS_ALIAS = "MBUS"
 MBUS_PRIMARY_RANGE = (0, 250)
 #: Seconds between polls of a wired meter (a bus at 2400 bps answers in well under a second).
 POLL_INTERVAL_RANGE = (2, 86400)
+#: The longest meter name (the forms, an imported setup): longer names make entity ids nobody
+#: can read (and a 5,000-character one was accepted).
+MAX_NAME = 64
 #: The types a serial device path is stored with.
 DEVICE_TYPES = (*DONGLE_TYPES, RAWTTY, MBUS)
 

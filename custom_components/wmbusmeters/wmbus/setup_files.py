@@ -28,6 +28,7 @@ from .config import (
     DEVICE_KEYWORDS,
     DEVICE_TYPES,
     LINK_MODES,
+    MAX_NAME,
     MBUS,
     STDIN_DEVICE,
     WmbusConfigError,
@@ -47,8 +48,6 @@ MAX_LINE: Final = 4096
 MAX_METERS: Final = 500
 CONF_NAME: Final = "wmbusmeters.conf"
 METERS_DIR: Final = "wmbusmeters.d"
-#: A meter's name as wmbusmeters takes it (no `:`), as long as the forms allow.
-MAX_NAME: Final = 64
 
 #: Meter keys that run a program: never taken (their values reach a shell).
 SHELL_KEYS: Final = frozenset({"shell", "metershell", "alarmshell"})
