@@ -200,6 +200,19 @@ async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
     await hass.config_entries.async_unload(entry.entry_id)
 
 
+def print_decode_ratio(rate: float, what: str) -> None:
+    """The rate against real wmbusmeters 3.0.0's decode rate of the same telegrams from a
+    file, taken earlier in the same run (bench_runner.py)."""
+    decode_rates: dict[str, float] = {}
+    if (path := os.environ.get("BENCH_DECODE_RATE_FILE")) and Path(path).exists():
+        decode_rates = json.loads(Path(path).read_text())
+    if decode_rates.get("3.0.0"):
+        print(
+            f"  / real wmbusmeters 3.0.0 decode rate from a file (same run) = "
+            f"{rate / decode_rates['3.0.0']:.2f} (goal >= 1: {what} is not the bottleneck)"
+        )
+
+
 async def test_network_listener(hass: HomeAssistant, tmp_path: Path, socket_enabled: None) -> None:
     """Telegrams/s from a TCP client through the network listener, the real wmbusmeters 3.0.0
     (stdin:hex) and into Home Assistant's meter, beside wmbusmeters' decode rate of the same
@@ -266,11 +279,82 @@ async def test_network_listener(hass: HomeAssistant, tmp_path: Path, socket_enab
         f"{received} of {total} telegrams in {elapsed:.2f} s = {rate:,.0f} telegrams/s "
         f"(undelivered while the pipe was full: {stats['undelivered']})"
     )
-    decode_rates: dict[str, float] = {}
-    if (path := os.environ.get("BENCH_DECODE_RATE_FILE")) and Path(path).exists():
-        decode_rates = json.loads(Path(path).read_text())
-    if decode_rates.get("3.0.0"):
-        print(
-            f"  / real wmbusmeters 3.0.0 decode rate from a file (same run) = "
-            f"{rate / decode_rates['3.0.0']:.2f} (goal >= 1: the listener is not the bottleneck)"
+    print_decode_ratio(rate, "the listener")
+
+
+async def test_mqtt_receiver(
+    hass: HomeAssistant, tmp_path: Path, socket_enabled: None, mock_hass_config: None
+) -> None:
+    """Frames/s published to a real broker (Debian's mosquitto), through Home Assistant's MQTT
+    integration and the MQTT receiver, into the real wmbusmeters 3.0.0 and Home Assistant's
+    meter, beside wmbusmeters' decode rate of the same telegrams from a file (issue 28: the
+    MQTT path is never the slower one). As for the network listener, the per-topic rate limit
+    is lifted, and duplicates are only those of the same microsecond (the benchmark repeats
+    a handful of frames; gateways never send one frame thousands of times a second)."""
+    from homeassistant.components import mqtt
+    from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+    from custom_components.wmbusmeters.wmbus import listener, mqtt_frames
+    from tests.common import until
+    from tests.mqtt_broker import Broker
+    from tests.test_mqtt import gate_totals, mqtt_receiver, start
+
+    asyncio.get_running_loop().set_debug(False)
+    logging.getLogger("homeassistant").setLevel(logging.WARNING)
+    logging.getLogger("paho").setLevel(logging.WARNING)
+    command = shutil.which("wmbusmeters-3.0.0")
+    assert command
+    source = Path(__file__).parent.parent / "tests" / "fixtures" / "wmbusmeters-2.0.0"
+    lines = (source / "c1_water_multical21.input.txt").read_text().splitlines()
+    hexes = list(
+        dict.fromkeys(
+            line.split("|")[1].replace("_", "") for line in lines if line.startswith("telegram=|")
         )
+    )
+    broker = Broker(tmp_path)
+    await hass.async_add_executor_job(broker.start)
+    try:
+        mqtt_entry = MockConfigEntry(
+            domain="mqtt", data={"broker": "127.0.0.1", "port": broker.port}, version=2
+        )
+        mqtt_entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(mqtt_entry.entry_id)
+        await until(hass, lambda: mqtt.is_connected(hass), "MQTT to connect")
+        total = 20_000
+        topic = "wmbus/raw"
+        duplicates = mqtt_frames.Duplicates
+        with (
+            patch.object(listener, "RATE", float("inf")),
+            patch.object(listener, "BURST", float("inf")),
+            patch.object(mqtt_frames, "Duplicates", lambda: duplicates(window=0.0)),
+        ):
+            entry = await start(hass, broker, mqtt_receiver(command))
+            runner = entry.runtime_data.supervisor.runner
+            payload = [(topic, hexes[n % len(hexes)], False) for n in range(total)]
+            rate = 0.0
+            for _ in range(2):  # best of 2, as the decode rate is taken
+                before = runner.counters.telegrams
+                start_time = time.perf_counter()
+                publishing = hass.async_add_executor_job(broker.publish, payload)
+                last, quiet_since = -1, time.perf_counter()
+                async with asyncio.timeout(180):
+                    while not publishing.done() or time.perf_counter() - quiet_since < 1.0:
+                        await asyncio.sleep(0.01)
+                        if runner.counters.telegrams != last:
+                            last, quiet_since = runner.counters.telegrams, time.perf_counter()
+                await publishing
+                received = runner.counters.telegrams - before
+                if (this := received / (quiet_since - start_time)) > rate:
+                    rate, best, elapsed = this, received, quiet_since - start_time
+            totals = gate_totals(entry)
+            await hass.config_entries.async_unload(entry.entry_id)
+        await hass.config_entries.async_unload(mqtt_entry.entry_id)
+    finally:
+        await hass.async_add_executor_job(broker.stop)
+    print(
+        f"\nMQTT (mosquitto -> HA's MQTT -> receiver, hex) -> wmbusmeters 3.0.0 -> Home Assistant"
+        f" (best of 2): {best} of {total} frames in {elapsed:.2f} s = {rate:,.0f} frames/s "
+        f"(all runs: {totals['accepted']} accepted, {totals['duplicate']} same-instant "
+        f"duplicates, {totals['undelivered']} undelivered while the pipe was full)"
+    )
+    print_decode_ratio(rate, "the MQTT path")

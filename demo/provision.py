@@ -83,18 +83,21 @@ def main(base: str, command: str, device: str, link_modes: str = "", device_type
     api.call("/api/onboarding/analytics", {})
     api.call("/api/onboarding/integration", {"client_id": client_id, "redirect_uri": client_id})
 
-    flow = api.call("/api/config/config_entries/flow", {"handler": "wmbusmeters"})
-    # The first step is a menu: a radio here, a network port or a wired M-Bus.
-    api.call(f"/api/config/config_entries/flow/{flow['flow_id']}", {"next_step_id": "radio"})
-    result = api.call(
-        f"/api/config/config_entries/flow/{flow['flow_id']}",
-        {
-            "command": command,
-            "device": device,
-            "link_modes": [m for m in link_modes.split(",") if m],
-            **({"device_type": device_type} if device_type else {}),
-        },
-    )
+    if device.startswith("mqtt:"):
+        result = mqtt_receiver(api, command, int(device.removeprefix("mqtt:")))
+    else:
+        flow = api.call("/api/config/config_entries/flow", {"handler": "wmbusmeters"})
+        # The first step is a menu: a radio here, a network port, MQTT or a wired M-Bus.
+        api.call(f"/api/config/config_entries/flow/{flow['flow_id']}", {"next_step_id": "radio"})
+        result = api.call(
+            f"/api/config/config_entries/flow/{flow['flow_id']}",
+            {
+                "command": command,
+                "device": device,
+                "link_modes": [m for m in link_modes.split(",") if m],
+                **({"device_type": device_type} if device_type else {}),
+            },
+        )
     if result.get("type") != "create_entry":
         sys.exit(f"the receiver flow did not create an entry: {result}")
     entry_id = result["result"]["entry_id"]
@@ -108,7 +111,54 @@ def main(base: str, command: str, device: str, link_modes: str = "", device_type
         )
         if result.get("type") != "create_entry":
             sys.exit(f"the meter flow for {name} did not create it: {result}")
-    print(f"demo ready: {len(METERS)} meters on a simulated radio", flush=True)
+    where = "MQTT gateways" if device.startswith("mqtt:") else "a simulated radio"
+    print(f"demo ready: {len(METERS)} meters on {where}", flush=True)
+
+
+def _form_default(field: dict[str, Any]) -> tuple[str, Any] | None:
+    if "default" in field:
+        return field["name"], field["default"]
+    if not field.get("required"):
+        return None
+    selector = field.get("selector", {})
+    if "boolean" in selector:
+        return field["name"], False
+    if options := selector.get("select", {}).get("options"):
+        first = options[0]
+        return field["name"], first["value"] if isinstance(first, dict) else first
+    return None
+
+
+def mqtt_receiver(api: Api, command: str, port: int) -> Any:
+    """Home Assistant's MQTT integration on the local broker, then an MQTT receiver of the
+    demo gateways' JSON frames (demo/gateway.py), both through their own config flows."""
+    flow = api.call("/api/config/config_entries/flow", {"handler": "mqtt"})
+    if flow.get("step_id") != "broker":
+        sys.exit(f"the MQTT flow did not ask for its broker: {flow}")
+    # The form as this Home Assistant version draws it, as the frontend fills it in: its
+    # defaults, a required switch off, a required choice its first option (2026.11 added a
+    # required section of further settings).
+    answer: dict[str, Any] = {"broker": "127.0.0.1", "port": port}
+    for field in flow.get("data_schema", []):
+        if field["name"] not in answer:
+            if field.get("type") == "expandable":
+                answer[field["name"]] = dict(filter(None, map(_form_default, field["schema"])))
+            elif default := _form_default(field):
+                answer[default[0]] = default[1]
+    result = api.call(f"/api/config/config_entries/flow/{flow['flow_id']}", answer)
+    if result.get("type") != "create_entry":
+        sys.exit(f"the MQTT flow did not create an entry: {result}")
+    flow = api.call("/api/config/config_entries/flow", {"handler": "wmbusmeters"})
+    api.call(f"/api/config/config_entries/flow/{flow['flow_id']}", {"next_step_id": "mqtt_raw"})
+    return api.call(
+        f"/api/config/config_entries/flow/{flow['flow_id']}",
+        {
+            "command": command,
+            "mqtt_topic": "wmbus/+/raw",
+            "payload_format": "json",
+            "frame_field": "data",
+        },
+    )
 
 
 def login(api: Api) -> None:

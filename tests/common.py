@@ -87,7 +87,7 @@ async def start_receiver_flow(hass: HomeAssistant, kind: str = "radio") -> dict[
     """The add-receiver flow at the form of one kind (the menu's radio, network or mbus)."""
     menu = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert menu["type"] is FlowResultType.MENU
-    assert menu["menu_options"] == ["radio", "network", "mbus", "import_setup"]
+    assert menu["menu_options"] == ["radio", "network", "mqtt_raw", "mbus", "import_setup"]
     return await hass.config_entries.flow.async_configure(  # type: ignore[return-value]
         menu["flow_id"], {"next_step_id": kind}
     )

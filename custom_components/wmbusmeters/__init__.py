@@ -22,6 +22,7 @@ from .const import (
     CONF_DEVICE,
     CONF_DEVICE_TYPE,
     CONF_LISTEN_PORT,
+    CONF_MQTT_TOPIC,
     CONFIG_SUBDIR,
     DOMAIN,
 )
@@ -55,6 +56,8 @@ PLATFORMS: list[Platform] = [
 
 def receiver_model(data: Mapping[str, Any]) -> str:
     """What the receiver device is called in the device registry."""
+    if CONF_MQTT_TOPIC in data:
+        return "MQTT receiver"
     if data[CONF_DEVICE] == STDIN_DEVICE:
         return "Network receiver"
     if data.get(CONF_DEVICE_TYPE) == MBUS:

@@ -56,6 +56,9 @@ class Availability:
         self.device_missing = False
         #: The process is stopped (SIGSTOP): it hears nothing.
         self.process_stopped = False
+        #: An MQTT receiver's broker is not connected: no frame can come (its meters keep their
+        #: last readings, as a radio's do between telegrams; MQTT reports the broker itself).
+        self.link_down = False
         #: Meters gone silent, or whose polls went unanswered.
         self.lost: set[str] = set()
 
@@ -66,6 +69,7 @@ class Availability:
             self.runner_state is RunnerState.RUNNING
             and not self.device_missing
             and not self.process_stopped
+            and not self.link_down
         )
 
     def meter_available(self, meter_id: str) -> bool:
@@ -100,6 +104,13 @@ class Availability:
         """The minute check found the process stopped, or running again."""
         if stopped != self.process_stopped:
             self.process_stopped = stopped
+            self.receiver_changed()
+
+    @callback
+    def set_link_down(self, down: bool) -> None:
+        """An MQTT receiver's broker connection went away, or is back."""
+        if down != self.link_down:
+            self.link_down = down
             self.receiver_changed()
 
     @callback

@@ -29,6 +29,7 @@ from .const import (
     CONF_LISTEN_PORT,
     CONF_LISTEN_PROTOCOL,
     CONF_METER_ID,
+    CONF_MQTT_TOPIC,
     CONF_NAME,
     CONF_SILENCE_TIMEOUT,
     DEFAULT_BAUD_RATE,
@@ -57,6 +58,7 @@ from .forms import (
 from .import_flow import ImportSetupSteps
 from .meter_flow import MeterSubentryFlow
 from .meters import meter_owner, receiver_entries
+from .mqtt_flow import MqttSteps
 from .validation import (
     program_placeholders,
     read_key,
@@ -73,7 +75,7 @@ from .wmbus.config import MBUS, STDIN_DEVICE
 from .wmbus.usb_ids import dongle_type_for
 
 
-class WmbusConfigFlow(ImportSetupSteps, domain=DOMAIN):
+class WmbusConfigFlow(ImportSetupSteps, MqttSteps, domain=DOMAIN):
     """A receiver: the wmbusmeters command, the radio device, the link modes."""
 
     VERSION = 1
@@ -96,10 +98,10 @@ class WmbusConfigFlow(ImportSetupSteps, domain=DOMAIN):
         return {SUBENTRY_METER: MeterSubentryFlow}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Which kind of receiver: a radio here, a radio elsewhere on the network, or a wired
-        M-Bus."""
+        """Which kind of receiver: a radio here, radios elsewhere sending to a port or through
+        MQTT, or a wired M-Bus; or a whole setup taken over."""
         return self.async_show_menu(
-            step_id="user", menu_options=["radio", "network", "mbus", "import_setup"]
+            step_id="user", menu_options=["radio", "network", "mqtt_raw", "mbus", "import_setup"]
         )
 
     async def async_step_radio(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -305,6 +307,8 @@ class WmbusConfigFlow(ImportSetupSteps, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Change command, device or link modes; wmbusmeters restarts with them."""
         entry = self._get_reconfigure_entry()
+        if CONF_MQTT_TOPIC in entry.data:
+            return await self.async_step_reconfigure_mqtt_raw(user_input)
         if entry.data[CONF_DEVICE] == STDIN_DEVICE:
             return await self.async_step_reconfigure_network(user_input)
         if entry.data.get(CONF_DEVICE_TYPE) == MBUS:

@@ -25,6 +25,13 @@ CONF_LISTEN_HOST: Final = "listen_host"
 CONF_LISTEN_PORT: Final = "listen_port"
 CONF_LISTEN_PROTOCOL: Final = "listen_protocol"
 CONF_ALLOWED_SOURCES: Final = "allowed_sources"
+#: An MQTT receiver (device `stdin`, device_type the line format wmbusmeters reads): the topic
+#: filter its gateways publish to, the payload format (`hex`, `json`, `rtlwmbus`) and, for
+#: JSON, the field holding the frame.
+CONF_MQTT_TOPIC: Final = "mqtt_topic"
+CONF_PAYLOAD_FORMAT: Final = "payload_format"
+CONF_FRAME_FIELD: Final = "frame_field"
+DEFAULT_MQTT_TOPIC: Final = "wmbus/raw"
 #: A wired M-Bus master (device_type `mbus`): the bus speed, 300, 2400 or 9600 bps.
 CONF_BAUD_RATE: Final = "baud_rate"
 DEFAULT_BAUD_RATE: Final = 2400

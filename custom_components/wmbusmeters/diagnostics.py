@@ -68,6 +68,21 @@ def _runner(supervisor: ReceiverSupervisor) -> dict[str, Any]:
         },
         "stderr_tail": list(runner.stderr_tail),
         "listener": _listener(supervisor),
+        "mqtt": _mqtt(supervisor),
+    }
+
+
+def _mqtt(supervisor: ReceiverSupervisor) -> dict[str, Any] | None:
+    """An MQTT receiver's subscription and what each topic sent (None for other receivers)."""
+    frames = supervisor.mqtt
+    if frames is None:
+        return None
+    return {
+        "topic": frames.config.topic,
+        "payload_format": frames.config.payload_format,
+        "connected": frames.connected,
+        "totals": frames.gate.totals(),
+        "topics": {topic: stats.as_dict() for topic, stats in frames.gate.topics.items()},
     }
 
 

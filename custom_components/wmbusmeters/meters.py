@@ -25,12 +25,15 @@ from .const import (
     CONF_DEVICE,
     CONF_DEVICE_TYPE,
     CONF_DRIVER,
+    CONF_FRAME_FIELD,
     CONF_KEY,
     CONF_LINK_MODES,
     CONF_LISTEN_HOST,
     CONF_LISTEN_PORT,
     CONF_LISTEN_PROTOCOL,
     CONF_METER_ID,
+    CONF_MQTT_TOPIC,
+    CONF_PAYLOAD_FORMAT,
     CONF_POLL_INTERVAL,
     CONF_PRIMARY_ADDRESS,
     CONF_RTL_FREQUENCY,
@@ -53,6 +56,7 @@ from .wmbus import RTL_DEVICES, MeterConfig, ReceiverConfig, Telegram
 from .wmbus.alarms import AlarmKind
 from .wmbus.config import MBUS, STDIN_DEVICE, RtlOptions
 from .wmbus.listener import ListenerConfig
+from .wmbus.mqtt_frames import DEFAULT_FIELD, MqttConfig
 from .wmbus.upgrades import renamed_driver
 
 _LOGGER = logging.getLogger(__name__)
@@ -226,7 +230,7 @@ def receiver_config(entry: ConfigEntry, meters: Collection[MeterConfig]) -> Rece
 
 def listener_config(entry: ConfigEntry) -> ListenerConfig | None:
     """A network receiver's port and what it lets through; None for any other receiver."""
-    if entry.data.get(CONF_DEVICE) != STDIN_DEVICE:
+    if entry.data.get(CONF_DEVICE) != STDIN_DEVICE or CONF_MQTT_TOPIC in entry.data:
         return None
     return ListenerConfig(
         host=entry.data[CONF_LISTEN_HOST],
@@ -234,6 +238,17 @@ def listener_config(entry: ConfigEntry) -> ListenerConfig | None:
         protocol=entry.data[CONF_LISTEN_PROTOCOL],
         line_format=entry.data[CONF_DEVICE_TYPE],
         allowed=tuple(entry.data.get(CONF_ALLOWED_SOURCES, ())),
+    )
+
+
+def mqtt_config(entry: ConfigEntry) -> MqttConfig | None:
+    """An MQTT receiver's subscription; None for any other receiver."""
+    if CONF_MQTT_TOPIC not in entry.data:
+        return None
+    return MqttConfig(
+        topic=entry.data[CONF_MQTT_TOPIC],
+        payload_format=entry.data[CONF_PAYLOAD_FORMAT],
+        field=entry.data.get(CONF_FRAME_FIELD) or DEFAULT_FIELD,
     )
 
 

@@ -23,11 +23,12 @@ from homeassistant.util import dt as dt_util
 from .const import DOMAIN
 from .entity import WmbusReceiverEntity, async_follow_meters, async_own_meter
 from .field_sensor import MeterSensors
-from .meters import MeterState, listener_config
+from .meters import MeterState, listener_config, mqtt_config
 from .runtime import WmbusConfigEntry, WmbusData
 from .supervisor import ReceiverSupervisor
 from .wmbus import Telegram
 from .wmbus.listener import DROPPED
+from .wmbus.mqtt_frames import DROPPED as MQTT_DROPPED
 
 PARALLEL_UPDATES = 0
 
@@ -46,6 +47,7 @@ async def async_setup_entry(
             for description in (
                 *RECEIVER_SENSORS,
                 *(NETWORK_SENSORS if listener_config(entry) is not None else ()),
+                *(MQTT_SENSORS if mqtt_config(entry) is not None else ()),
             )
         ]
     )
@@ -134,6 +136,59 @@ NETWORK_SENSORS = (
     ),
 )
 
+
+def _mqtt_total(s: ReceiverSupervisor, *keys: str) -> int | None:
+    if s.mqtt is None:
+        return None
+    totals = s.mqtt.gate.totals()
+    return sum(totals[k] for k in keys)
+
+
+def _mqtt_last_heard(s: ReceiverSupervisor) -> datetime | None:
+    heard = s.mqtt.gate.last_heard if s.mqtt is not None else None
+    return dt_util.utc_from_timestamp(heard) if heard is not None else None
+
+
+def _per_topic(s: ReceiverSupervisor) -> dict[str, Any] | None:
+    """What each topic sent and what was dropped of it (at most MAX_SOURCES of them)."""
+    if s.mqtt is None:
+        return None
+    return {
+        "topics": {
+            topic: {k: v for k, v in stats.as_dict().items() if k != "last_heard"}
+            for topic, stats in s.mqtt.gate.topics.items()
+        },
+        "duplicates": _mqtt_total(s, "duplicate"),
+    }
+
+
+#: An MQTT receiver's subscription: when a frame last came, how many, how many were dropped
+#: (a duplicate from a second gateway is no fault: in the attributes, not the dropped count).
+MQTT_SENSORS = (
+    ReceiverSensorDescription(
+        key="mqtt_last_heard",
+        translation_key="mqtt_last_heard",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=_mqtt_last_heard,
+    ),
+    ReceiverSensorDescription(
+        key="mqtt_frames",
+        translation_key="mqtt_frames",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda c: _mqtt_total(c, "accepted"),
+        attrs_fn=_per_topic,
+    ),
+    ReceiverSensorDescription(
+        key="mqtt_dropped",
+        translation_key="mqtt_dropped",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda c: _mqtt_total(c, *MQTT_DROPPED),
+        attrs_fn=_per_topic,
+    ),
+)
+
 RECEIVER_SENSORS = (
     ReceiverSensorDescription(
         key="restarts",
@@ -171,7 +226,7 @@ class WmbusReceiverSensor(WmbusReceiverEntity, SensorEntity):
         super().__init__(data, description)
 
     #: Per-source counters change with every line: kept out of the recorder.
-    _unrecorded_attributes = frozenset({"sources", "connections"})
+    _unrecorded_attributes = frozenset({"sources", "connections", "topics", "duplicates"})
 
     @property
     def native_value(self) -> str | int | datetime | None:

@@ -13,7 +13,7 @@ from functools import partial
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -26,7 +26,7 @@ from .availability import Availability
 from .const import CONF_COMMAND, CONF_SILENCE_TIMEOUT, CONFIG_SUBDIR, DEFAULT_SILENCE_TIMEOUT
 from .coordinator import WmbusCoordinator
 from .issues import ReceiverIssues
-from .meters import listener_config
+from .meters import listener_config, mqtt_config
 from .wmbus import (
     DeviceNotFound,
     Message,
@@ -42,6 +42,9 @@ from .wmbus.bundled import restore_bundled
 from .wmbus.listener import ListenerConfig, ListenerError, TelegramListener
 from .wmbus.loglimit import LogLimiter
 from .wmbus.runner import STDIN_BUSY
+
+if TYPE_CHECKING:
+    from .mqtt_receiver import MqttFrames
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -63,8 +66,11 @@ VALUE_LIMITS = ValueLimits(
 )
 
 
-def silence_timeout(entry: ConfigEntry) -> float | None:
-    """The runner's silence timeout in seconds (None: off)."""
+def silence_timeout(entry: ConfigEntry, link_down: bool = False) -> float | None:
+    """The runner's silence timeout in seconds (None: off). Off while an MQTT receiver's
+    broker is away: a new wmbusmeters would hear no more, restarting it is no cure."""
+    if link_down:
+        return None
     minutes = entry.options.get(CONF_SILENCE_TIMEOUT, DEFAULT_SILENCE_TIMEOUT)
     return float(minutes) * 60 if minutes else None
 
@@ -91,6 +97,8 @@ class ReceiverSupervisor:
         self._unsub_listener_refresh: CALLBACK_TYPE | None = None
         #: One listener change at a time (two quick reconfigures must not both bind).
         self._listener_lock = asyncio.Lock()
+        #: An MQTT receiver's subscription (kept across wmbusmeters' restarts).
+        self.mqtt: MqttFrames | None = None
         self._log = LogLimiter(_LOGGER)
         self._unsubs: list[CALLBACK_TYPE] = []
         self._unsub_replug: CALLBACK_TYPE | None = None
@@ -144,6 +152,15 @@ class ReceiverSupervisor:
         cannot be listened on (nothing is left running)."""
         if (config := listener_config(self.entry)) is not None:
             await self._async_start_listener(config)
+        if (subscription := mqtt_config(self.entry)) is not None:
+            # Imported here: only an MQTT receiver loads (and waits for) Home Assistant's MQTT.
+            from .mqtt_receiver import MqttFrames  # noqa: PLC0415
+
+            frames = MqttFrames(
+                self.hass, subscription, self.runner.feed, self._listener_changed, self._link
+            )
+            await frames.async_start()
+            self.mqtt = frames
         self.runner.config = self.coordinator.receiver_config()
         self.runner.start()
         self._unsubs.append(
@@ -166,6 +183,8 @@ class ReceiverSupervisor:
         self._unsub_started = self._unsub_replug = self._unsub_listener_refresh = None
         while self._unsubs:
             self._unsubs.pop()()
+        if self.mqtt is not None:
+            self.mqtt.async_stop()
         await self.runner.stop()
         async with self._listener_lock:  # a port being changed is bound, then closed here
             if self.listener is not None:
@@ -177,9 +196,13 @@ class ReceiverSupervisor:
         restarts once, soon, if what it is told changed."""
         if self._stopping:
             return  # unloading (or a failed unload): nothing may start again
-        self.runner.silence_timeout = silence_timeout(self.entry)
+        self.runner.silence_timeout = silence_timeout(self.entry, self.availability.link_down)
         if self.listener is not None or listener_config(self.entry) is not None:
             self._background(self._async_apply_listener(), "wmbusmeters listener")
+        if self.mqtt is not None and (subscription := mqtt_config(self.entry)) is not None:
+            # Another topic resubscribes at once; wmbusmeters restarts below only if the line
+            # format it reads changed.
+            self._background(self.mqtt.async_apply(subscription), "wmbusmeters mqtt")
         if self.coordinator.receiver_config() != self.runner.config:
             self._restart_debouncer.async_schedule_call()
 
@@ -227,6 +250,20 @@ class ReceiverSupervisor:
         self._unsub_listener_refresh = None
         self.availability.receiver_changed()
 
+    @callback
+    def _link(self, connected: bool) -> None:
+        """An MQTT receiver's broker went away or came back: the receiver is not hearing
+        meanwhile, and its silence does not restart wmbusmeters (MQTT reports the broker)."""
+        if self._stopping:
+            return
+        was_down = self.availability.link_down
+        self.availability.set_link_down(not connected)
+        self.runner.silence_timeout = silence_timeout(self.entry, not connected)
+        if not connected:
+            _LOGGER.warning("%s: MQTT is not connected; no frames until it is", self.entry.title)
+        elif was_down:
+            _LOGGER.info("%s: MQTT is connected again", self.entry.title)
+
     async def _async_apply_listener(self) -> None:
         """The port, protocol or allow-list changed: only the listener restarts."""
         async with self._listener_lock:
@@ -258,6 +295,13 @@ class ReceiverSupervisor:
     def _on_telegram(self, telegram: Telegram) -> None:
         if self._troubled:
             self._heard()
+        if (
+            self.mqtt is not None
+            and "rssi_dbm" not in telegram.readings
+            and (rssi := self.mqtt.rssi_for(telegram.meter_id)) is not None
+        ):
+            # A hex frame tells wmbusmeters nothing of the radio: the best gateway's RSSI.
+            telegram.readings["rssi_dbm"] = rssi
         self.coordinator.handle_telegram(telegram)
 
     @callback

@@ -304,8 +304,8 @@ async def validate_network(
         return {}, errors
     this = flow.context.get("entry_id")
     for entry in receiver_entries(flow.hass, exclude=this):
-        if entry.data[CONF_DEVICE] != STDIN_DEVICE:
-            continue
+        if entry.data[CONF_DEVICE] != STDIN_DEVICE or CONF_LISTEN_PORT not in entry.data:
+            continue  # (an MQTT receiver reads stdin too, and has no port)
         if network_unique_id(entry.data) == network_unique_id(data):
             return {}, {CONF_LISTEN_PORT: "port_in_use"}
     own = flow.hass.config_entries.async_get_entry(this) if this else None

@@ -7,11 +7,19 @@ import json
 
 import pytest
 
+from custom_components.wmbusmeters.wmbus.listener import MAX_SOURCES
 from custom_components.wmbusmeters.wmbus.mqtt_frames import (
+    GATHER,
     MAX_PAYLOAD,
+    MAX_REMEMBERED,
     Duplicates,
     Frame,
+    FrameGate,
+    MqttConfig,
+    PayloadFormat,
+    meter_id,
     parse_message,
+    topic_problem,
 )
 
 #: An encrypted multical21 C1 frame (tests/data/simulation_encrypted.txt).
@@ -85,3 +93,113 @@ def test_remembering_is_bounded() -> None:
     assert all(duplicates.first(f, now=1.0) for f in frames)
     assert duplicates.first(frames[0], now=1.0)  # forgotten (the oldest), handed on again
     assert not duplicates.first(frames[4], now=1.0)
+
+
+class Wmbusmeters:
+    """What FrameGate hands on (wmbusmeters' stdin in the receiver)."""
+
+    def __init__(self, *, full: bool = False) -> None:
+        self.lines: list[bytes] = []
+        self.full = full
+
+    def feed(self, line: bytes) -> bool:
+        if self.full:
+            return False
+        self.lines.append(line)
+        return True
+
+
+def gate(
+    payload_format: PayloadFormat = "json", *, full: bool = False
+) -> tuple[FrameGate, Wmbusmeters]:
+    sink = Wmbusmeters(full=full)
+    return FrameGate(MqttConfig("wmbus/+/raw", payload_format), sink.feed), sink
+
+
+def json_frame(rssi: int | None = None, frame: str = FRAME) -> bytes:
+    return json.dumps({"data": frame, **({"rssi": rssi} if rssi is not None else {})}).encode()
+
+
+def test_a_frame_waits_for_other_gateways_and_goes_on_as_the_best_heard_it() -> None:
+    """With an RSSI a frame waits GATHER; the same frame from another gateway meanwhile is
+    counted as a duplicate and its better RSSI kept; the meter's telegram gets it once."""
+    frames, sink = gate()
+    assert frames.take("wmbus/cellar/raw", json_frame(-90), retained=False, now=10.0)
+    assert not frames.take("wmbus/attic/raw", json_frame(-55), retained=False, now=10.1)
+    assert not frames.take("wmbus/shed/raw", json_frame(-70), retained=False, now=10.2)
+    assert frames.flush(10.2) == 10.0 + GATHER  # not yet
+    assert sink.lines == []
+    assert frames.flush(10.0 + GATHER) is None
+    assert sink.lines == [FRAME.encode() + b"\n"]
+    assert frames.rssi_for(meter_id(parse_message(json_frame(), "json"))) == -55  # type: ignore[arg-type]
+    assert frames.rssi_for("76348799") is None  # once
+    assert frames.topics["wmbus/cellar/raw"].accepted == 1
+    assert frames.topics["wmbus/attic/raw"].duplicate == 1
+    assert frames.totals()["duplicate"] == 2
+
+
+def test_a_frame_without_rssi_goes_on_at_once() -> None:
+    frames, sink = gate()
+    assert not frames.take("wmbus/cellar/raw", json_frame(), retained=False, now=1.0)
+    assert sink.lines == [FRAME.encode() + b"\n"]
+    assert meter_id(parse_message(FRAME.encode(), "hex")) == "76348799"  # type: ignore[arg-type]
+
+
+def test_rtl_wmbus_lines_carry_their_own_rssi() -> None:
+    """rtl_wmbus lines go on as they came (wmbusmeters reads their RSSI): the best one."""
+    frames, sink = gate("rtlwmbus")
+    weak = f"C1;1;1;2024-05-01 10:00:00.000;-88;;;0x{FRAME}".encode()
+    strong = f"C1;1;1;2024-05-01 10:00:00.010;-61;;;0x{FRAME}".encode()
+    assert frames.take("wmbus/a/raw", weak, retained=False, now=1.0)
+    assert not frames.take("wmbus/b/raw", strong, retained=False, now=1.01)
+    frames.flush(2.0)
+    assert sink.lines == [strong + b"\n"]
+    assert frames.rssi_for("76348799") is None  # (wmbusmeters has it from the line)
+
+
+def test_what_is_dropped_is_counted() -> None:
+    frames, sink = gate("hex", full=True)
+    frames.take("t", FRAME.encode(), retained=True, now=1.0)
+    frames.take("t", b"F" * (MAX_PAYLOAD + 1), retained=False, now=1.0)
+    frames.take("t", b"junk", retained=False, now=1.0)
+    frames.take("t", FRAME.encode(), retained=False, now=1.0)  # wmbusmeters' pipe is full
+    stats = frames.topics["t"]
+    assert (stats.retained, stats.too_long, stats.malformed, stats.undelivered) == (1, 1, 1, 1)
+    assert stats.accepted == 0
+    assert sink.lines == []
+
+
+def test_topics_and_pending_frames_are_bounded() -> None:
+    """A wildcard over many topics: the first MAX_SOURCES are counted one by one, the rest
+    together; a flood of distinct frames never holds more than MAX_REMEMBERED."""
+    frames, sink = gate()
+    for n in range(MAX_SOURCES + 50):
+        frames.take(f"wmbus/{n}/raw", b"x", retained=False, now=1.0)
+    assert len(frames.topics) == MAX_SOURCES + 1
+    assert frames.topics["other"].malformed == 50
+    frames, sink = gate()
+    for n in range(MAX_REMEMBERED + 10):
+        other = FRAME[:20] + f"{n:06X}" + FRAME[26:]
+        frames.take(f"wmbus/{n % 40}/raw", json_frame(-70, other), retained=False, now=1.0)
+    assert len(frames._held) <= MAX_REMEMBERED
+    assert len(sink.lines) == 10  # the oldest went on early, not lost
+
+
+@pytest.mark.parametrize(
+    ("topic", "problem"),
+    [
+        ("wmbus/raw", None),
+        ("wmbus/+/raw", None),
+        ("wmbus/#", None),
+        ("#", None),
+        ("wmbus/#/raw", "invalid_topic"),
+        ("wmbus/ab+/raw", "invalid_topic"),
+        ("wmbus/raw#", "invalid_topic"),
+        ("", "invalid_topic"),
+        ("$SYS/#", "invalid_topic"),
+        ("wmbus/raw\nother", "invalid_topic"),
+        ("w" * 300, "invalid_topic"),
+    ],
+)
+def test_topic_filters(topic: str, problem: str | None) -> None:
+    assert topic_problem(topic) == problem

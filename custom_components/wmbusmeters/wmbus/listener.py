@@ -153,6 +153,19 @@ class SourceStats:
         return {**{k: getattr(self, k) for k in COUNTERS}, "last_heard": self.last_heard}
 
 
+def bounded_stats[S: SourceStats](table: dict[str, S], source: str, new: Callable[[], S]) -> S:
+    """A source's counters in `table`; past MAX_SOURCES sources, one shared "other": a
+    sender that makes up addresses or topics cannot grow it."""
+    found = table.get(source)
+    if found is None:
+        if len(table) >= MAX_SOURCES:
+            source = "other"
+            found = table.get(source)
+        if found is None:
+            found = table[source] = new()
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class ListenerConfig:
     """Where to listen and what is let through."""
@@ -246,14 +259,7 @@ class TelegramListener:
 
     def stats(self, source: str) -> SourceStats:
         """The counters of a source (bounded: past MAX_SOURCES they are shared as "other")."""
-        found = self.sources.get(source)
-        if found is None:
-            if len(self.sources) >= MAX_SOURCES:
-                source = "other"
-                found = self.sources.get(source)
-            if found is None:
-                found = self.sources[source] = SourceStats()
-        return found
+        return bounded_stats(self.sources, source, SourceStats)
 
     def allowed(self, source: str) -> bool:
         """Whether a source address may send (no allow-list: everyone)."""

@@ -1,6 +1,6 @@
 """Raw telegrams from MQTT gateways (ESP32 radios, bridges) as wmbusmeters' stdin lines, and
-the same frame heard by several gateways decoded once (issue 28, groundwork: what the MQTT
-receiver will run each message through; the subscription itself is Home Assistant's).
+the same frame heard by several gateways decoded once: what the MQTT receiver runs each
+message through (FrameGate); the subscription itself is Home Assistant's (mqtt_receiver.py).
 
 A message is one frame, in the receiver's chosen format:
 - `hex`: the frame as hex digits (`2A442D2C...`), whitespace around it ignored;
@@ -15,12 +15,13 @@ so that nothing but a checked frame reaches wmbusmeters.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 import json
 import re
 from typing import Final, Literal
 
-from .listener import MAX_LINE, valid_line
+from .listener import MAX_LINE, LineFormat, SourceStats, bounded_stats, valid_line
 
 PayloadFormat = Literal["hex", "json", "rtlwmbus"]
 PAYLOAD_FORMATS: tuple[PayloadFormat, ...] = ("hex", "json", "rtlwmbus")
@@ -34,7 +35,14 @@ MAX_PAYLOAD: Final = 4096
 DUPLICATE_WINDOW: Final = 2.0
 #: Frames remembered for duplicates at once (more: the oldest are forgotten first).
 MAX_REMEMBERED: Final = 4096
+#: A frame that says how well it was heard waits this long (seconds) for the same frame from
+#: other gateways, so that the best one's RSSI is what the meter reports; a frame without an
+#: RSSI is handed on at once.
+GATHER: Final = 0.5
+#: Meters whose next decoded telegram gets a gateway's RSSI, at most (oldest forgotten first).
+MAX_PENDING_RSSI: Final = 1024
 _SEPARATORS = re.compile(r"[\s:]")
+_RTL_RSSI = re.compile(rb"-?[0-9]{1,3}")
 _RSSI_KEYS: Final = ("rssi", "rssi_dbm", "RSSI")
 _GATEWAY_KEYS: Final = ("gateway", "name", "device", "source")
 
@@ -61,7 +69,9 @@ def parse_message(
         line = payload.strip()
         if len(line) > MAX_LINE or not valid_line(line, "rtlwmbus"):
             return None
-        return Frame(line, line.rsplit(b";", 1)[1][2:].upper())
+        rssi_field = line.split(b";")[4]
+        rssi = int(rssi_field) if _RTL_RSSI.fullmatch(rssi_field) else None
+        return Frame(line, line.rsplit(b";", 1)[1][2:].upper(), rssi)
     if payload_format == "hex":
         return _hex_frame(payload.strip())
     return _json_frame(payload, field)
@@ -129,3 +139,182 @@ class Duplicates:
         """The best RSSI a gateway heard this frame with (while it is remembered)."""
         heard = self._seen.get(frame.key)
         return heard[1] if heard is not None else frame.rssi
+
+
+#: A topic filter's length at most (MQTT allows 65535 bytes; a gateway's topic is short).
+MAX_TOPIC: Final = 256
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def topic_problem(topic: str) -> str | None:
+    """Why a topic filter cannot be subscribed to (MQTT 3.1.1 section 4.7: `+` is a whole
+    level, `#` the whole last one; no NUL), as a form error key; None when it can."""
+    if not topic or len(topic.encode("utf-8", "replace")) > MAX_TOPIC:
+        return "invalid_topic"
+    if not topic.isprintable():  # (NUL, newlines: nothing a gateway publishes to)
+        return "invalid_topic"
+    levels = topic.split("/")
+    for index, level in enumerate(levels):
+        if "+" in level and level != "+":
+            return "invalid_topic"
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            return "invalid_topic"
+    if topic.startswith("$"):
+        return "invalid_topic"  # the broker's own ($SYS): no gateway's frames
+    return None
+
+
+def valid_field_name(field: str) -> bool:
+    """A JSON field name the form takes (a gateway's key: letters, digits, underscores)."""
+    return bool(_FIELD_NAME.fullmatch(field))
+
+
+def meter_id(frame: Frame) -> str:
+    """The meter id in a frame's link-layer address (bytes 4-7, least significant first), as
+    wmbusmeters prints it: what a decoded telegram is matched to its frame's RSSI by."""
+    key = frame.key.decode("ascii")
+    return (key[14:16] + key[12:14] + key[10:12] + key[8:10]).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """What an MQTT receiver subscribes to and how its messages are read."""
+
+    topic: str
+    payload_format: PayloadFormat
+    field: str = DEFAULT_FIELD
+
+    @property
+    def line_format(self) -> LineFormat:
+        """What wmbusmeters reads on its stdin: rtl_wmbus lines as they came, else hex."""
+        return "rtlwmbus" if self.payload_format == "rtlwmbus" else "hex"
+
+
+#: What TopicStats counts: accepted frames, then each reason one was dropped (a duplicate
+#: is not a fault: overlapping gateways send them by design, so it is counted apart).
+COUNTERS: Final = ("accepted", "malformed", "too_long", "rate_limited", "retained", "undelivered")
+DROPPED: Final = COUNTERS[1:]
+
+
+@dataclass(slots=True)
+class TopicStats(SourceStats):
+    """What one topic sent (the network receiver's per-source counters and rate, plus)."""
+
+    retained: int = 0
+    duplicate: int = 0
+
+    def as_dict(self) -> dict[str, int | float | None]:
+        """For diagnostics and the receiver's sensors."""
+        return {
+            **{k: getattr(self, k) for k in (*COUNTERS, "duplicate")},
+            "last_heard": self.last_heard,
+        }
+
+
+def _better(rssi: int | None, than: int | None) -> bool:
+    return rssi is not None and (than is None or rssi > than)
+
+
+class FrameGate:
+    """Each message of a subscription, checked and handed to wmbusmeters once.
+
+    A message is looked at only within its topic's budget (as the network receiver's lines
+    are: a flood is counted unread, so it costs a count, not a parse), must be one frame, not
+    a retained one (an old frame would come back as a new reading at every reconnect), and
+    not a duplicate of one another gateway sent just before. Everything it keeps is bounded:
+    MAX_SOURCES topics, MAX_REMEMBERED frames, MAX_PENDING_RSSI meters.
+    """
+
+    def __init__(self, config: MqttConfig, deliver: Callable[[bytes], bool]) -> None:
+        """`deliver(line)` hands a line to wmbusmeters and says whether it was taken."""
+        self.config = config
+        self._deliver = deliver
+        self.topics: dict[str, TopicStats] = {}
+        self.duplicates = Duplicates()
+        self.last_heard: float | None = None
+        #: Frames waiting GATHER for other gateways' copies: key -> (due, best so far, topic).
+        self._held: dict[bytes, tuple[float, Frame, TopicStats]] = {}
+        #: meter id -> the best RSSI of its last frame, for its next decoded telegram.
+        self._rssi: OrderedDict[str, int] = OrderedDict()
+
+    def stats(self, topic: str) -> TopicStats:
+        """A topic's counters (past MAX_SOURCES topics they are shared as "other")."""
+        return bounded_stats(self.topics, topic, TopicStats)
+
+    def take(self, topic: str, payload: bytes, *, retained: bool, now: float) -> bool:
+        """Look at one message; True when a frame now waits for other gateways (the caller
+        calls flush() GATHER seconds later)."""
+        stats = self.stats(topic)
+        frame = self._checked(stats, payload, retained=retained)
+        if frame is None:
+            return False
+        if not self.duplicates.first(frame, now):
+            stats.duplicate += 1
+            held = self._held.get(frame.key)
+            if held is not None and _better(frame.rssi, held[1].rssi):
+                self._held[frame.key] = (held[0], frame, held[2])
+            return False
+        if not stats.admit():
+            stats.rate_limited += 1
+            return False
+        if frame.rssi is None:
+            self._hand_on(frame, stats, now)
+            return False
+        if len(self._held) >= MAX_REMEMBERED:  # (only a flood of distinct frames gets here)
+            _due, oldest, oldest_stats = self._held.pop(next(iter(self._held)))
+            self._hand_on(oldest, oldest_stats, now)
+        self._held[frame.key] = (now + GATHER, frame, stats)
+        return True
+
+    def _checked(self, stats: TopicStats, payload: bytes, *, retained: bool) -> Frame | None:
+        """The message's frame, or None (counted) when it is dropped unread or not one."""
+        if not stats.look(1):
+            stats.rate_limited += 1
+        elif retained:
+            stats.retained += 1
+        elif len(payload) > MAX_PAYLOAD:
+            stats.too_long += 1
+        elif (
+            frame := parse_message(payload, self.config.payload_format, self.config.field)
+        ) is None:
+            stats.malformed += 1
+        else:
+            return frame
+        return None
+
+    def flush(self, now: float) -> float | None:
+        """Hand on the held frames whose wait is over (each as the best gateway heard it);
+        return when the next one is due, or None."""
+        held = self._held
+        while held:
+            key = next(iter(held))  # (in the order they came: the oldest is due first)
+            due, frame, stats = held[key]
+            if due > now:
+                return due
+            del held[key]
+            self._hand_on(frame, stats, now)
+        return None
+
+    def _hand_on(self, frame: Frame, stats: TopicStats, now: float) -> None:
+        if self._deliver(frame.line + b"\n"):
+            stats.accepted += 1
+            stats.last_heard = self.last_heard = now
+            if frame.rssi is not None and self.config.line_format == "hex":
+                # A hex line carries no RSSI to wmbusmeters: the telegram gets it here.
+                rssi = self._rssi
+                rssi[meter_id(frame)] = frame.rssi
+                rssi.move_to_end(meter_id(frame))
+                if len(rssi) > MAX_PENDING_RSSI:
+                    rssi.popitem(last=False)
+        else:
+            stats.undelivered += 1
+
+    def rssi_for(self, meter: str) -> int | None:
+        """The RSSI of the frame a meter's telegram was decoded from (once), if it had one."""
+        return self._rssi.pop(meter, None)
+
+    def totals(self) -> dict[str, int]:
+        """Counters summed over topics."""
+        return {
+            k: sum(getattr(s, k) for s in self.topics.values()) for k in (*COUNTERS, "duplicate")
+        }

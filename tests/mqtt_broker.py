@@ -1,0 +1,74 @@
+"""A real MQTT broker for the tests: Debian's mosquitto (scripts/setup installs it), started on
+a free port of 127.0.0.1 with a configuration of the test's own, and a real client (paho,
+which Home Assistant's MQTT integration uses too) publishing as a gateway does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+import shutil
+import socket
+import subprocess
+import time
+
+from paho.mqtt import publish
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+#: How long the broker may take to accept connections (it takes milliseconds).
+START_TIMEOUT = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Broker:
+    """One mosquitto on one port; stop() and start() again keep the port (a broker restarted)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.config = directory / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            # As root it would switch to a `mosquitto` user a fresh root may not have.
+            "user root\n"
+            "log_dest stderr\n"
+        )
+        self.log = directory / "mosquitto.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start it and return once it accepts connections (blocking)."""
+        with self.log.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [MOSQUITTO, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            except OSError:
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")  # noqa: B904
+                time.sleep(0.01)
+            else:
+                return
+
+    def stop(self) -> None:
+        """Stop it (blocking); its clients lose their connection."""
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+            self._proc = None
+
+    def publish(self, messages: Iterable[tuple[str, bytes | str, bool]]) -> None:
+        """Publish (topic, payload, retain) messages as one gateway, in order (blocking)."""
+        msgs = [
+            {"topic": topic, "payload": payload, "qos": 0, "retain": retain}
+            for topic, payload, retain in messages
+        ]
+        publish.multiple(msgs, hostname="127.0.0.1", port=self.port)  # type: ignore[arg-type]
