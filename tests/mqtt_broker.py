@@ -28,21 +28,41 @@ class Broker:
     """One mosquitto on one port; stop() and start() again keep the port (a broker restarted)."""
 
     def __init__(self, directory: Path) -> None:
-        self.port = free_port()
         self.config = directory / "mosquitto.conf"
+        self.log = directory / "mosquitto.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._started_once = False
+        self._configure(free_port())
+
+    def _configure(self, port: int) -> None:
+        self.port = port
         self.config.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            f"listener {port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence false\n"
+            # Every QoS 0 message is kept for a slow subscriber (a flood test counts them all;
+            # the default drops past 1000 queued).
+            "max_queued_messages 0\n"
             # As root it would switch to a `mosquitto` user a fresh root may not have.
             "user root\n"
             "log_dest stderr\n"
         )
-        self.log = directory / "mosquitto.log"
-        self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Start it and return once it accepts connections (blocking)."""
+        """Start it and return once it accepts connections (blocking). The first start takes
+        another free port if the one picked was taken meanwhile (by another test)."""
+        for attempt in range(3):
+            try:
+                self._start()
+            except RuntimeError:
+                if self._started_once or attempt == 2:
+                    raise
+                self._configure(free_port())
+            else:
+                self._started_once = True
+                return
+
+    def _start(self) -> None:
         with self.log.open("ab") as log:
             self._proc = subprocess.Popen(
                 [MOSQUITTO, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
@@ -53,6 +73,7 @@ class Broker:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
             except OSError:
                 if self._proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
                     raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")  # noqa: B904
                 time.sleep(0.01)
             else:

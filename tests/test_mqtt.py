@@ -21,7 +21,11 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.wmbusmeters.const import DOMAIN, EVENT_TELEGRAM
-from custom_components.wmbusmeters.wmbus import RunnerState, listener as listener_module
+from custom_components.wmbusmeters.wmbus import (
+    RunnerState,
+    listener as listener_module,
+    mqtt_frames as mqtt_frames_module,
+)
 from custom_components.wmbusmeters.wmbus.listener import BURST, RATE
 from custom_components.wmbusmeters.wmbus.mqtt_frames import MAX_PAYLOAD
 
@@ -221,6 +225,12 @@ async def test_one_frame_from_two_gateways_is_decoded_once(
     as a duplicate, and the meter's RSSI is the attic's."""
     entry = mqtt_receiver(wmbusmeters, topic="wmbus/+/raw", payload_format="json")
     await start(hass, broker, entry, "wmbus/probe/raw")
+    # Both copies are published back to back in one connection: they come within
+    # milliseconds. The wait is longer here than in production (0.5 s) only so that a busy
+    # test machine cannot stretch those milliseconds past it; the window for duplicates
+    # (2 s) then still covers both.
+    gather = patch.object(mqtt_frames_module, "GATHER", 1.5)
+    gather.start()
     runner = entry.runtime_data.supervisor.runner
     events = async_capture_events(hass, EVENT_TELEGRAM)
 
@@ -242,6 +252,7 @@ async def test_one_frame_from_two_gateways_is_decoded_once(
     topics = entry.runtime_data.supervisor.mqtt.gate.topics
     assert topics["wmbus/attic/raw"].duplicate == 1
     assert topics["wmbus/cellar/raw"].accepted == 2
+    gather.stop()
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -253,8 +264,8 @@ async def test_a_flood_is_limited(
     refilled (the limiter's clock moved on) a frame is decoded again."""
     runner = receiver.runtime_data.supervisor.runner
     clock = ListenerClock()
-    # Distinct frames (another access number each): the same frame again is a duplicate.
-    flood = [(TOPIC, TAP[:20] + f"{n % 256:02X}" + TAP[22:]) for n in range(3000)]
+    # Distinct frames (another access and session number each): the same one is a duplicate.
+    flood = [(TOPIC, TAP[:24] + f"{n:04X}" + TAP[28:]) for n in range(3000)]
     totals: dict[str, int] = {}
 
     def counted() -> bool:
@@ -408,3 +419,45 @@ async def test_no_mqtt_no_receiver(hass: HomeAssistant, wmbusmeters: str) -> Non
     await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert entry.reason == "MQTT is not set up in Home Assistant: the MQTT receiver waits for it"
+
+
+async def test_mqtt_reloaded_under_a_receiver(
+    hass: HomeAssistant, receiver: ConfigEntry, mqtt_entry: ConfigEntry, broker: Broker
+) -> None:
+    """The MQTT integration is reloaded (a changed broker setting does that): frames come
+    again on the same subscription, a new topic afterwards replaces the old one (whose
+    subscription Home Assistant carried over and the receiver can no longer end: it is not
+    read), and once the receiver is unloaded nothing reaches it."""
+    supervisor = receiver.runtime_data.supervisor
+    assert await hass.config_entries.async_reload(mqtt_entry.entry_id)
+    await until(hass, lambda: mqtt.is_connected(hass), "MQTT to reconnect")
+    await subscribed(hass, receiver, broker, TOPIC)
+    await publish(hass, broker, (TOPIC, TAP))
+    assert await value_of(hass, "sensor.tap_total") == "6.408"
+
+    result = await receiver.start_reconfigure_flow(hass)
+    result = await reconfigure(hass, result, receiver, "gateways/+/frame", "hex")
+    assert result["reason"] == "reconfigure_successful"
+    await subscribed(hass, receiver, broker, "gateways/probe/frame")
+    before = gate_totals(receiver)
+    await publish(hass, broker, (TOPIC, TAP), ("gateways/cellar/frame", VADDEN))
+    assert await value_of(hass, "sensor.vadden_total") == "20.015"
+    after = gate_totals(receiver)
+    assert after["accepted"] == before["accepted"] + 1  # Vadden; the old topic's Tap not read
+    assert after["duplicate"] == before["duplicate"]
+
+    await hass.config_entries.async_unload(receiver.entry_id)
+    fed: list[bytes] = []
+    markers: list[Any] = []
+    # Subscribed once the retained "ready" comes; the "end" after the frames (one publisher,
+    # one subscriber connection: in order) says they have passed.
+    await hass.async_add_executor_job(broker.publish, [("test/marker", "ready", True)])
+    unsub = await mqtt.async_subscribe(hass, "test/marker", markers.append)
+    await until(hass, lambda: markers, "the test's own subscription")
+    with patch.object(supervisor.runner, "feed", fed.append):
+        await publish(
+            hass, broker, ("gateways/attic/frame", TAP), (TOPIC, TAP), ("test/marker", "end")
+        )
+        await until(hass, lambda: markers[-1].payload == "end", "the marker after the frames")
+    unsub()
+    assert fed == []

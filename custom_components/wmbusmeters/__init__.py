@@ -13,6 +13,7 @@ from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.importlib import async_import_module
 from homeassistant.helpers.typing import ConfigType
 
 from .addon_import import async_take_over
@@ -101,6 +102,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
             translation_placeholders={"device": device},
         )
     async_clear_receiver_issue(hass, entry.entry_id, ISSUE_DEVICE_TYPE)
+    if CONF_MQTT_TOPIC in entry.data:
+        # Not before Home Assistant's MQTT is there (nothing probed or started meanwhile);
+        # imported here: only an MQTT receiver loads it.
+        module = await async_import_module(hass, f"{__package__}.mqtt_receiver")
+        await module.async_wait_for_mqtt(hass)
     # Created by an import: the add-on's entities it takes over, before anything else.
     async_take_over(hass, entry)
     # After a HACS update the bundled binary has lost its exec bit: back before it is run.

@@ -34,6 +34,7 @@ from .wmbus.mqtt_frames import (
     DEFAULT_FIELD,
     PAYLOAD_FORMATS,
     MqttConfig,
+    is_payload_format,
     topic_problem,
     valid_field_name,
 )
@@ -64,20 +65,25 @@ def mqtt_unique_id(data: Mapping[str, Any]) -> str:
     return f"mqtt:{data[CONF_MQTT_TOPIC]}"
 
 
+def mqtt_title(topic: str) -> str:
+    """A new MQTT receiver's name."""
+    return f"wmbusmeters MQTT {topic}"
+
+
 def read_mqtt(user_input: Mapping[str, Any], errors: dict[str, str]) -> dict[str, Any] | None:
     """The entry data of an MQTT form, or None with errors keyed by field."""
     topic = str(user_input.get(CONF_MQTT_TOPIC, "")).strip()
     if problem := topic_problem(topic):
         errors[CONF_MQTT_TOPIC] = problem
     payload_format = user_input.get(CONF_PAYLOAD_FORMAT)
-    if payload_format not in PAYLOAD_FORMATS:
+    if not is_payload_format(payload_format):
         errors[CONF_PAYLOAD_FORMAT] = "invalid_config"
     field = str(user_input.get(CONF_FRAME_FIELD) or "").strip() or DEFAULT_FIELD
     if not valid_field_name(field):
         errors[CONF_FRAME_FIELD] = "invalid_frame_field"
-    if errors:
+    if errors or not is_payload_format(payload_format):
         return None
-    config = MqttConfig(topic, payload_format, field)  # type: ignore[arg-type]  # (checked)
+    config = MqttConfig(topic, payload_format, field)
     return {
         CONF_COMMAND: user_input[CONF_COMMAND],
         CONF_DEVICE: STDIN_DEVICE,
@@ -129,9 +135,7 @@ class MqttSteps(ConfigFlow):
             if not errors:
                 await self.async_set_unique_id(mqtt_unique_id(data))
                 self._abort_if_unique_id_configured()
-                return self.async_create_entry(
-                    title=f"wmbusmeters MQTT {data[CONF_MQTT_TOPIC]}", data=data
-                )
+                return self.async_create_entry(title=mqtt_title(data[CONF_MQTT_TOPIC]), data=data)
         suggested = user_input or {
             CONF_COMMAND: await self.hass.async_add_executor_job(default_command),
             CONF_MQTT_TOPIC: DEFAULT_MQTT_TOPIC,
@@ -155,8 +159,13 @@ class MqttSteps(ConfigFlow):
         if user_input is not None:
             data, errors = await self._async_validate_mqtt(user_input)
             if not errors:
+                # The title follows the topic unless the user named the receiver.
+                named = entry.title != mqtt_title(entry.data[CONF_MQTT_TOPIC])
                 return self.async_update_and_abort(
-                    entry, unique_id=mqtt_unique_id(data), data_updates=data
+                    entry,
+                    unique_id=mqtt_unique_id(data),
+                    title=entry.title if named else mqtt_title(data[CONF_MQTT_TOPIC]),
+                    data_updates=data,
                 )
         current = {
             CONF_COMMAND: entry.data[CONF_COMMAND],

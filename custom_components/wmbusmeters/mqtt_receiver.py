@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import logging
 import time
+import weakref
 
 from homeassistant.components import mqtt
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -21,6 +22,35 @@ from .const import DOMAIN
 from .wmbus.mqtt_frames import FrameGate, MqttConfig
 
 _LOGGER = logging.getLogger(__name__)
+
+
+async def async_wait_for_mqtt(hass: HomeAssistant) -> None:
+    """Return once Home Assistant's MQTT client is there (it may still be connecting);
+    ConfigEntryNotReady, saying which, while MQTT is not set up or not loaded (Home Assistant
+    sets the receiver up again later)."""
+    if await mqtt.async_wait_for_mqtt_client(hass):
+        return
+    # Set up but not loaded (its broker refused it, it is still retrying) or not set up at all.
+    set_up = any(not entry.disabled_by for entry in hass.config_entries.async_entries(mqtt.DOMAIN))
+    raise ConfigEntryNotReady(
+        translation_domain=DOMAIN,
+        translation_key="mqtt_not_loaded" if set_up else "mqtt_missing",
+    )
+
+
+def _relay(owner: MqttFrames) -> Callable[[mqtt.ReceiveMessage], None]:
+    """What the subscription calls: it holds the receiver weakly. Reloading Home Assistant's
+    MQTT integration moves every subscription to its new client, where the unsubscribe the
+    receiver holds no longer reaches it: such a subscription then finds nothing here (an
+    unloaded receiver is neither kept alive by it nor fed)."""
+    ref = weakref.ref(owner)
+
+    @callback
+    def relay(msg: mqtt.ReceiveMessage) -> None:
+        if (frames := ref()) is not None:
+            frames.message(msg)
+
+    return relay
 
 
 class MqttFrames:
@@ -42,6 +72,8 @@ class MqttFrames:
         self._on_link = on_link
         #: Whether MQTT is connected to its broker (None: not asked yet).
         self.connected: bool | None = None
+        #: Subscribed and not stopped: messages are read.
+        self._active = False
         self._unsub: CALLBACK_TYPE | None = None
         self._unsub_status: CALLBACK_TYPE | None = None
         self._unsub_flush: CALLBACK_TYPE | None = None
@@ -54,8 +86,8 @@ class MqttFrames:
     async def async_start(self) -> None:
         """Subscribe; ConfigEntryNotReady while Home Assistant's MQTT is not set up (the
         receiver is set up again by Home Assistant once it may be)."""
-        if not await mqtt.async_wait_for_mqtt_client(self.hass):
-            raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_missing")
+        await async_wait_for_mqtt(self.hass)
+        self._active = True
         self._unsub_status = mqtt.async_subscribe_connection_status(self.hass, self._link)
         await self._async_subscribe()
         self._link(mqtt.is_connected(self.hass))
@@ -63,7 +95,7 @@ class MqttFrames:
     async def _async_subscribe(self) -> None:
         # Bytes as they came (encoding=None): a payload is checked, never decoded as text first.
         self._unsub = await mqtt.async_subscribe(
-            self.hass, self.config.topic, self._message, qos=0, encoding=None
+            self.hass, self.config.topic, _relay(self), qos=0, encoding=None
         )
 
     async def async_apply(self, config: MqttConfig) -> None:
@@ -80,6 +112,7 @@ class MqttFrames:
     @callback
     def async_stop(self) -> None:
         """Unsubscribe; frames still held are dropped with the receiver."""
+        self._active = False
         for unsub in (self._unsub, self._unsub_status, self._unsub_flush):
             if unsub is not None:
                 unsub()
@@ -92,23 +125,23 @@ class MqttFrames:
             self._on_link(connected)
 
     @callback
-    def _message(self, msg: mqtt.ReceiveMessage) -> None:
+    def message(self, msg: mqtt.ReceiveMessage) -> None:
+        """One message of the subscription (through _relay)."""
+        if not self._active or msg.subscribed_topic != self.config.topic:
+            return  # stopped, or a subscription to an earlier topic that outlived its unsubscribe
         payload = msg.payload
         if not isinstance(payload, bytes):  # (bytes for encoding=None; others tolerated)
             payload = bytes(payload) if isinstance(payload, bytearray) else str(payload).encode()
-        if self._unsub is None:
-            return  # a message already queued when the subscription ended
-        if self.gate.take(msg.topic, payload, retained=msg.retain, now=time.time()):
+        if self.gate.take(msg.topic, payload, retained=msg.retain, now=time.monotonic()):
             self._schedule_flush()
         self._on_change()
 
     def _schedule_flush(self) -> None:
-        if self._unsub_flush is None:
-            due = self.gate.flush(time.time())
+        if self._unsub_flush is None and self._active:
+            now = time.monotonic()
+            due = self.gate.flush(now)
             if due is not None:
-                self._unsub_flush = async_call_later(
-                    self.hass, max(due - time.time(), 0.0), self._flush
-                )
+                self._unsub_flush = async_call_later(self.hass, max(due - now, 0.0), self._flush)
 
     @callback
     def _flush(self, _now: object) -> None:
@@ -118,4 +151,4 @@ class MqttFrames:
 
     def rssi_for(self, meter_id: str) -> int | None:
         """The best gateway's RSSI of the frame a meter's telegram came from, once."""
-        return self.gate.rssi_for(meter_id)
+        return self.gate.rssi_for(meter_id, time.monotonic())

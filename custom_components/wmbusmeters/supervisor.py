@@ -19,6 +19,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
+from homeassistant.helpers.importlib import async_import_module
 from homeassistant.helpers.start import async_at_started
 from homeassistant.util import dt as dt_util
 
@@ -99,6 +100,8 @@ class ReceiverSupervisor:
         self._listener_lock = asyncio.Lock()
         #: An MQTT receiver's subscription (kept across wmbusmeters' restarts).
         self.mqtt: MqttFrames | None = None
+        #: MQTT was seen connected: a disconnect is a lost broker, not a start.
+        self._link_seen = False
         self._log = LogLimiter(_LOGGER)
         self._unsubs: list[CALLBACK_TYPE] = []
         self._unsub_replug: CALLBACK_TYPE | None = None
@@ -154,10 +157,9 @@ class ReceiverSupervisor:
             await self._async_start_listener(config)
         if (subscription := mqtt_config(self.entry)) is not None:
             # Imported here: only an MQTT receiver loads (and waits for) Home Assistant's MQTT.
-            from .mqtt_receiver import MqttFrames  # noqa: PLC0415
-
-            frames = MqttFrames(
-                self.hass, subscription, self.runner.feed, self._listener_changed, self._link
+            module = await async_import_module(self.hass, f"{__package__}.mqtt_receiver")
+            frames: MqttFrames = module.MqttFrames(
+                self.hass, subscription, self._feed_frame, self._listener_changed, self._link
             )
             await frames.async_start()
             self.mqtt = frames
@@ -250,6 +252,15 @@ class ReceiverSupervisor:
         self._unsub_listener_refresh = None
         self.availability.receiver_changed()
 
+    def _feed_frame(self, line: bytes) -> bool:
+        """An MQTT frame, to the wmbusmeters that reads its kind of line: between a new
+        payload format and wmbusmeters' restart with it, frames are undelivered (counted), not
+        fed to a process that cannot read them."""
+        mqtt = self.mqtt
+        if mqtt is not None and mqtt.config.line_format != self.runner.config.device_type:
+            return False
+        return self.runner.feed(line)
+
     @callback
     def _link(self, connected: bool) -> None:
         """An MQTT receiver's broker went away or came back: the receiver is not hearing
@@ -259,10 +270,18 @@ class ReceiverSupervisor:
         was_down = self.availability.link_down
         self.availability.set_link_down(not connected)
         self.runner.silence_timeout = silence_timeout(self.entry, not connected)
-        if not connected:
-            _LOGGER.warning("%s: MQTT is not connected; no frames until it is", self.entry.title)
-        elif was_down:
-            _LOGGER.info("%s: MQTT is connected again", self.entry.title)
+        if connected:
+            # The outage is no silence of the radio: counted afresh from now.
+            self.runner.reset_silence()
+            if was_down:
+                _LOGGER.info("%s: MQTT is connected again", self.entry.title)
+        elif self._link_seen:
+            _LOGGER.warning(
+                "%s: MQTT lost its broker; no frames until it is back", self.entry.title
+            )
+        else:  # (at Home Assistant's start MQTT is often still connecting)
+            _LOGGER.debug("%s: MQTT is not connected yet", self.entry.title)
+        self._link_seen = self._link_seen or connected
 
     async def _async_apply_listener(self) -> None:
         """The port, protocol or allow-list changed: only the listener restarts."""

@@ -7,17 +7,20 @@ import json
 
 import pytest
 
+from custom_components.wmbusmeters.wmbus import listener
 from custom_components.wmbusmeters.wmbus.listener import MAX_SOURCES
 from custom_components.wmbusmeters.wmbus.mqtt_frames import (
     GATHER,
     MAX_PAYLOAD,
     MAX_REMEMBERED,
+    MAX_TOPIC_KEY,
+    RSSI_AGE,
     Duplicates,
     Frame,
     FrameGate,
     MqttConfig,
     PayloadFormat,
-    meter_id,
+    meter_ids,
     parse_message,
     topic_problem,
 )
@@ -131,8 +134,9 @@ def test_a_frame_waits_for_other_gateways_and_goes_on_as_the_best_heard_it() -> 
     assert sink.lines == []
     assert frames.flush(10.0 + GATHER) is None
     assert sink.lines == [FRAME.encode() + b"\n"]
-    assert frames.rssi_for(meter_id(parse_message(json_frame(), "json"))) == -55  # type: ignore[arg-type]
-    assert frames.rssi_for("76348799") is None  # once
+    assert meter_ids(parse_message(json_frame(), "json")) == ("76348799",)  # type: ignore[arg-type]
+    assert frames.rssi_for("76348799", now=11.0) == -55
+    assert frames.rssi_for("76348799", now=11.0) is None  # once
     assert frames.topics["wmbus/cellar/raw"].accepted == 1
     assert frames.topics["wmbus/attic/raw"].duplicate == 1
     assert frames.totals()["duplicate"] == 2
@@ -142,7 +146,50 @@ def test_a_frame_without_rssi_goes_on_at_once() -> None:
     frames, sink = gate()
     assert not frames.take("wmbus/cellar/raw", json_frame(), retained=False, now=1.0)
     assert sink.lines == [FRAME.encode() + b"\n"]
-    assert meter_id(parse_message(FRAME.encode(), "hex")) == "76348799"  # type: ignore[arg-type]
+    assert frames.rssi_for("76348799", now=1.0) is None
+
+
+def test_an_rssi_belongs_to_its_own_frame() -> None:
+    """A frame's RSSI is given to the meter's next telegram only: not after a later frame
+    without one, nor long after (its frame was never decoded: a wrong key)."""
+    frames, _sink = gate()
+    frames.take("wmbus/a/raw", json_frame(-70), retained=False, now=1.0)
+    frames.flush(2.0)
+    other = FRAME[:24] + "FF" + FRAME[26:]
+    frames.take("wmbus/a/raw", json_frame(None, other), retained=False, now=5.0)
+    assert frames.rssi_for("76348799", now=5.0) is None
+    frames.take(
+        "wmbus/a/raw", json_frame(-70, FRAME[:24] + "EE" + FRAME[26:]), retained=False, now=9.0
+    )
+    frames.flush(10.0)
+    assert frames.rssi_for("76348799", now=10.0 + RSSI_AGE + 1) is None
+
+
+def test_a_long_transport_header_names_the_meter_too() -> None:
+    """A frame relayed with a long transport header (CI 0x72): the RSSI is kept under both
+    the sender's address and the meter's, as wmbusmeters may print either."""
+    relayed = "1E44AE4C9956341268077249872710B42E0003780000040C150A000022"
+    frame = parse_message(relayed.encode(), "hex")
+    assert frame is not None
+    assert meter_ids(frame) == ("12345699", "10278749")
+
+
+def test_a_copy_over_its_topics_rate_does_not_hide_the_next() -> None:
+    """Gateway A is past its rate: its copy is dropped for that, and gateway B's copy of the
+    same frame is handed on, not dropped as a duplicate of a frame that never went on."""
+    frames, sink = gate()
+    busy = frames.stats("wmbus/a/raw")
+    while busy.admit():
+        pass
+    frames.take("wmbus/a/raw", json_frame(), retained=False, now=1.0)
+    frames.take("wmbus/b/raw", json_frame(), retained=False, now=1.0)
+    assert busy.rate_limited == 1
+    assert sink.lines == [FRAME.encode() + b"\n"]
+
+
+def test_a_deeply_nested_payload_is_malformed() -> None:
+    assert parse_message(b"[" * 2000 + b"]" * 2000, "json") is None
+    assert parse_message(b'{"data":' + b"[" * 1000 + b"]" * 1000 + b"}", "json") is None
 
 
 def test_rtl_wmbus_lines_carry_their_own_rssi() -> None:
@@ -154,7 +201,7 @@ def test_rtl_wmbus_lines_carry_their_own_rssi() -> None:
     assert not frames.take("wmbus/b/raw", strong, retained=False, now=1.01)
     frames.flush(2.0)
     assert sink.lines == [strong + b"\n"]
-    assert frames.rssi_for("76348799") is None  # (wmbusmeters has it from the line)
+    assert frames.rssi_for("76348799", now=2.0) is None  # (wmbusmeters has it from the line)
 
 
 def test_what_is_dropped_is_counted() -> None:
@@ -169,14 +216,18 @@ def test_what_is_dropped_is_counted() -> None:
     assert sink.lines == []
 
 
-def test_topics_and_pending_frames_are_bounded() -> None:
+def test_topics_and_pending_frames_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """A wildcard over many topics: the first MAX_SOURCES are counted one by one, the rest
-    together; a flood of distinct frames never holds more than MAX_REMEMBERED."""
+    together; a flood of distinct frames never holds more than MAX_REMEMBERED (the rates
+    lifted: they would stop it sooner)."""
     frames, sink = gate()
     for n in range(MAX_SOURCES + 50):
-        frames.take(f"wmbus/{n}/raw", b"x", retained=False, now=1.0)
+        frames.take(f"wmbus/{n}/raw/{'x' * 1000}", b"x", retained=False, now=1.0)
     assert len(frames.topics) == MAX_SOURCES + 1
     assert frames.topics["other"].malformed == 50
+    assert max(len(topic) for topic in frames.topics) <= MAX_TOPIC_KEY
+    monkeypatch.setattr(listener, "RATE", float("inf"))
+    monkeypatch.setattr(listener, "BURST", float("inf"))
     frames, sink = gate()
     for n in range(MAX_REMEMBERED + 10):
         other = FRAME[:20] + f"{n:06X}" + FRAME[26:]
@@ -203,3 +254,14 @@ def test_topics_and_pending_frames_are_bounded() -> None:
 )
 def test_topic_filters(topic: str, problem: str | None) -> None:
     assert topic_problem(topic) == problem
+
+
+def test_a_wildcard_over_many_topics_has_one_budget() -> None:
+    """Messages on ever new topics are looked at no faster than one topic's may be: past the
+    gate's budget they are counted unread."""
+    frames, _sink = gate()
+    for n in range(int(listener.BURST * listener.PARSE_FACTOR) + 500):
+        frames.take(f"wmbus/{n % 500}/raw", b"x", retained=False, now=1.0)
+    totals = frames.totals()
+    assert totals["malformed"] <= listener.BURST * listener.PARSE_FACTOR + 50
+    assert totals["rate_limited"] >= 450

@@ -397,3 +397,43 @@ async def test_the_supervisor_runs_in_the_callers_task(
     assert h.runner.pid is None
     h.assert_reaped()
     await h.runner.stop()  # after an outside cancel: nothing left to do, no error
+
+
+async def test_an_input_back_after_a_long_outage_is_not_silence(
+    fake_command: str, tmp_path: Path, mode: Callable[[str], None]
+) -> None:
+    """FAKE wmbusmeters that stays silent, as one whose MQTT broker was away for two hours
+    (its silence timeout off meanwhile): when the broker is back, the hour counts from then
+    (reset_silence), rather than the outage ending in a restart at once."""
+    mode("silent")
+    changes = Changes()
+    sleeps: list[float] = []
+    now = [1000.0]
+
+    async def sleep(delay: float) -> None:
+        changes.record(sleeps)(delay)
+        await asyncio.sleep(delay)
+
+    runner = WmbusRunner(
+        fake_command,
+        ReceiverConfig("auto", ("c1",), (MeterConfig("76348799", "multical21"),)),
+        tmp_path / "conf",
+        on_telegram=lambda _t: None,
+        on_status=changes.note,
+        silence_timeout=None,
+        sleep=sleep,
+        clock=lambda: now[0],
+    )
+    runner.start()
+    try:
+        await runner.wait_running()
+        now[0] += 7200  # the outage
+        runner.reset_silence()
+        runner.silence_timeout = 3600
+        await changes.until(
+            lambda: any(delay > 3000 for delay in sleeps), "the watchdog to wait the hour"
+        )
+        assert runner.status.state is RunnerState.RUNNING
+        assert runner.counters.restarts == 0
+    finally:
+        await runner.stop()

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 import json
 import re
-from typing import Final, Literal
+import time
+from typing import Final, Literal, TypeGuard
 
 from .listener import MAX_LINE, LineFormat, SourceStats, bounded_stats, valid_line
 
@@ -39,8 +40,12 @@ MAX_REMEMBERED: Final = 4096
 #: other gateways, so that the best one's RSSI is what the meter reports; a frame without an
 #: RSSI is handed on at once.
 GATHER: Final = 0.5
-#: Meters whose next decoded telegram gets a gateway's RSSI, at most (oldest forgotten first).
+#: Meters whose next decoded telegram gets a gateway's RSSI, at most (oldest forgotten first);
+#: an RSSI older than RSSI_AGE seconds is not given (its frame was never decoded).
 MAX_PENDING_RSSI: Final = 1024
+RSSI_AGE: Final = 10.0
+#: A topic is counted under at most this many characters of its name (MQTT allows 64 KiB).
+MAX_TOPIC_KEY: Final = 128
 _SEPARATORS = re.compile(r"[\s:]")
 _RTL_RSSI = re.compile(rb"-?[0-9]{1,3}")
 _RSSI_KEYS: Final = ("rssi", "rssi_dbm", "RSSI")
@@ -57,6 +62,11 @@ class Frame:
     key: bytes
     rssi: int | None = None
     gateway: str | None = None
+
+
+def is_payload_format(value: object) -> TypeGuard[PayloadFormat]:
+    """Whether a form's value is one of the payload formats."""
+    return value in PAYLOAD_FORMATS
 
 
 def parse_message(
@@ -81,8 +91,8 @@ def _json_frame(payload: bytes, field: str) -> Frame | None:
     """A JSON object's frame (hex in `field`) and its gateway's RSSI and name, if any."""
     try:
         data = json.loads(payload)
-    except ValueError:  # (UnicodeDecodeError is one)
-        return None
+    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError; a payload
+        return None  # nested thousands deep exhausts the parser's stack)
     if not isinstance(data, dict) or not isinstance(value := data.get(field), str):
         return None
     text = _SEPARATORS.sub("", value)
@@ -169,11 +179,19 @@ def valid_field_name(field: str) -> bool:
     return bool(_FIELD_NAME.fullmatch(field))
 
 
-def meter_id(frame: Frame) -> str:
-    """The meter id in a frame's link-layer address (bytes 4-7, least significant first), as
-    wmbusmeters prints it: what a decoded telegram is matched to its frame's RSSI by."""
+def meter_ids(frame: Frame) -> tuple[str, ...]:
+    """The meter ids wmbusmeters may print for a frame's telegram: the link-layer address
+    (bytes 4-7, least significant first) and, after a long transport header (CI 0x72), the
+    address in it (bytes 11-14): a repeater's or radio module's frame names the meter there."""
     key = frame.key.decode("ascii")
-    return (key[14:16] + key[12:14] + key[10:12] + key[8:10]).lower()
+    ids = [_le_id(key[8:16])]
+    if key[20:22] == "72" and len(key) >= 30:
+        ids.append(_le_id(key[22:30]))
+    return tuple(dict.fromkeys(ids))
+
+
+def _le_id(octets: str) -> str:
+    return (octets[6:8] + octets[4:6] + octets[2:4] + octets[0:2]).lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,32 +248,38 @@ class FrameGate:
         self.config = config
         self._deliver = deliver
         self.topics: dict[str, TopicStats] = {}
+        #: Every message of the subscription, whatever its topic: a wildcard over many topics
+        #: gets no more looks than one topic does.
+        self._all = TopicStats()
         self.duplicates = Duplicates()
+        #: time.time() of the last frame handed on.
         self.last_heard: float | None = None
         #: Frames waiting GATHER for other gateways' copies: key -> (due, best so far, topic).
         self._held: dict[bytes, tuple[float, Frame, TopicStats]] = {}
-        #: meter id -> the best RSSI of its last frame, for its next decoded telegram.
-        self._rssi: OrderedDict[str, int] = OrderedDict()
+        #: meter id -> (when, the best RSSI of its last frame), for its next decoded telegram.
+        self._rssi: OrderedDict[str, tuple[float, int]] = OrderedDict()
 
     def stats(self, topic: str) -> TopicStats:
         """A topic's counters (past MAX_SOURCES topics they are shared as "other")."""
-        return bounded_stats(self.topics, topic, TopicStats)
+        return bounded_stats(self.topics, topic[:MAX_TOPIC_KEY], TopicStats)
 
     def take(self, topic: str, payload: bytes, *, retained: bool, now: float) -> bool:
-        """Look at one message; True when a frame now waits for other gateways (the caller
-        calls flush() GATHER seconds later)."""
+        """Look at one message (`now`: a monotonic clock); True when a frame now waits for
+        other gateways (the caller calls flush() GATHER seconds later)."""
         stats = self.stats(topic)
         frame = self._checked(stats, payload, retained=retained)
         if frame is None:
+            return False
+        # Within the topic's rate first: a copy dropped for its rate must not make the next
+        # gateway's copy a duplicate.
+        if not stats.admit():
+            stats.rate_limited += 1
             return False
         if not self.duplicates.first(frame, now):
             stats.duplicate += 1
             held = self._held.get(frame.key)
             if held is not None and _better(frame.rssi, held[1].rssi):
                 self._held[frame.key] = (held[0], frame, held[2])
-            return False
-        if not stats.admit():
-            stats.rate_limited += 1
             return False
         if frame.rssi is None:
             self._hand_on(frame, stats, now)
@@ -268,7 +292,7 @@ class FrameGate:
 
     def _checked(self, stats: TopicStats, payload: bytes, *, retained: bool) -> Frame | None:
         """The message's frame, or None (counted) when it is dropped unread or not one."""
-        if not stats.look(1):
+        if not self._all.look(1) or not stats.look(1):
             stats.rate_limited += 1
         elif retained:
             stats.retained += 1
@@ -296,22 +320,31 @@ class FrameGate:
         return None
 
     def _hand_on(self, frame: Frame, stats: TopicStats, now: float) -> None:
-        if self._deliver(frame.line + b"\n"):
-            stats.accepted += 1
-            stats.last_heard = self.last_heard = now
-            if frame.rssi is not None and self.config.line_format == "hex":
-                # A hex line carries no RSSI to wmbusmeters: the telegram gets it here.
-                rssi = self._rssi
-                rssi[meter_id(frame)] = frame.rssi
-                rssi.move_to_end(meter_id(frame))
-                if len(rssi) > MAX_PENDING_RSSI:
-                    rssi.popitem(last=False)
-        else:
+        if not self._deliver(frame.line + b"\n"):
             stats.undelivered += 1
+            return
+        stats.accepted += 1
+        stats.last_heard = self.last_heard = time.time()
+        if self.config.line_format != "hex":
+            return  # an rtl_wmbus line carries its RSSI to wmbusmeters itself
+        pending = self._rssi
+        for meter in meter_ids(frame):
+            if frame.rssi is None:
+                pending.pop(meter, None)  # (not an earlier frame's, never decoded)
+                continue
+            # A hex line tells wmbusmeters nothing of the radio: its telegram gets it here.
+            pending[meter] = (now, frame.rssi)
+            pending.move_to_end(meter)
+            if len(pending) > MAX_PENDING_RSSI:
+                pending.popitem(last=False)
 
-    def rssi_for(self, meter: str) -> int | None:
-        """The RSSI of the frame a meter's telegram was decoded from (once), if it had one."""
-        return self._rssi.pop(meter, None)
+    def rssi_for(self, meter: str, now: float) -> int | None:
+        """The RSSI of the frame a meter's telegram was decoded from (once), if it had one and
+        it came within RSSI_AGE seconds (`now`: the clock take() was given)."""
+        found = self._rssi.pop(meter, None)
+        if found is None or now - found[0] > RSSI_AGE:
+            return None
+        return found[1]
 
     def totals(self) -> dict[str, int]:
         """Counters summed over topics."""

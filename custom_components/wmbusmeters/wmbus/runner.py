@@ -144,6 +144,12 @@ class WmbusRunner:
         self._silence_timeout = value
         self._silence_changed.set()
 
+    def reset_silence(self) -> None:
+        """Count the silence from now: the input was away (an MQTT broker) and is back, and
+        the time without it is no reason to restart wmbusmeters."""
+        self._output.last_telegram = self._clock()
+        self._silence_changed.set()
+
     @property
     def failures(self) -> int:
         """Unexpected ends in a row (reset by a stable run or a requested restart)."""
