@@ -63,21 +63,25 @@ class Broker:
                 return
 
     def _start(self) -> None:
+        offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self._proc = subprocess.Popen(
                 [MOSQUITTO, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
             )
+        # Ours once it says it runs (a connection alone could reach another program that has
+        # the port: this mosquitto would then exit, unable to listen).
         deadline = time.monotonic() + START_TIMEOUT
         while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            except OSError:
-                if self._proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")  # noqa: B904
-                time.sleep(0.01)
-            else:
+            with self.log.open("rb") as log:
+                log.seek(offset)
+                said = log.read().decode(errors="replace")
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"mosquitto did not start: {said}")
+            if f"listen socket on port {self.port}." in said and " running" in said:
+                socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
                 return
+            time.sleep(0.01)
 
     def stop(self) -> None:
         """Stop it (blocking); its clients lose their connection."""

@@ -218,7 +218,11 @@ async def test_what_is_not_a_frame_is_dropped(
 
 
 async def test_one_frame_from_two_gateways_is_decoded_once(
-    hass: HomeAssistant, mqtt_entry: ConfigEntry, broker: Broker, wmbusmeters: str
+    hass: HomeAssistant,
+    mqtt_entry: ConfigEntry,
+    broker: Broker,
+    wmbusmeters: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Overlapping coverage: the cellar and the attic gateway forward the same frame, the
     weaker first. It is decoded once (the next frame's telegram is the second one), counted
@@ -229,8 +233,7 @@ async def test_one_frame_from_two_gateways_is_decoded_once(
     # milliseconds. The wait is longer here than in production (0.5 s) only so that a busy
     # test machine cannot stretch those milliseconds past it; the window for duplicates
     # (2 s) then still covers both.
-    gather = patch.object(mqtt_frames_module, "GATHER", 1.5)
-    gather.start()
+    monkeypatch.setattr(mqtt_frames_module, "GATHER", 1.5)
     runner = entry.runtime_data.supervisor.runner
     events = async_capture_events(hass, EVENT_TELEGRAM)
 
@@ -252,7 +255,6 @@ async def test_one_frame_from_two_gateways_is_decoded_once(
     topics = entry.runtime_data.supervisor.mqtt.gate.topics
     assert topics["wmbus/attic/raw"].duplicate == 1
     assert topics["wmbus/cellar/raw"].accepted == 2
-    gather.stop()
     await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -38,16 +38,17 @@ async def async_wait_for_mqtt(hass: HomeAssistant) -> None:
     )
 
 
-def _relay(owner: MqttFrames) -> Callable[[mqtt.ReceiveMessage], None]:
+def _relay(owner: MqttFrames, generation: int) -> Callable[[mqtt.ReceiveMessage], None]:
     """What the subscription calls: it holds the receiver weakly. Reloading Home Assistant's
     MQTT integration moves every subscription to its new client, where the unsubscribe the
     receiver holds no longer reaches it: such a subscription then finds nothing here (an
-    unloaded receiver is neither kept alive by it nor fed)."""
+    unloaded receiver is neither kept alive by it nor fed), and its generation is not the
+    current one, so the current subscription alone is read."""
     ref = weakref.ref(owner)
 
     @callback
     def relay(msg: mqtt.ReceiveMessage) -> None:
-        if (frames := ref()) is not None:
+        if (frames := ref()) is not None and frames.generation == generation:
             frames.message(msg)
 
     return relay
@@ -74,6 +75,8 @@ class MqttFrames:
         self.connected: bool | None = None
         #: Subscribed and not stopped: messages are read.
         self._active = False
+        #: Which subscription is read: each new one (and the stop) counts up.
+        self.generation = 0
         self._unsub: CALLBACK_TYPE | None = None
         self._unsub_status: CALLBACK_TYPE | None = None
         self._unsub_flush: CALLBACK_TYPE | None = None
@@ -94,8 +97,9 @@ class MqttFrames:
 
     async def _async_subscribe(self) -> None:
         # Bytes as they came (encoding=None): a payload is checked, never decoded as text first.
+        self.generation += 1
         self._unsub = await mqtt.async_subscribe(
-            self.hass, self.config.topic, _relay(self), qos=0, encoding=None
+            self.hass, self.config.topic, _relay(self, self.generation), qos=0, encoding=None
         )
 
     async def async_apply(self, config: MqttConfig) -> None:
@@ -103,16 +107,20 @@ class MqttFrames:
         wmbusmeters is not restarted unless what it reads changed, which the caller knows)."""
         if config == self.config:
             return
+        topic_changed = config.topic != self.config.topic
+        self.gate.config = config
+        if not topic_changed:
+            return  # the same subscription reads the new format
         if self._unsub is not None:
             self._unsub()
             self._unsub = None
-        self.gate.config = config
         await self._async_subscribe()
 
     @callback
     def async_stop(self) -> None:
         """Unsubscribe; frames still held are dropped with the receiver."""
         self._active = False
+        self.generation += 1
         for unsub in (self._unsub, self._unsub_status, self._unsub_flush):
             if unsub is not None:
                 unsub()
@@ -126,9 +134,9 @@ class MqttFrames:
 
     @callback
     def message(self, msg: mqtt.ReceiveMessage) -> None:
-        """One message of the subscription (through _relay)."""
-        if not self._active or msg.subscribed_topic != self.config.topic:
-            return  # stopped, or a subscription to an earlier topic that outlived its unsubscribe
+        """One message of the current subscription (through _relay)."""
+        if not self._active:
+            return
         payload = msg.payload
         if not isinstance(payload, bytes):  # (bytes for encoding=None; others tolerated)
             payload = bytes(payload) if isinstance(payload, bytearray) else str(payload).encode()

@@ -13,6 +13,7 @@ from functools import partial
 import logging
 import os
 from pathlib import Path
+import time
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -102,6 +103,8 @@ class ReceiverSupervisor:
         self.mqtt: MqttFrames | None = None
         #: MQTT was seen connected: a disconnect is a lost broker, not a start.
         self._link_seen = False
+        #: time.monotonic() when MQTT lost its broker (None: connected).
+        self._link_down_since: float | None = None
         self._log = LogLimiter(_LOGGER)
         self._unsubs: list[CALLBACK_TYPE] = []
         self._unsub_replug: CALLBACK_TYPE | None = None
@@ -270,18 +273,23 @@ class ReceiverSupervisor:
         was_down = self.availability.link_down
         self.availability.set_link_down(not connected)
         self.runner.silence_timeout = silence_timeout(self.entry, not connected)
-        if connected:
-            # The outage is no silence of the radio: counted afresh from now.
-            self.runner.reset_silence()
-            if was_down:
-                _LOGGER.info("%s: MQTT is connected again", self.entry.title)
-        elif self._link_seen:
-            _LOGGER.warning(
-                "%s: MQTT lost its broker; no frames until it is back", self.entry.title
-            )
-        else:  # (at Home Assistant's start MQTT is often still connecting)
-            _LOGGER.debug("%s: MQTT is not connected yet", self.entry.title)
-        self._link_seen = self._link_seen or connected
+        now = time.monotonic()
+        if not connected:
+            self._link_down_since = now
+            if self._link_seen:
+                _LOGGER.warning(
+                    "%s: MQTT lost its broker; no frames until it is back", self.entry.title
+                )
+            else:  # (at Home Assistant's start MQTT is often still connecting)
+                _LOGGER.debug("%s: MQTT is not connected yet", self.entry.title)
+            return
+        if self._link_down_since is not None:
+            # The outage is no silence of the radio (the runner's clock is monotonic too).
+            self.runner.excuse_silence(now - self._link_down_since)
+            self._link_down_since = None
+        if was_down and self._link_seen:
+            _LOGGER.info("%s: MQTT is connected again", self.entry.title)
+        self._link_seen = True
 
     async def _async_apply_listener(self) -> None:
         """The port, protocol or allow-list changed: only the listener restarts."""

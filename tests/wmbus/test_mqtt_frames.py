@@ -10,6 +10,7 @@ import pytest
 from custom_components.wmbusmeters.wmbus import listener
 from custom_components.wmbusmeters.wmbus.listener import MAX_SOURCES
 from custom_components.wmbusmeters.wmbus.mqtt_frames import (
+    GATE_LOOKS,
     GATHER,
     MAX_PAYLOAD,
     MAX_REMEMBERED,
@@ -150,19 +151,14 @@ def test_a_frame_without_rssi_goes_on_at_once() -> None:
 
 
 def test_an_rssi_belongs_to_its_own_frame() -> None:
-    """A frame's RSSI is given to the meter's next telegram only: not after a later frame
-    without one, nor long after (its frame was never decoded: a wrong key)."""
+    """A frame whose telegram never came (a wrong key) leaves its RSSI behind: the meter's
+    next frame, without one and seconds later, does not get it."""
     frames, _sink = gate()
     frames.take("wmbus/a/raw", json_frame(-70), retained=False, now=1.0)
     frames.flush(2.0)
     other = FRAME[:24] + "FF" + FRAME[26:]
-    frames.take("wmbus/a/raw", json_frame(None, other), retained=False, now=5.0)
-    assert frames.rssi_for("76348799", now=5.0) is None
-    frames.take(
-        "wmbus/a/raw", json_frame(-70, FRAME[:24] + "EE" + FRAME[26:]), retained=False, now=9.0
-    )
-    frames.flush(10.0)
-    assert frames.rssi_for("76348799", now=10.0 + RSSI_AGE + 1) is None
+    frames.take("wmbus/a/raw", json_frame(None, other), retained=False, now=2.0 + RSSI_AGE + 1)
+    assert frames.rssi_for("76348799", now=2.0 + RSSI_AGE + 1) is None
 
 
 def test_a_long_transport_header_names_the_meter_too() -> None:
@@ -174,6 +170,24 @@ def test_a_long_transport_header_names_the_meter_too() -> None:
     assert meter_ids(frame) == ("12345699", "10278749")
 
 
+class FrozenClock:
+    """The rate limiter's clock, stopped: its buckets refill not at all during a test."""
+
+    @staticmethod
+    def monotonic() -> float:
+        return 1000.0
+
+    @staticmethod
+    def time() -> float:
+        return 1000.0
+
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(listener, "time", FrozenClock)
+
+
+@pytest.mark.usefixtures("frozen")
 def test_a_copy_over_its_topics_rate_does_not_hide_the_next() -> None:
     """Gateway A is past its rate: its copy is dropped for that, and gateway B's copy of the
     same frame is handed on, not dropped as a duplicate of a frame that never went on."""
@@ -256,12 +270,35 @@ def test_topic_filters(topic: str, problem: str | None) -> None:
     assert topic_problem(topic) == problem
 
 
+@pytest.mark.usefixtures("frozen")
 def test_a_wildcard_over_many_topics_has_one_budget() -> None:
-    """Messages on ever new topics are looked at no faster than one topic's may be: past the
-    gate's budget they are counted unread."""
+    """Messages on ever new topics are looked at no faster than GATE_LOOKS topics' may be:
+    past the gate's budget they are counted unread; one noisy topic uses up only its own."""
     frames, _sink = gate()
-    for n in range(int(listener.BURST * listener.PARSE_FACTOR) + 500):
-        frames.take(f"wmbus/{n % 500}/raw", b"x", retained=False, now=1.0)
+    per_topic = int(listener.BURST * listener.PARSE_FACTOR)
+    for _ in range(per_topic + 10):
+        frames.take("wmbus/noisy/raw", b"x", retained=False, now=1.0)
+    assert frames.topics["wmbus/noisy/raw"].rate_limited == 10
+    frames.take("wmbus/quiet/raw", json_frame(), retained=False, now=1.0)
+    assert frames.topics["wmbus/quiet/raw"].accepted == 1
+    many = 20 * per_topic  # 20 more topics, each within its own budget
+    for n in range(many):
+        frames.take(f"wmbus/{n % 20}/raw", b"x", retained=False, now=1.0)
     totals = frames.totals()
-    assert totals["malformed"] <= listener.BURST * listener.PARSE_FACTOR + 50
-    assert totals["rate_limited"] >= 450
+    looked = per_topic * GATE_LOOKS  # the gate's budget: the noisy, the quiet, the rest
+    assert totals["malformed"] == looked - 1  # (the quiet topic's frame was accepted)
+    assert totals["rate_limited"] == 10 + many - (looked - per_topic - 1)
+
+
+def test_each_telegram_gets_its_own_frames_rssi() -> None:
+    """Two frames of one meter handed on together (distinct, each with an RSSI): its two
+    telegrams get theirs in turn."""
+    frames, _sink = gate()
+    frames.take("wmbus/a/raw", json_frame(-80), retained=False, now=1.0)
+    frames.take(
+        "wmbus/a/raw", json_frame(-60, FRAME[:24] + "EE" + FRAME[26:]), retained=False, now=1.1
+    )
+    frames.flush(5.0)
+    assert frames.rssi_for("76348799", now=5.0) == -80
+    assert frames.rssi_for("76348799", now=5.0) == -60
+    assert frames.rssi_for("76348799", now=5.0) is None

@@ -403,8 +403,8 @@ async def test_an_input_back_after_a_long_outage_is_not_silence(
     fake_command: str, tmp_path: Path, mode: Callable[[str], None]
 ) -> None:
     """FAKE wmbusmeters that stays silent, as one whose MQTT broker was away for two hours
-    (its silence timeout off meanwhile): when the broker is back, the hour counts from then
-    (reset_silence), rather than the outage ending in a restart at once."""
+    (its silence timeout off meanwhile): when the broker is back, the outage is not counted
+    (excuse_silence), rather than ending in a restart at once."""
     mode("silent")
     changes = Changes()
     sleeps: list[float] = []
@@ -428,7 +428,7 @@ async def test_an_input_back_after_a_long_outage_is_not_silence(
     try:
         await runner.wait_running()
         now[0] += 7200  # the outage
-        runner.reset_silence()
+        runner.excuse_silence(7200)
         runner.silence_timeout = 3600
         await changes.until(
             lambda: any(delay > 3000 for delay in sleeps), "the watchdog to wait the hour"

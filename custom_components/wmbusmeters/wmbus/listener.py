@@ -94,7 +94,7 @@ DROPPED = COUNTERS[1:]
 
 
 @dataclass(slots=True)
-class _Bucket:
+class Bucket:
     """A token bucket: `rate` a second, at most `burst` saved up."""
 
     rate: float
@@ -130,10 +130,10 @@ class SourceStats:
     undelivered: int = 0
     last_heard: float | None = None  # time.time() of the last accepted line
     #: Telegrams handed on (RATE a second).
-    _telegrams: _Bucket = field(default_factory=lambda: _Bucket(RATE, BURST))
+    _telegrams: Bucket = field(default_factory=lambda: Bucket(RATE, BURST))
     #: Lines looked at, valid or not (PARSE_FACTOR times that).
-    _lines: _Bucket = field(
-        default_factory=lambda: _Bucket(RATE * PARSE_FACTOR, BURST * PARSE_FACTOR)
+    _lines: Bucket = field(
+        default_factory=lambda: Bucket(RATE * PARSE_FACTOR, BURST * PARSE_FACTOR)
     )
 
     def look(self, lines: int) -> int:

@@ -14,7 +14,7 @@ so that nothing but a checked frame reaches wmbusmeters.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 import json
@@ -22,7 +22,17 @@ import re
 import time
 from typing import Final, Literal, TypeGuard
 
-from .listener import MAX_LINE, LineFormat, SourceStats, bounded_stats, valid_line
+from .listener import (
+    BURST,
+    MAX_LINE,
+    PARSE_FACTOR,
+    RATE,
+    Bucket,
+    LineFormat,
+    SourceStats,
+    bounded_stats,
+    valid_line,
+)
 
 PayloadFormat = Literal["hex", "json", "rtlwmbus"]
 PAYLOAD_FORMATS: tuple[PayloadFormat, ...] = ("hex", "json", "rtlwmbus")
@@ -44,6 +54,11 @@ GATHER: Final = 0.5
 #: an RSSI older than RSSI_AGE seconds is not given (its frame was never decoded).
 MAX_PENDING_RSSI: Final = 1024
 RSSI_AGE: Final = 10.0
+#: Messages a whole subscription may have looked at, in topics' budgets: one noisy topic
+#: under a wildcard uses up its own budget, not every gateway's.
+GATE_LOOKS: Final = 4
+#: A meter's RSSIs waiting for its telegrams, at most (one per frame handed on, in order).
+MAX_RSSI_QUEUE: Final = 8
 #: A topic is counted under at most this many characters of its name (MQTT allows 64 KiB).
 MAX_TOPIC_KEY: Final = 128
 _SEPARATORS = re.compile(r"[\s:]")
@@ -249,15 +264,15 @@ class FrameGate:
         self._deliver = deliver
         self.topics: dict[str, TopicStats] = {}
         #: Every message of the subscription, whatever its topic: a wildcard over many topics
-        #: gets no more looks than one topic does.
-        self._all = TopicStats()
+        #: gets GATE_LOOKS topics' looks, no more.
+        self._all = Bucket(RATE * PARSE_FACTOR * GATE_LOOKS, BURST * PARSE_FACTOR * GATE_LOOKS)
         self.duplicates = Duplicates()
         #: time.time() of the last frame handed on.
         self.last_heard: float | None = None
         #: Frames waiting GATHER for other gateways' copies: key -> (due, best so far, topic).
         self._held: dict[bytes, tuple[float, Frame, TopicStats]] = {}
-        #: meter id -> (when, the best RSSI of its last frame), for its next decoded telegram.
-        self._rssi: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        #: meter id -> (when, RSSI or None) of each frame handed on, for its telegrams in turn.
+        self._rssi: OrderedDict[str, deque[tuple[float, int | None]]] = OrderedDict()
 
     def stats(self, topic: str) -> TopicStats:
         """A topic's counters (past MAX_SOURCES topics they are shared as "other")."""
@@ -292,7 +307,7 @@ class FrameGate:
 
     def _checked(self, stats: TopicStats, payload: bytes, *, retained: bool) -> Frame | None:
         """The message's frame, or None (counted) when it is dropped unread or not one."""
-        if not self._all.look(1) or not stats.look(1):
+        if not stats.look(1) or not self._all.take(1):
             stats.rate_limited += 1
         elif retained:
             stats.retained += 1
@@ -329,22 +344,25 @@ class FrameGate:
             return  # an rtl_wmbus line carries its RSSI to wmbusmeters itself
         pending = self._rssi
         for meter in meter_ids(frame):
-            if frame.rssi is None:
-                pending.pop(meter, None)  # (not an earlier frame's, never decoded)
-                continue
-            # A hex line tells wmbusmeters nothing of the radio: its telegram gets it here.
-            pending[meter] = (now, frame.rssi)
+            # One entry per frame, with or without an RSSI: each telegram takes its own.
+            queue = pending.get(meter)
+            if queue is None:
+                queue = pending[meter] = deque(maxlen=MAX_RSSI_QUEUE)
+            queue.append((now, frame.rssi))
             pending.move_to_end(meter)
             if len(pending) > MAX_PENDING_RSSI:
                 pending.popitem(last=False)
 
     def rssi_for(self, meter: str, now: float) -> int | None:
-        """The RSSI of the frame a meter's telegram was decoded from (once), if it had one and
-        it came within RSSI_AGE seconds (`now`: the clock take() was given)."""
-        found = self._rssi.pop(meter, None)
-        if found is None or now - found[0] > RSSI_AGE:
-            return None
-        return found[1]
+        """The RSSI of the frame a meter's telegram was decoded from, if it had one: the
+        oldest frame of the meter's still waiting, within RSSI_AGE seconds (older ones were
+        never decoded: a wrong key). `now`: the clock take() was given."""
+        queue = self._rssi.get(meter)
+        while queue:
+            when, rssi = queue.popleft()
+            if now - when <= RSSI_AGE:
+                return rssi
+        return None
 
     def totals(self) -> dict[str, int]:
         """Counters summed over topics."""

@@ -144,10 +144,11 @@ class WmbusRunner:
         self._silence_timeout = value
         self._silence_changed.set()
 
-    def reset_silence(self) -> None:
-        """Count the silence from now: the input was away (an MQTT broker) and is back, and
-        the time without it is no reason to restart wmbusmeters."""
-        self._output.last_telegram = self._clock()
+    def excuse_silence(self, seconds: float) -> None:
+        """Not count `seconds` of silence: the input was away that long (an MQTT broker), no
+        reason to restart wmbusmeters. The silence before the outage still counts, so a
+        broker that comes and goes cannot keep a stuck wmbusmeters from its restart."""
+        self._output.last_telegram += seconds
         self._silence_changed.set()
 
     @property
