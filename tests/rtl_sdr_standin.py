@@ -15,6 +15,9 @@ the user set) and written as rtl_sdr writes it: unsigned 8-bit I/Q at `-s` sampl
                                                     forever; writes its arguments to
                                                     $RTL_SDR_STANDIN_ARGS if set
     rtl_sdr_standin.py --once HEX [options] -       one burst, then exit (scripts/build-static)
+
+With $RTL_SDR_STANDIN_RECORDING set it plays that file instead, once, as it was recorded (a
+real stick's unsigned 8-bit I/Q: rtl-wmbus' own samples/), then quiet carrier.
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ def main(argv: list[str]) -> int:
         Path(record).write_text(" ".join(argv) + "\n")
     sample_rate = hertz(options.get("-s", "2.048e6"))
     offset = C1_FREQUENCY - hertz(options.get("-f", "868.95M"))
+    if recording := os.environ.get("RTL_SDR_STANDIN_RECORDING"):
+        return play(Path(recording))
     hexes = [once] if once else Path(os.environ["RTL_SDR_STANDIN_TELEGRAMS"]).read_text().split()
     # A transmitter beyond what the stick sees (tuned elsewhere) is not heard: only noise-free
     # silence is written then, which keeps rtl_wmbus' stall detector (-f) quiet.
@@ -108,6 +113,23 @@ def main(argv: list[str]) -> int:
                 time.sleep(1.0)
     except (BrokenPipeError, KeyboardInterrupt):
         # rtl_wmbus went away (wmbusmeters restarted the pipeline): so does a real rtl_sdr.
+        os.close(1)
+        return 0
+
+
+def play(recording: Path) -> int:
+    """A recorded stick's samples, then quiet carrier (as a stick keeps sampling), a second
+    at a time, until rtl_wmbus goes away."""
+    sys.stderr.write("Found 1 device(s):\n  0:  Stand-in, RTL2838UHIDIR, SN: 00000001\n")
+    out = sys.stdout.buffer
+    try:
+        out.write(recording.read_bytes())
+        out.flush()
+        while True:
+            time.sleep(1.0)
+            out.write(bytes([127, 127]) * 800_000)
+            out.flush()
+    except (BrokenPipeError, KeyboardInterrupt):
         os.close(1)
         return 0
 

@@ -13,7 +13,9 @@ import platform
 import shutil
 import stat
 import sys
+import tarfile
 from types import MappingProxyType
+from typing import Any
 
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
@@ -28,6 +30,7 @@ from .common import has_value, meter, receiver_entry, setup_receiver, start_rece
 
 DEMO = Path(__file__).parent.parent / "demo" / "simulation_demo.txt"
 STANDIN = Path(__file__).parent / "rtl_sdr_standin.py"
+RTL_WMBUS_SOURCE = Path(__file__).parent.parent.parent / "shared/upstream/rtl-wmbus-b6a7705.tar.gz"
 #: A recorded Multical 21 C1 telegram (wmbusmeters' simulations/simulation_c1.txt), no CRCs.
 C1_TELEGRAM = (
     "2A442D2C998734761B168D2091D37CAC21576C7802FF207100041308190000441308190000615B7F616713"
@@ -43,15 +46,17 @@ def test_release_zip_is_the_integration_and_its_binaries(installed: Path) -> Non
         binary = installed / "bin" / machine / "wmbusmeters"
         assert 0 < binary.stat().st_size <= 8 * 1024 * 1024
         assert not binary.stat().st_mode & stat.S_IXUSR  # zipfile dropped it, as in HACS
-        for helper in ("rtl_sdr", "rtl_wmbus", "rtl_wmbus.d/rtl_wmbus"):
+        for helper in ("rtl_sdr", "rtl_wmbus"):
             assert (installed / "bin" / machine / helper).stat().st_size > 0
+        # Static, as wmbusmeters is: no loader or wrapper beside them.
+        assert not (installed / "bin" / machine / "rtl_wmbus.d").exists()
         licences = {p.name for p in (installed / "bin" / machine / "licenses").iterdir()}
         assert {
             "wmbusmeters-GPL-3.0.txt",
             "libusb-LGPL-2.1.txt",
             "libxml2-MIT.txt",
             "rtl-sdr-GPL-2.0.txt",
-            "rtl-wmbus-copyright.txt",
+            "rtl-wmbus-BSD-2-Clause.txt",
             "glibc-LGPL-2.1.txt",
         } <= licences
     hacs = json.loads((Path(__file__).parent.parent / "hacs.json").read_text())
@@ -166,20 +171,68 @@ async def test_release_rtl_sdr_pipeline_decodes(
     installed: Path, tmp_path: Path, tuned: str, rtl_wmbus_options: str
 ) -> None:
     """The release's RTL-SDR path: rtl_sdr | rtl_wmbus | wmbusmeters, as wmbusmeters builds it
-    for `rtlwmbus`, with the release's real rtl_wmbus (its glibc wrapper, exec bits restored
-    after HACS' unzip) and static wmbusmeters. No stick exists here, so the release's rtl_sdr is
-    replaced by a stand-in that plays a recorded C1 telegram as I/Q samples (synthesized: no
-    recorded samples are available); and since wmbusmeters only starts the pipeline once
-    librtlsdr sees a stick on USB, its own command is given as `rtlwmbus:CMD(...)`, which the
-    integration never lets a user write."""
+    for `rtlwmbus`, with the release's real static rtl_wmbus and wmbusmeters (exec bits
+    restored after HACS' unzip). No stick exists here, so the release's rtl_sdr is replaced by
+    a stand-in that plays a recorded C1 telegram as synthesized I/Q samples; and since
+    wmbusmeters only starts the pipeline once librtlsdr sees a stick on USB, its own command is
+    given as `rtlwmbus:CMD(...)`, which the integration never lets a user write."""
+    telegrams = tmp_path / "telegrams.txt"
+    telegrams.write_text(C1_TELEGRAM + "\n")
+    reading = await first_reading(
+        installed,
+        tuned,
+        rtl_wmbus_options,
+        ["Tap", "kamwater", "76348799", "NOKEY"],
+        {"RTL_SDR_STANDIN_TELEGRAMS": str(telegrams)},
+    )
+    assert reading["id"] == "76348799"
+    assert reading["total_m3"] == 6.408
+    assert reading["target_m3"] == 6.408
+
+
+async def test_release_rtl_sdr_pipeline_decodes_a_recording(
+    installed: Path, tmp_path: Path
+) -> None:
+    """The same pipeline on what a real stick recorded: rtl-wmbus' own sample
+    (samples/rtlsdr_868.950M_1M6_samples2.cu8, 1.6 MS/s tuned to 868.95 MHz, as wmbusmeters
+    samples with a frequency set) played by the stand-in rtl_sdr: the release's static
+    rtl_wmbus demodulates the T1 telegram of meter 71200023 (a smoke detector no driver of
+    3.0.0 reads: its media and id) and wmbusmeters prints it."""
+    recording = await asyncio.to_thread(
+        extract_sample, "rtlsdr_868.950M_1M6_samples2.cu8", tmp_path
+    )
+    reading = await first_reading(
+        installed,
+        "868.95M",
+        "-f",
+        ["Smoke", "auto", "71200023", "NOKEY"],
+        {"RTL_SDR_STANDIN_RECORDING": str(recording)},
+    )
+    assert reading["id"] == "71200023"
+    assert reading["media"] == "smoke detector"
+
+
+def extract_sample(name: str, directory: Path) -> Path:
+    """One of rtl-wmbus' recorded samples, from its source tarball (shared/upstream)."""
+    out = directory / name
+    with tarfile.open(RTL_WMBUS_SOURCE) as source:
+        member = next(m for m in source.getmembers() if m.name.endswith(f"/samples/{name}"))
+        extracted = source.extractfile(member)
+        assert extracted is not None
+        out.write_bytes(extracted.read())
+    return out
+
+
+async def first_reading(
+    installed: Path, tuned: str, rtl_wmbus_options: str, meter_args: list[str], env: dict[str, str]
+) -> dict[str, Any]:
+    """The first JSON reading of the release's wmbusmeters on the stand-in's pipeline."""
     bin_dir = installed / "bin" / platform.machine()
     wmbusmeters = await asyncio.to_thread(bundled.bundled_binary, installed / "bin")
     assert wmbusmeters == str(bin_dir / "wmbusmeters")
     assert os.access(bin_dir / "rtl_wmbus", os.X_OK)
     (bin_dir / "rtl_sdr").write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STANDIN}" "$@"\n')
     (bin_dir / "rtl_sdr").chmod(0o755)
-    telegrams = tmp_path / "telegrams.txt"
-    telegrams.write_text(C1_TELEGRAM + "\n")
     # wmbusmeters' command for rtlwmbus (src/wmbus_rtlwmbus.cc), without its stderr file.
     pipeline = (
         f"{bin_dir}/rtl_sdr -d 0 -f {tuned} -s 1.6e6 - 2>/dev/null | "
@@ -189,13 +242,10 @@ async def test_release_rtl_sdr_pipeline_decodes(
         wmbusmeters,
         "--format=json",
         f"rtlwmbus:CMD({pipeline})",
-        "Tap",
-        "kamwater",
-        "76348799",
-        "NOKEY",
+        *meter_args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "RTL_SDR_STANDIN_TELEGRAMS": str(telegrams)},
+        env={**os.environ, **env},
         start_new_session=True,
     )
     assert proc.stdout is not None
@@ -205,11 +255,7 @@ async def test_release_rtl_sdr_pipeline_decodes(
                 line = await proc.stdout.readline()
                 assert line, "wmbusmeters exited without a reading"
                 if line.startswith(b"{"):
-                    reading = json.loads(line)
-                    break
+                    return json.loads(line)  # type: ignore[no-any-return]
     finally:
         os.killpg(proc.pid, 15)
         await proc.wait()
-    assert reading["id"] == "76348799"
-    assert reading["total_m3"] == 6.408
-    assert reading["target_m3"] == 6.408

@@ -18,9 +18,8 @@ BUNDLE_DIR = Path(__file__).resolve().parent.parent / "bin"
 #: Other names of the same machines (Debian's and Docker's).
 _MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
 #: What must be executable beside it: wmbusmeters starts `rtl_sdr | rtl_wmbus` for an RTL-SDR
-#: stick and looks for both in its own directory first; rtl_wmbus is a /bin/sh wrapper that
-#: starts Debian's rtl_wmbus through the glibc loader shipped with it (scripts/build-static).
-_HELPERS = ("rtl_sdr", "rtl_wmbus", "rtl_wmbus.d/rtl_wmbus", "rtl_wmbus.d/ld-*")
+#: stick and looks for both in its own directory first (static, as it is: scripts/build-static).
+_HELPERS = ("rtl_sdr", "rtl_wmbus")
 
 
 def _make_executable(path: Path) -> None:
