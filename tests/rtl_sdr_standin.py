@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A stand-in for `rtl_sdr`, the RTL-SDR stick's sampler: it writes what a stick would hear if a
 C1 meter sent the given telegrams, so the real `rtl_wmbus` and the real wmbusmeters decode
-them. No RTL-SDR stick exists here, and the rtl-wmbus sources, which would carry recorded IQ
-samples, are not in the package registry's snapshot: the samples are synthesized instead.
+them. No RTL-SDR stick exists here: the samples are synthesized (any telegram, any tuning), or
+a recording of a real stick is played (rtl-wmbus' own samples/, see below).
 
 The signal is what EN 13757-4 C1 mode puts on air: frame format A (blocks of 10, then 16 bytes,
 each with its CRC-16 0x3D65), preamble and sync word (`01` 16 times, `0000111101`, `0x54CD`), NRZ at
