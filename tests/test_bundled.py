@@ -3,6 +3,7 @@ executable again after HACS' unzip, and run."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 import platform
 import shutil
@@ -26,7 +27,12 @@ def unzipped_bundle(tmp_path: Path, wmbusmeters: str) -> Path:
     with zipfile.ZipFile(archive, "w") as release:
         info = zipfile.ZipInfo(f"bin/{platform.machine()}/wmbusmeters")
         info.external_attr = 0o755 << 16
-        release.writestr(info, Path(wmbusmeters).read_bytes())
+        data = Path(wmbusmeters).read_bytes()
+        release.writestr(info, data)
+        release.writestr(
+            f"bin/{platform.machine()}/SHA256SUMS",
+            f"{hashlib.sha256(data).hexdigest()}  wmbusmeters\n",
+        )
     with zipfile.ZipFile(archive) as release:
         release.extractall(tmp_path / "integration")
     binary = tmp_path / "integration" / "bin" / platform.machine() / "wmbusmeters"

@@ -31,17 +31,19 @@ from .coordinator import WmbusCoordinator
 from .drivers import async_get_catalog
 from .history import ReceiverHistory
 from .issues import (
+    ISSUE_BUNDLED_ALTERED,
     ISSUE_DEVICE_TYPE,
     ReceiverIssues,
     async_clear_receiver_issue,
     async_clear_receiver_issues,
     async_raise_device_type_issue,
+    async_raise_receiver_issue,
 )
 from .runtime import WmbusConfigEntry, WmbusData
 from .services import async_setup_services
 from .supervisor import ReceiverSupervisor
 from .wmbus import DEVICE_KEYWORDS, ProbeError, needs_device_type, probe_info
-from .wmbus.bundled import restore_bundled
+from .wmbus.bundled import BundledAlteredError, prepare_bundled
 from .wmbus.config import MBUS, STDIN_DEVICE
 from .wmbus.listener import ListenerError
 
@@ -109,8 +111,21 @@ async def async_setup_entry(hass: HomeAssistant, entry: WmbusConfigEntry) -> boo
         await module.async_wait_for_mqtt(hass)
     # Created by an import: the add-on's entities it takes over, before anything else.
     async_take_over(hass, entry)
-    # After a HACS update the bundled binary has lost its exec bit: back before it is run.
-    await hass.async_add_executor_job(restore_bundled, command)
+    # After a HACS update the bundled binary has lost its exec bit: back before it is run; and
+    # it runs only as the release built it (never a half-extracted or altered file, and no
+    # retries: it stays altered until it is installed again, which restarts Home Assistant).
+    try:
+        await hass.async_add_executor_job(prepare_bundled, command)
+    except BundledAlteredError as err:
+        async_raise_receiver_issue(
+            hass, entry.entry_id, ISSUE_BUNDLED_ALTERED, {"title": entry.title, "file": err.file}
+        )
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key=ISSUE_BUNDLED_ALTERED,
+            translation_placeholders={"file": err.file},
+        ) from err
+    async_clear_receiver_issue(hass, entry.entry_id, ISSUE_BUNDLED_ALTERED)
     try:
         info = await probe_info(command)
     except ProbeError as err:

@@ -27,6 +27,8 @@ ISSUE_UNKNOWN_DRIVER = "unknown_driver"
 ISSUE_REMOVED_FIELDS = "fields_removed"
 ISSUE_DUPLICATE_METER = "duplicate_meter"
 ISSUE_DEVICE_TYPE = "device_type_missing"
+#: The bundled wmbusmeters' folder does not match the release's checksums.
+ISSUE_BUNDLED_ALTERED = "bundled_altered"
 #: Receiver problems that clear themselves when the receiver works again.
 RECEIVER_ISSUES = ("command_missing", "device_missing", "crash_loop")
 #: Meter issues, each named `<kind>_<meter_id>`.

@@ -40,7 +40,7 @@ from .wmbus import (
     WmbusRunner,
     needs_device_type,
 )
-from .wmbus.bundled import restore_bundled
+from .wmbus.bundled import BundledAlteredError, prepare_bundled
 from .wmbus.listener import ListenerConfig, ListenerError, TelegramListener
 from .wmbus.loglimit import LogLimiter
 from .wmbus.runner import STDIN_BUSY
@@ -119,6 +119,8 @@ class ReceiverSupervisor:
         self._troubled = True
         self._stopping = False
         self._stop_task: asyncio.Task[None] | None = None
+        #: The bundled binary was found altered before a start.
+        self._altered = False
         command: str = entry.data[CONF_COMMAND]
         self.runner = WmbusRunner(
             command,
@@ -128,8 +130,9 @@ class ReceiverSupervisor:
             on_event=self._on_event,
             on_status=self._on_status,
             silence_timeout=silence_timeout(entry),
-            # A HACS update between two starts drops the bundled binary's exec bit.
-            before_start=partial(restore_bundled, command),
+            # A HACS update between two starts drops the bundled binary's exec bit; an altered
+            # one is not started (the receiver is set up again, which says so: _on_status).
+            before_start=self._before_start,
             limits=VALUE_LIMITS,
             # Its supervising task is the entry's: HA knows it, and it ends with the entry.
             create_task=partial(entry.async_create_background_task, hass),
@@ -137,6 +140,15 @@ class ReceiverSupervisor:
         self._restart_debouncer = Debouncer(
             hass, _LOGGER, cooldown=RESTART_COOLDOWN, immediate=False, function=self._async_apply
         )
+
+    def _before_start(self) -> None:
+        """Before each start (in a worker thread): the bundled binary made executable again
+        and checked (cheap unless its files changed)."""
+        try:
+            prepare_bundled(self.runner.command)
+        except BundledAlteredError:
+            self._altered = True
+            raise
 
     @property
     def version(self) -> str:
@@ -379,6 +391,12 @@ class ReceiverSupervisor:
                 self._failed_to_start = False
                 self._log_up()  # it could not start, and now it has
         failed = state is RunnerState.FAILED
+        if failed and self._altered and not self._stopping:
+            # Altered since the receiver was set up: set up again, which does not start it,
+            # raises the repair and stays stopped (no retries against an altered file).
+            self._altered = False
+            self.hass.config_entries.async_schedule_reload(self.entry.entry_id)
+            return
         if failed or (state is RunnerState.BACKOFF and status.returncode != 0):
             self._troubled = True
             self.issues.runner_failed(status, self.runner.command, started=not failed)

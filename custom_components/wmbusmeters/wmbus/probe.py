@@ -12,6 +12,7 @@ import logging
 import os
 import re
 
+from .bundled import bundled_problem
 from .errors import WmbusError
 
 _LOGGER = logging.getLogger(__name__)
@@ -63,6 +64,18 @@ class DongleNotFoundError(ProbeError):
     """wmbusmeters found no dongle of the expected type on the port."""
 
     translation_key = "dongle_not_found"
+
+
+class BundledAlteredProbeError(ProbeError):
+    """The bundled wmbusmeters does not match the release's checksums: it is not run."""
+
+    translation_key = "bundled_altered"
+
+
+async def _refuse_altered(command: str) -> None:
+    """No question is put to a bundled binary its release did not build (bundled.py)."""
+    if problem := await asyncio.to_thread(bundled_problem, command):
+        raise BundledAlteredProbeError(f"{command}: {problem} does not match SHA256SUMS")
 
 
 class LinkModesRefusedError(ProbeError):
@@ -133,6 +146,7 @@ def check_command(command: str) -> None:
 async def run(command: str, *args: str, timeout: float | None = None) -> str:
     """Run the command with these arguments; its stdout, if it exits 0 in time."""
     timeout = PROBE_TIMEOUT if timeout is None else timeout
+    await _refuse_altered(command)
     try:
         proc = await asyncio.create_subprocess_exec(
             command,
@@ -222,6 +236,7 @@ async def detect_dongle(command: str, device_spec: str, timeout: float | None = 
     It is stopped as soon as it has answered: SIGKILL, since it holds no state worth saving
     and 2.0.0 takes seconds to honour SIGTERM.
     """
+    await _refuse_altered(command)
     try:
         proc = await asyncio.create_subprocess_exec(
             command,
