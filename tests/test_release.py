@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 import platform
+import re
 import shutil
 import stat
 import sys
@@ -259,3 +260,32 @@ async def first_reading(
     finally:
         os.killpg(proc.pid, 15)
         await proc.wait()
+
+
+def test_every_binary_has_its_sources_and_licence(installed: Path) -> None:
+    """Each program in bin/<machine>/ is listed in licenses/SOURCES.txt with its own source (a
+    file with its sha256) and the libraries it links (Debian source packages with their
+    versions), each with a licence file that is there; the README says where the sources are."""
+    for machine in ("x86_64", "aarch64"):
+        folder = installed / "bin" / machine
+        programs = {
+            p.name for p in folder.iterdir() if p.is_file() and p.read_bytes()[:4] == b"\x7fELF"
+        }
+        assert programs == {"wmbusmeters", "rtl_sdr", "rtl_wmbus"}
+        listed: dict[str, list[list[str]]] = {}
+        for line in (folder / "licenses" / "SOURCES.txt").read_text().splitlines():
+            if line and not line.startswith("#"):
+                binary, kind, name, reference, licence = line.split("\t")
+                listed.setdefault(binary, []).append([kind, name, reference, licence])
+                assert (folder / "licenses" / licence).is_file(), licence
+                if kind == "file":
+                    assert re.fullmatch(r"[0-9a-f]{64}", reference), line
+                else:
+                    assert kind == "debian-source", line
+                    assert reference, line
+        assert set(listed) == programs
+        for program, sources in listed.items():
+            assert any(kind == "file" for kind, *_ in sources), program  # its own source
+            assert any(name == "glibc" for _, name, *_ in sources), program  # static glibc
+        readme = (folder / "licenses" / "README.txt").read_text()
+        assert "wmbusmeters-sources.tar" in readme
