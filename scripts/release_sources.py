@@ -21,6 +21,7 @@ never for a published release).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import lzma
 from pathlib import Path
@@ -30,6 +31,8 @@ import sys
 import tarfile
 import urllib.request
 
+#: A file name taken from SOURCES.txt or the source index (never a path).
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~_-]*")
 RECIPE = ("scripts/build-static", "scripts/release", "scripts/release_sources.py", "scripts/lib.sh")
 
 
@@ -71,6 +74,9 @@ def package_files(index: str, name: str, version: str) -> tuple[str, list[tuple[
                     (parts[2], parts[0])
                     for parts in (line.split() for line in sums[1].strip().splitlines())
                 ]
+                unsafe = [f for f, _ in files if not _SAFE_NAME.fullmatch(f)]
+                if unsafe or not re.fullmatch(r"pool/[a-z0-9/+.-]+", directory[1]):
+                    raise SystemExit(f"{name} {version}: unsafe names in the index: {unsafe}")
                 return directory[1], files
     raise SystemExit(f"{name} {version}: not in the mirror's source index")
 
@@ -84,51 +90,19 @@ def fetch(url: str, out: Path) -> None:
     try:
         with urllib.request.urlopen(url, timeout=300) as response, part.open("wb") as file:
             shutil.copyfileobj(response, file, 1 << 20)
-    except OSError as err:  # (urllib's HTTPError is one)
+    except (OSError, http.client.HTTPException) as err:  # (urllib's HTTPError is an OSError)
         part.unlink(missing_ok=True)
         raise Missing(f"{url.split('/', 3)[-1]}: {err}") from err
     part.replace(out)
 
 
-def main(  # noqa: PLR0912  (one pass over the listing, in order)
-    static: Path,
+def write_archive(
     archive: Path,
-    mirror: str,
-    cache: Path,
-    given: list[Path],
-    *,
-    allow_missing: bool,
+    entries: list[tuple[str, str, str, str, str, str]],
+    wanted: dict[str, tuple[Path, str]],
+    missing: list[str],
 ) -> None:
-    cache.mkdir(parents=True, exist_ok=True)
-    by_name = {path.name: path for path in given}
-    entries = read_sources(static)
-    wanted: dict[str, tuple[Path, str]] = {}  # archive name -> (file, sha256)
-    index = None
-    missing: list[str] = []
-    for _machine, _binary, kind, name, reference, _licence in entries:
-        if kind == "file":
-            path = by_name.get(name)
-            if path is None or sha256(path) != reference:
-                raise SystemExit(f"{name}: not given, or not the file SOURCES.txt names")
-            wanted[name] = (path, reference)
-            continue
-        index = index or source_index(mirror, cache)
-        directory, files = package_files(index, name, reference)
-        for file, digest in files:
-            local = cache / file
-            if file in wanted or f"{file}  {digest}" in missing:
-                continue
-            if not local.exists() or sha256(local) != digest:
-                try:
-                    fetch(f"{mirror}/{directory}/{file}", local)
-                except Missing as err:
-                    if not allow_missing:
-                        raise SystemExit(f"the mirror does not serve {err}") from err
-                    missing.append(f"{file}  {digest}")
-                    continue
-                if sha256(local) != digest:
-                    raise SystemExit(f"{file}: its sha256 is not the source index's")
-            wanted[file] = (local, digest)
+    """SOURCES.txt, the sources and the recipe, as one tar (written aside, then moved in)."""
     listing = io.StringIO()
     listing.write(
         "# The corresponding source of the release's binaries (bin/<machine>/ of the zip).\n"
@@ -143,7 +117,8 @@ def main(  # noqa: PLR0912  (one pass over the listing, in order)
         listing.write("\n# missing: not served by the mirror this archive was made from\n")
         listing.writelines(f"# {line}\n" for line in missing)
     part = archive.with_name(archive.name + ".part")
-    with tarfile.open(part, "w", format=tarfile.PAX_FORMAT) as tar:
+    # (dereference: a linked upstream tarball goes in as the file it leads to)
+    with tarfile.open(part, "w", format=tarfile.PAX_FORMAT, dereference=True) as tar:
         data = listing.getvalue().encode()
         info = tarfile.TarInfo("SOURCES.txt")
         info.size = len(data)
@@ -154,6 +129,58 @@ def main(  # noqa: PLR0912  (one pass over the listing, in order)
         for recipe in RECIPE:
             tar.add(repo / recipe, f"recipe/{recipe}")
     part.replace(archive)
+
+
+def main(  # noqa: PLR0912  (one pass over the listing, in order)
+    static: Path,
+    archive: Path,
+    mirror: str,
+    cache: Path,
+    given: list[Path],
+    *,
+    allow_missing: bool,
+) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    by_name: dict[str, list[Path]] = {}
+    for path in given:
+        if path.is_file():
+            by_name.setdefault(path.name, []).append(path)
+    entries = read_sources(static)
+    wanted: dict[str, tuple[Path, str]] = {}  # archive name -> (file, sha256)
+    index = None
+    missing: list[str] = []
+    for _machine, _binary, kind, name, reference, _licence in entries:
+        if not _SAFE_NAME.fullmatch(name):
+            raise SystemExit(f"SOURCES.txt: {name!r} is not a file name")
+        if kind == "file":
+            # (the same name may be given twice: shared/upstream's, a download's)
+            path = next((p for p in by_name.get(name, []) if sha256(p) == reference), None)
+            if path is None:
+                raise SystemExit(f"{name}: not given, or not the file SOURCES.txt names")
+            wanted[name] = (path, reference)
+            continue
+        index = index or source_index(mirror, cache)
+        directory, files = package_files(index, name, reference)
+        for file, digest in files:
+            local = cache / file
+            if file in wanted:
+                if wanted[file][1] != digest:
+                    raise SystemExit(f"{file}: two sources of that name differ")
+                continue
+            if f"{file}  {digest}" in missing:
+                continue
+            if not local.exists() or sha256(local) != digest:
+                try:
+                    fetch(f"{mirror}/{directory}/{file}", local)
+                except Missing as err:
+                    if not allow_missing:
+                        raise SystemExit(f"the mirror does not serve {err}") from err
+                    missing.append(f"{file}  {digest}")
+                    continue
+                if sha256(local) != digest:
+                    raise SystemExit(f"{file}: its sha256 is not the source index's")
+            wanted[file] = (local, digest)
+    write_archive(archive, entries, wanted, missing)
     print(archive)
 
 

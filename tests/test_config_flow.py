@@ -151,6 +151,7 @@ async def test_reconfigure_and_options(
     coordinator = entry.runtime_data.supervisor
     runner = coordinator.runner
     restarts = runner.counters.restarts
+    old_pid = runner.pid
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"command": wmbusmeters, "device": str(second), "link_modes": []}
     )
@@ -160,9 +161,16 @@ async def test_reconfigure_and_options(
     assert entry.unique_id == str(second)
     # wmbusmeters restarts with the new device, without a reload of the receiver. (Not "the
     # next process start": the simulation ends and is replayed meanwhile, a start of its own.)
+    # (runner.config changes when the restart is asked; the new process is the proof)
     await until(
         hass,
-        lambda: runner.config.device == str(second) and runner.status.state is RunnerState.RUNNING,
+        lambda: (
+            runner.config.device == str(second)
+            and runner.status.state is RunnerState.RUNNING
+            and runner.pid not in (None, old_pid)
+            and runner.argv is not None
+            and runner.counters.restarts > restarts
+        ),
         "wmbusmeters to run on the new device",
     )
     assert entry.runtime_data.supervisor is coordinator

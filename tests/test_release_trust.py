@@ -91,7 +91,7 @@ async def test_an_altered_binary_is_a_repair_not_a_start(
     )
     assert result["errors"] == {"command": "bundled_altered"}
 
-    binary.write_bytes(original)  # what a new download brings
+    binary.write_bytes(original)  # what a new download brings (in place: not running)
     assert await hass.config_entries.async_reload(entry.entry_id)
     runner = entry.runtime_data.supervisor.runner
     await until(hass, lambda: runner.status.state is RunnerState.RUNNING, "wmbusmeters to run")

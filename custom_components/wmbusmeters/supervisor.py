@@ -119,8 +119,10 @@ class ReceiverSupervisor:
         self._troubled = True
         self._stopping = False
         self._stop_task: asyncio.Task[None] | None = None
-        #: The bundled binary was found altered before a start.
+        #: The bundled binary was found altered before a start (and the reload that says so
+        #: was asked for).
         self._altered = False
+        self._reloading = False
         command: str = entry.data[CONF_COMMAND]
         self.runner = WmbusRunner(
             command,
@@ -391,11 +393,13 @@ class ReceiverSupervisor:
                 self._failed_to_start = False
                 self._log_up()  # it could not start, and now it has
         failed = state is RunnerState.FAILED
-        if failed and self._altered and not self._stopping:
-            # Altered since the receiver was set up: set up again, which does not start it,
-            # raises the repair and stays stopped (no retries against an altered file).
-            self._altered = False
-            self.hass.config_entries.async_schedule_reload(self.entry.entry_id)
+        if failed and self._altered:
+            # Altered since the receiver was set up: set up again (once), which does not start
+            # it, raises the repair and stays stopped (no retries against an altered file).
+            if not self._stopping and not self._reloading:
+                self._reloading = True
+                self.hass.config_entries.async_schedule_reload(self.entry.entry_id)
+            self.availability.set_runner(status, stopping=self._stopping)
             return
         if failed or (state is RunnerState.BACKOFF and status.returncode != 0):
             self._troubled = True

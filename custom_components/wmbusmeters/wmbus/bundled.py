@@ -105,7 +105,8 @@ def _looks(directory: Path, listed: dict[str, str]) -> tuple[object, ...]:
         except OSError:
             looks.append(None)
         else:
-            looks.append((info.st_ino, info.st_size, info.st_mtime_ns))
+            # (ctime too: an in-place rewrite that keeps the size and the mtime still moves it)
+            looks.append((info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
     return tuple(looks)
 
 
@@ -120,7 +121,10 @@ def _digest(path: Path) -> str | None:
 def prepare_bundled(command: str, bundle_dir: Path | None = None) -> None:
     """Before a start: a bundled command is made executable again and checked against its
     checksums (BundledAlteredError); any other command is left alone. Blocking."""
-    if restore_bundled(command, bundle_dir) and (problem := bundled_problem(command, bundle_dir)):
+    if _bundled_path(command, bundle_dir) is None:
+        return
+    restore_bundled(command, bundle_dir)  # (a failure to chmod is not a reason to skip the check)
+    if problem := bundled_problem(command, bundle_dir):
         raise BundledAlteredError(problem)
 
 
