@@ -157,6 +157,8 @@ def main(  # noqa: PLR0912  (one pass over the listing, in order)
             path = next((p for p in by_name.get(name, []) if sha256(p) == reference), None)
             if path is None:
                 raise SystemExit(f"{name}: not given, or not the file SOURCES.txt names")
+            if name in wanted and wanted[name][1] != reference:
+                raise SystemExit(f"{name}: two sources of that name differ")
             wanted[name] = (path, reference)
             continue
         index = index or source_index(mirror, cache)

@@ -16,7 +16,8 @@ import pytest
 
 from custom_components.wmbusmeters.compat import find_device
 from custom_components.wmbusmeters.const import DOMAIN
-from custom_components.wmbusmeters.wmbus import RunnerState, probe
+from custom_components.wmbusmeters.wmbus import probe
+from custom_components.wmbusmeters.wmbus.config import CONF_FILE
 
 from .common import meter, receiver_entry, setup_receiver, start_receiver_flow, until
 
@@ -151,7 +152,6 @@ async def test_reconfigure_and_options(
     coordinator = entry.runtime_data.supervisor
     runner = coordinator.runner
     restarts = runner.counters.restarts
-    old_pid = runner.pid
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"command": wmbusmeters, "device": str(second), "link_modes": []}
     )
@@ -161,17 +161,17 @@ async def test_reconfigure_and_options(
     assert entry.unique_id == str(second)
     # wmbusmeters restarts with the new device, without a reload of the receiver. (Not "the
     # next process start": the simulation ends and is replayed meanwhile, a start of its own.)
-    # (runner.config changes when the restart is asked; the new process is the proof)
+    # (runner.config changes when the restart is asked; what the started process was given
+    # is the proof: its configuration file is written at each start, then kept)
+    conf = runner.config_dir / CONF_FILE
     await until(
         hass,
         lambda: (
-            runner.config.device == str(second)
-            and runner.status.state is RunnerState.RUNNING
-            and runner.pid not in (None, old_pid)
-            and runner.argv is not None
-            and runner.counters.restarts > restarts
+            runner.counters.restarts > restarts
+            and conf.is_file()
+            and f"device={second}" in conf.read_text()
         ),
-        "wmbusmeters to run on the new device",
+        "wmbusmeters started on the new device",
     )
     assert entry.runtime_data.supervisor is coordinator
     assert runner.counters.restarts > restarts

@@ -214,7 +214,10 @@ async def test_release_rtl_sdr_pipeline_decodes_a_recording(
 
 
 def extract_sample(name: str, directory: Path) -> Path:
-    """One of rtl-wmbus' recorded samples, from its source tarball (shared/upstream)."""
+    """One of rtl-wmbus' recorded samples, from its source tarball (shared/upstream; a machine
+    without it, such as a GitHub runner, downloads the tarball only for the build: skipped)."""
+    if not RTL_WMBUS_SOURCE.is_file():
+        pytest.skip(f"no {RTL_WMBUS_SOURCE.name} beside the repository (../shared/upstream)")
     out = directory / name
     with tarfile.open(RTL_WMBUS_SOURCE) as source:
         member = next(m for m in source.getmembers() if m.name.endswith(f"/samples/{name}"))
@@ -292,8 +295,11 @@ def test_every_binary_has_its_sources_and_licence(installed: Path) -> None:
         }
         for program, sources in listed.items():
             names = [name for _, name, *_ in sources]
-            assert "glibc" in names, program  # static glibc, its Debian source
+            packages = {name for kind, name, *_ in sources if kind == "debian-source"}
+            assert "glibc" in packages, program  # static glibc, its Debian source
             for prefix in expected[program]:
                 assert any(n.startswith(prefix) for n in names), (program, prefix)
+            if program != "rtl_wmbus":
+                assert "rtl-sdr" in packages, program  # librtlsdr, Debian's
         readme = (folder / "licenses" / "README.txt").read_text()
         assert "wmbusmeters-sources.tar" in readme
