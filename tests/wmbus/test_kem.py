@@ -1,0 +1,133 @@
+"""Kamstrup KEM key files (wmbus/kem.py): files built here by the documented scheme (XML with
+a base64 CipherValue, AES-128-CBC with the password's bytes, zero-padded to 16, as key and IV),
+in both layouts utilities use, plain and zipped; and what must be refused."""
+
+from __future__ import annotations
+
+import base64
+import io
+import zipfile
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+import pytest
+
+from custom_components.wmbusmeters.wmbus.kem import (
+    MAX_FILE,
+    KeyFileMeter,
+    KeyFileTooLargeError,
+    NoMetersError,
+    NotAKeyFileError,
+    WrongPasswordError,
+    read_key_file,
+)
+
+PASSWORD = "Forsyning2026"
+KEY_A = "28F64A24988064A079AA2C807D6102AE"
+KEY_B = "00112233445566778899AABBCCDDEEFF"
+
+METERS_IN_ORDER = f"""<?xml version="1.0" encoding="utf-8"?>
+<MetersInOrder>
+  <Meter><MeterName>MC21</MeterName><MeterNo>1001</MeterNo><SerialNo>76348799</SerialNo>
+    <EncKeys><DEK>{KEY_A}</DEK></EncKeys></Meter>
+  <Meter><MeterName>MC403</MeterName><MeterNo>1002</MeterNo><SerialNo>80363608</SerialNo>
+    <EncKeys><DEK>{KEY_B.lower()}</DEK></EncKeys></Meter>
+</MetersInOrder>"""
+
+DEVICES = f"""<?xml version="1.0" encoding="utf-8"?>
+<Devices xmlns="http://example.invalid/kem2">
+  <Device><CustomerDeviceNumber>Flat 3</CustomerDeviceNumber>
+    <DeviceId><SerialNumber>7634879</SerialNumber></DeviceId>
+    <Keys><Key><Type>DEK</Type><Value>{KEY_A}</Value></Key></Keys></Device>
+</Devices>"""
+
+
+def encrypt(plain: str, password: str = PASSWORD) -> bytes:
+    secret = password.encode().ljust(16, b"\0")
+    data = plain.encode()
+    data += bytes([16 - len(data) % 16]) * (16 - len(data) % 16)  # (PKCS#7, as .NET writes it)
+    encryptor = Cipher(algorithms.AES(secret), modes.CBC(secret)).encryptor()
+    return encryptor.update(data) + encryptor.finalize()
+
+
+def kem(plain: str, password: str = PASSWORD) -> bytes:
+    """A KEM file: XML encryption with the cipher text in CipherValue."""
+    value = base64.b64encode(encrypt(plain, password)).decode()
+    return (
+        '<?xml version="1.0"?><EncryptedData xmlns="http://www.w3.org/2001/04/xmlenc#">'
+        '<EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/>'
+        f"<CipherData><CipherValue>{value[:40]}\n{value[40:]}</CipherValue></CipherData>"
+        "</EncryptedData>"
+    ).encode()
+
+
+def zipped(name: str, data: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("readme.txt", "the key file of your building")
+        archive.writestr(name, data)
+    return out.getvalue()
+
+
+def test_meters_in_order() -> None:
+    assert read_key_file(kem(METERS_IN_ORDER), PASSWORD) == [
+        KeyFileMeter("76348799", KEY_A, "1001"),
+        KeyFileMeter("80363608", KEY_B, "1002"),
+    ]
+
+
+def test_devices_layout_and_a_short_serial() -> None:
+    """The newer layout, with a namespace; a 7-digit serial is the meter id with its zero."""
+    assert read_key_file(kem(DEVICES), PASSWORD) == [KeyFileMeter("07634879", KEY_A, "Flat 3")]
+
+
+@pytest.mark.parametrize("name", ["Building 7.kem", "keys.KEM2"])
+def test_zipped(name: str) -> None:
+    meters = read_key_file(zipped(name, kem(METERS_IN_ORDER)), PASSWORD)
+    assert [m.meter_id for m in meters] == ["76348799", "80363608"]
+
+
+def test_wrong_password() -> None:
+    with pytest.raises(WrongPasswordError):
+        read_key_file(kem(METERS_IN_ORDER), "wrong password")
+    with pytest.raises(WrongPasswordError):
+        read_key_file(kem(METERS_IN_ORDER), "seventeen bytes!!")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"hello",
+        b"<EncryptedData/>",
+        b"<EncryptedData><CipherValue>not base64!</CipherValue></EncryptedData>",
+        b"<EncryptedData><CipherValue>AAAA</CipherValue></EncryptedData>",  # not whole blocks
+        b"<a><b></a>",
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>'
+        b"<CipherValue>&lol2;</CipherValue>",
+        b"PK\x03\x04 not really a zip",
+        zipped("keys.txt", b"no kem in here"),
+    ],
+)
+def test_not_a_key_file(data: bytes) -> None:
+    with pytest.raises(NotAKeyFileError):
+        read_key_file(data, PASSWORD)
+
+
+def test_a_file_without_meters() -> None:
+    with pytest.raises(NoMetersError):
+        read_key_file(
+            kem("<MetersInOrder><Meter><SerialNo>1</SerialNo></Meter></MetersInOrder>"), PASSWORD
+        )
+    with pytest.raises(NoMetersError):
+        read_key_file(kem("<Other/>"), PASSWORD)
+
+
+def test_sizes_and_zip_bombs() -> None:
+    with pytest.raises(KeyFileTooLargeError):
+        read_key_file(b"<" + b" " * MAX_FILE + b">", PASSWORD)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("keys.kem", b"\0" * (MAX_FILE * 4))
+    assert len(bomb.getvalue()) < MAX_FILE  # small on disk, huge inflated
+    with pytest.raises(KeyFileTooLargeError):
+        read_key_file(bomb.getvalue(), PASSWORD)
