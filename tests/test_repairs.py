@@ -77,7 +77,8 @@ async def test_fix_key_end_to_end(
     flow = await repair_fix.start(ISSUE_ID)
     assert flow["type"] == "form"
     assert flow["step_id"] == step
-    assert [field["name"] for field in flow["data_schema"]] == ["key"]
+    # Typed, or from a key file.
+    assert [field["name"] for field in flow["data_schema"]] == ["key", "key_file_section"]
     flow = await repair_fix.submit(flow["flow_id"], {"key": "not a key"})
     assert flow["errors"] == {"key": "invalid_key"}
     flow = await repair_fix.submit(

@@ -47,6 +47,7 @@ from .const import (
     SECTION_RTL,
 )
 from .drivers import DriverCatalog
+from .key_files import key_file_section
 from .wmbus import DEVICE_TYPES, LINK_MODES, RTL_DEVICES, needs_device_type
 from .wmbus.config import (
     DONGLE_MODES,
@@ -383,6 +384,7 @@ def meter_schema(drivers: DriverCatalog, *, wired: bool, new: bool) -> vol.Schem
             **driver,
             **key_field(),
             **(wired_meter_fields() if wired else {}),
+            **key_file_section(),
         }
     )
 

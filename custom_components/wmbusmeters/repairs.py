@@ -30,6 +30,7 @@ from .issues import (
     ISSUE_REMOVED_FIELDS,
     ISSUE_UNKNOWN_DRIVER,
 )
+from .key_files import async_key_for_meter, key_file_section
 from .validation import dongle_errors, read_driver, read_key
 from .wmbus import DecryptionProblem
 from .wmbus.upgrades import DRIVER_REPLACEMENTS
@@ -80,13 +81,24 @@ class DecryptionRepairFlow(RepairsFlow):
         if entry is None or subentry is None:
             return self.async_abort(reason="meter_removed")
         errors: dict[str, str] = {}
-        if user_input is not None and (key := read_key(user_input, errors)) is not None:
+        if user_input is not None:
+            user_input = dict(user_input)
+            # A utility's key file instead of the typed key: this meter's key from it.
+            await async_key_for_meter(self.hass, user_input, subentry.data, errors)
+        if (
+            user_input is not None
+            and not errors
+            and (key := read_key(user_input, errors)) is not None
+        ):
             # The update listener restarts wmbusmeters with the new key.
             self.hass.config_entries.async_update_subentry(
                 entry, subentry, data={**subentry.data, CONF_KEY: key}
             )
             return self.async_create_entry(data={})
-        schema = vol.Schema(key_field())
+        # (a meter that sends in the clear needs no key, from a file or typed)
+        schema = vol.Schema(
+            {**key_field(), **(key_file_section() if step_id != "not_encrypted" else {})}
+        )
         return self.async_show_form(
             step_id=step_id,
             data_schema=schema,

@@ -13,6 +13,7 @@ import pytest
 
 from custom_components.wmbusmeters.wmbus.kem import (
     MAX_FILE,
+    EncryptedZipError,
     KeyFileMeter,
     KeyFileTooLargeError,
     NoMetersError,
@@ -102,8 +103,6 @@ def test_wrong_password() -> None:
         b"<EncryptedData><CipherValue>not base64!</CipherValue></EncryptedData>",
         b"<EncryptedData><CipherValue>AAAA</CipherValue></EncryptedData>",  # not whole blocks
         b"<a><b></a>",
-        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>'
-        b"<CipherValue>&lol2;</CipherValue>",
         b"PK\x03\x04 not really a zip",
         zipped("keys.txt", b"no kem in here"),
     ],
@@ -111,6 +110,56 @@ def test_wrong_password() -> None:
 def test_not_a_key_file(data: bytes) -> None:
     with pytest.raises(NotAKeyFileError):
         read_key_file(data, PASSWORD)
+
+
+#: A document type whose entity expands to valid cipher text: were it parsed, it would read as
+#: a KEM file (and end as a wrong password); refused first, it is not a key file.
+DOCTYPE = (
+    '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "AAAAAAAAAAAAAAAAAAAAAA==">]>'
+    "<EncryptedData><CipherValue>&a;</CipherValue></EncryptedData>"
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le"])
+def test_no_document_type_in_any_encoding(encoding: str) -> None:
+    """UTF-16 would hide `<!DOCTYPE` from a search of the bytes: the file is read as UTF-8
+    (what a KEM file is) and checked as the parser would read it."""
+    data = DOCTYPE.replace("?>", f' encoding="{encoding}"?>', 1).encode(encoding)
+    with pytest.raises(NotAKeyFileError):
+        read_key_file(data, PASSWORD)
+    with pytest.raises(NotAKeyFileError):
+        read_key_file(DOCTYPE.lower().replace("cipherValue", "CipherValue").encode(), PASSWORD)
+
+
+def test_zips_that_are_not_readable() -> None:
+    """A zip with a password of its own, a damaged one, and a Mac's companion file first."""
+    protected = bytearray(zipped("keys.kem", kem(METERS_IN_ORDER)))
+    # (the standard library writes no encrypted zips: the member's encrypted flag is set, in
+    # its local header, 30 bytes before its name, and in the central directory, 46 before)
+    local = protected.find(b"keys.kem")
+    central = protected.find(b"keys.kem", local + 1)
+    assert protected[local - 30 : local - 26] == b"PK\x03\x04"
+    assert protected[central - 46 : central - 42] == b"PK\x01\x02"
+    protected[local - 30 + 6] |= 0x1
+    protected[central - 46 + 8] |= 0x1
+    with pytest.raises(EncryptedZipError):
+        read_key_file(bytes(protected), PASSWORD)
+    damaged = bytearray(zipped("keys.kem", kem(METERS_IN_ORDER)))
+    start = damaged.find(b"keys.kem", 40) + len("keys.kem")
+    damaged[start + 10 : start + 30] = b"\xff" * 20
+    with pytest.raises(NotAKeyFileError):
+        read_key_file(bytes(damaged), PASSWORD)
+    mac = io.BytesIO()
+    with zipfile.ZipFile(mac, "w") as archive:
+        archive.writestr("__MACOSX/._keys.kem", b"\x00\x05\x16\x07 resource fork")
+        archive.writestr("keys.kem", kem(METERS_IN_ORDER))
+    assert len(read_key_file(mac.getvalue(), PASSWORD)) == 2
+
+
+def test_the_data_key_of_several() -> None:
+    """A device with more than one key: its DEK."""
+    devices = DEVICES.replace("<Keys>", f"<Keys><Key><Type>AK</Type><Value>{KEY_B}</Value></Key>")
+    assert read_key_file(kem(devices), PASSWORD)[0].key == KEY_A
 
 
 def test_a_file_without_meters() -> None:

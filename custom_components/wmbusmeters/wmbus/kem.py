@@ -17,10 +17,12 @@ import base64
 import binascii
 from dataclasses import dataclass
 import io
+import lzma
 import re
 from typing import Final
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -49,6 +51,12 @@ class NotAKeyFileError(KeyFileError):
     """Not a KEM file (nor a zip holding one)."""
 
     translation_key = "key_file_invalid"
+
+
+class EncryptedZipError(KeyFileError):
+    """A zip with a password of its own: unpack it first (the KEM password is another)."""
+
+    translation_key = "key_file_zip_encrypted"
 
 
 class KeyFileTooLargeError(KeyFileError):
@@ -97,8 +105,15 @@ def _from_zip(data: bytes) -> bytes:
             if len(members) > MAX_MEMBERS:
                 raise KeyFileTooLargeError
             for member in members:
-                if not member.filename.lower().endswith((".kem", ".kem2")):
+                name = member.filename.rsplit("/", 1)[-1]
+                if (
+                    not name.lower().endswith((".kem", ".kem2"))
+                    or name.startswith(".")  # (a Mac's ._ companions, hidden files)
+                    or member.filename.startswith("__MACOSX/")
+                ):
                     continue
+                if member.flag_bits & 0x1:
+                    raise EncryptedZipError
                 if member.file_size > MAX_FILE or member.file_size > MAX_RATIO * max(
                     member.compress_size, 1
                 ):
@@ -108,18 +123,40 @@ def _from_zip(data: bytes) -> bytes:
                 if len(content) > MAX_FILE:
                     raise KeyFileTooLargeError
                 return content
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as err:
+    except KeyFileError:
+        raise
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,  # (an encrypted member read without its password)
+        zlib.error,
+        lzma.LZMAError,
+    ) as err:
         raise NotAKeyFileError from err
     raise NotAKeyFileError
 
 
 def _parse(text: bytes | str) -> ET.Element:
-    """XML without a document type: no entity is declared, so none is expanded or fetched."""
-    probe = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
-    if b"<!DOCTYPE" in probe.upper() or b"<!ENTITY" in probe.upper():
+    """XML without a document type: no entity is declared, so none is expanded or fetched.
+    Bytes are read as UTF-8 (a KEM file is): the check then sees what the parser sees, which
+    it could not in another encoding (UTF-16 hides `<!DOCTYPE` from a byte search)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise NotAKeyFileError from err
+    upper = text.upper()
+    # (NUL is in no XML text; it is in every UTF-16 one read as UTF-8)
+    if "<!DOCTYPE" in upper or "<!ENTITY" in upper or "\x00" in text:
         raise NotAKeyFileError
     try:
-        return ET.fromstring(text)  # noqa: S314  (no DTD, checked above)
+        # UTF-8 whatever the declaration says: what was checked is what is parsed.
+        parser = ET.XMLParser(encoding="utf-8")  # noqa: S314  (no DTD, checked above)
+        parser.feed(text.encode("utf-8"))
+        return parser.close()
     except (ET.ParseError, ValueError) as err:
         raise NotAKeyFileError from err
 
@@ -199,13 +236,16 @@ def _children(root: ET.Element, name: str) -> list[ET.Element]:
 
 
 def _path_text(element: ET.Element, path: tuple[str, ...]) -> str | None:
-    """The text of the first element at this path of local names, anywhere below."""
+    """The text at this path of local names, anywhere below; of several `Key`s, the one of
+    `Type` DEK (the meter's data key) first."""
     if len(path) == 1:
         return _text(element, path[0])
     for child in element.iter():
         if _local(child.tag) == path[0]:
-            for inner in child:
-                if _local(inner.tag) == path[1] and (found := _path_text(inner, path[1:])):
+            inner = [e for e in child if _local(e.tag) == path[1]]
+            inner.sort(key=lambda e: (_text(e, "Type") or "").upper() != "DEK")
+            for candidate in inner:
+                if found := _path_text(candidate, path[1:]):
                     return found
     return None
 
