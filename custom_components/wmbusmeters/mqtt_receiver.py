@@ -103,8 +103,9 @@ class MqttFrames:
         )
 
     async def async_apply(self, config: MqttConfig) -> None:
-        """Another topic filter or payload format: subscribe anew (the counters stay, and
-        wmbusmeters is not restarted unless what it reads changed, which the caller knows)."""
+        """Another topic filter: subscribe anew; another payload format alone: the same
+        subscription reads it. The counters stay, and wmbusmeters is not restarted unless
+        the lines it reads changed (the caller's part)."""
         if config == self.config:
             return
         topic_changed = config.topic != self.config.topic
