@@ -200,6 +200,18 @@ async def test_benchmark(hass: HomeAssistant, tmp_path: Path) -> None:
     await hass.config_entries.async_unload(entry.entry_id)
 
 
+def multical21_telegrams() -> list[str]:
+    """The distinct telegrams of wmbusmeters' multical21 test, as hex (the network and MQTT
+    benchmarks send them over and over)."""
+    source = Path(__file__).parent.parent / "tests" / "fixtures" / "wmbusmeters-2.0.0"
+    lines = (source / "c1_water_multical21.input.txt").read_text().splitlines()
+    return list(
+        dict.fromkeys(
+            line.split("|")[1].replace("_", "") for line in lines if line.startswith("telegram=|")
+        )
+    )
+
+
 def print_decode_ratio(rate: float, what: str) -> None:
     """The rate against real wmbusmeters 3.0.0's decode rate of the same telegrams from a
     file, taken earlier in the same run (bench_runner.py)."""
@@ -228,13 +240,7 @@ async def test_network_listener(hass: HomeAssistant, tmp_path: Path, socket_enab
     logging.getLogger("homeassistant").setLevel(logging.WARNING)
     command = shutil.which("wmbusmeters-3.0.0")
     assert command
-    source = Path(__file__).parent.parent / "tests" / "fixtures" / "wmbusmeters-2.0.0"
-    lines = (source / "c1_water_multical21.input.txt").read_text().splitlines()
-    hexes = list(
-        dict.fromkeys(
-            line.split("|")[1].replace("_", "") for line in lines if line.startswith("telegram=|")
-        )
-    )
+    hexes = multical21_telegrams()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -304,13 +310,7 @@ async def test_mqtt_receiver(
     logging.getLogger("paho").setLevel(logging.WARNING)
     command = shutil.which("wmbusmeters-3.0.0")
     assert command
-    source = Path(__file__).parent.parent / "tests" / "fixtures" / "wmbusmeters-2.0.0"
-    lines = (source / "c1_water_multical21.input.txt").read_text().splitlines()
-    hexes = list(
-        dict.fromkeys(
-            line.split("|")[1].replace("_", "") for line in lines if line.startswith("telegram=|")
-        )
-    )
+    hexes = multical21_telegrams()
     broker = Broker(tmp_path)
     await hass.async_add_executor_job(broker.start)
     try:

@@ -14,15 +14,11 @@ import time
 
 from paho.mqtt import publish
 
+from .test_network import free_port
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 #: How long the broker may take to accept connections (it takes milliseconds).
 START_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Broker:

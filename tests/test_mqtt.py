@@ -31,7 +31,7 @@ from custom_components.wmbusmeters.wmbus.mqtt_frames import MAX_PAYLOAD
 
 from .common import has_value, meter, setup_receiver, start_receiver_flow, until
 from .mqtt_broker import Broker
-from .test_network import ListenerClock
+from .test_network import ListenerClock, value_of
 
 TAP = "2A442D2C998734761B168D2091D37CAC21576C7802FF207100041308190000441308190000615B7F616713"
 VADDEN = (
@@ -285,11 +285,6 @@ async def test_a_flood_is_limited(
         await publish(hass, broker, (TOPIC, VADDEN))
         assert await value_of(hass, "sensor.vadden_total") == "20.015"
     assert runner.counters.restarts == 0
-
-
-async def value_of(hass: HomeAssistant, entity_id: str) -> str:
-    await until(hass, lambda: has_value(hass, entity_id), f"a value of {entity_id}")
-    return hass.states.get(entity_id).state  # type: ignore[union-attr]
 
 
 async def test_the_broker_away_and_back(

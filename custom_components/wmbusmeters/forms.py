@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 import glob
 from typing import Any
 
@@ -144,6 +144,16 @@ def radio_fields(*, type_required: bool = False) -> dict[Any, SelectSelector]:
     }
 
 
+def choice_list(options: Iterable[str], translation_key: str) -> SelectSelector:
+    """One of a few translated choices, all shown (a network or MQTT receiver's protocol and
+    formats)."""
+    return SelectSelector(
+        SelectSelectorConfig(
+            options=list(options), mode=SelectSelectorMode.LIST, translation_key=translation_key
+        )
+    )
+
+
 def baud_rate_field() -> dict[Any, SelectSelector]:
     """The bus speed: one of the three M-Bus speeds (stored as a number)."""
     return {
@@ -248,22 +258,10 @@ def network_schema() -> vol.Schema:
     return vol.Schema(
         {
             vol.Required(CONF_COMMAND): TextSelector(),
-            vol.Required(CONF_LISTEN_PROTOCOL): SelectSelector(
-                SelectSelectorConfig(
-                    options=list(PROTOCOLS),
-                    mode=SelectSelectorMode.LIST,
-                    translation_key=CONF_LISTEN_PROTOCOL,
-                )
-            ),
+            vol.Required(CONF_LISTEN_PROTOCOL): choice_list(PROTOCOLS, CONF_LISTEN_PROTOCOL),
             vol.Required(CONF_LISTEN_HOST): TextSelector(),
             vol.Required(CONF_LISTEN_PORT): number_box((1, 65535), 1),
-            vol.Required(CONF_LINE_FORMAT): SelectSelector(
-                SelectSelectorConfig(
-                    options=list(LINE_FORMATS),
-                    mode=SelectSelectorMode.LIST,
-                    translation_key=CONF_LINE_FORMAT,
-                )
-            ),
+            vol.Required(CONF_LINE_FORMAT): choice_list(LINE_FORMATS, CONF_LINE_FORMAT),
             vol.Optional(CONF_ALLOWED_SOURCES): TextSelector(TextSelectorConfig(multiple=True)),
         }
     )

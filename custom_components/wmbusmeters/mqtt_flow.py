@@ -8,12 +8,7 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState, ConfigFlow, ConfigFlowResult
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.selector import (
-    SelectSelector,
-    SelectSelectorConfig,
-    SelectSelectorMode,
-    TextSelector,
-)
+from homeassistant.helpers.selector import TextSelector
 
 from .compat import vol
 from .const import (
@@ -26,6 +21,7 @@ from .const import (
     CONF_PAYLOAD_FORMAT,
     DEFAULT_MQTT_TOPIC,
 )
+from .forms import choice_list
 from .meters import mqtt_config, receiver_entries
 from .validation import probe_command, program_placeholders
 from .wmbus.bundled import default_command
@@ -48,13 +44,7 @@ def mqtt_schema() -> vol.Schema:
         {
             vol.Required(CONF_COMMAND): TextSelector(),
             vol.Required(CONF_MQTT_TOPIC): TextSelector(),
-            vol.Required(CONF_PAYLOAD_FORMAT): SelectSelector(
-                SelectSelectorConfig(
-                    options=list(PAYLOAD_FORMATS),
-                    mode=SelectSelectorMode.LIST,
-                    translation_key=CONF_PAYLOAD_FORMAT,
-                )
-            ),
+            vol.Required(CONF_PAYLOAD_FORMAT): choice_list(PAYLOAD_FORMATS, CONF_PAYLOAD_FORMAT),
             vol.Optional(CONF_FRAME_FIELD): TextSelector(),
         }
     )

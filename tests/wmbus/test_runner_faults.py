@@ -259,6 +259,34 @@ def test_redact_hides_keys() -> None:
     assert redact(line) == "key=<redacted> id 76348799 telegram 2A442D2C998734761B168D20"
 
 
+def silent_runner(
+    fake_command: str,
+    tmp_path: Path,
+    changes: Changes,
+    sleeps: list[float],
+    *,
+    silence_timeout: float | None,
+    clock: Callable[[], float] = time.monotonic,
+) -> WmbusRunner:
+    """A runner of the FAKE wmbusmeters (mode `silent`) whose waits are real ones the test
+    sees in `sleeps`."""
+
+    async def sleep(delay: float) -> None:
+        changes.record(sleeps)(delay)
+        await asyncio.sleep(delay)
+
+    return WmbusRunner(
+        fake_command,
+        ReceiverConfig("auto", ("c1",), (MeterConfig("76348799", "multical21"),)),
+        tmp_path / "conf",
+        on_telegram=lambda _t: None,
+        on_status=changes.note,
+        silence_timeout=silence_timeout,
+        sleep=sleep,
+        clock=clock,
+    )
+
+
 async def test_a_new_silence_timeout_counts_at_once(
     fake_command: str, tmp_path: Path, mode: Callable[[str], None]
 ) -> None:
@@ -268,21 +296,7 @@ async def test_a_new_silence_timeout_counts_at_once(
     mode("silent")
     changes = Changes()
     sleeps: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        """The runner's waits, real ones, seen by the test."""
-        changes.record(sleeps)(delay)
-        await asyncio.sleep(delay)
-
-    runner = WmbusRunner(
-        fake_command,
-        ReceiverConfig("auto", ("c1",), (MeterConfig("76348799", "multical21"),)),
-        tmp_path / "conf",
-        on_telegram=lambda _t: None,
-        on_status=changes.note,
-        silence_timeout=3600,
-        sleep=sleep,
-    )
+    runner = silent_runner(fake_command, tmp_path, changes, sleeps, silence_timeout=3600)
     runner.start()
     try:
         await runner.wait_running()
@@ -409,20 +423,8 @@ async def test_an_input_back_after_a_long_outage_is_not_silence(
     changes = Changes()
     sleeps: list[float] = []
     now = [1000.0]
-
-    async def sleep(delay: float) -> None:
-        changes.record(sleeps)(delay)
-        await asyncio.sleep(delay)
-
-    runner = WmbusRunner(
-        fake_command,
-        ReceiverConfig("auto", ("c1",), (MeterConfig("76348799", "multical21"),)),
-        tmp_path / "conf",
-        on_telegram=lambda _t: None,
-        on_status=changes.note,
-        silence_timeout=None,
-        sleep=sleep,
-        clock=lambda: now[0],
+    runner = silent_runner(
+        fake_command, tmp_path, changes, sleeps, silence_timeout=None, clock=lambda: now[0]
     )
     runner.start()
     try:
