@@ -62,10 +62,14 @@ def kem(plain: str, password: str = PASSWORD) -> bytes:
 
 
 def zipped(name: str, data: bytes) -> bytes:
+    """A zip with a fixed date: made at collection, it must be the same bytes in every
+    pytest-xdist worker (a zip dated now differed when a second ticked between two)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("readme.txt", "the key file of your building")
-        archive.writestr(name, data)
+        for member, content in (("readme.txt", b"the key file of your building"), (name, data)):
+            info = zipfile.ZipInfo(member, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, content)
     return out.getvalue()
 
 
@@ -105,6 +109,16 @@ def test_wrong_password() -> None:
         b"<a><b></a>",
         b"PK\x03\x04 not really a zip",
         zipped("keys.txt", b"no kem in here"),
+    ],
+    ids=[
+        "empty",
+        "text",
+        "empty xml",
+        "not base64",
+        "not whole blocks",
+        "bad xml",
+        "not a zip",
+        "zip without kem",
     ],
 )
 def test_not_a_key_file(data: bytes) -> None:
