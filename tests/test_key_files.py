@@ -23,6 +23,7 @@ from custom_components.wmbusmeters.const import DOMAIN
 
 from .common import meter, receiver_entry, setup_receiver, until
 from .conftest import RepairFix, RunUntilPlayed
+from .test_addon_import import read_addon
 from .wmbus.test_kem import KEY_A, KEY_B, METERS_IN_ORDER, PASSWORD, kem, zipped
 
 ISSUE_ID = "decryption_failed_76348799"
@@ -166,4 +167,54 @@ async def test_wrong_key_repair_fixed_with_a_key_file(
         "Vand's total",
     )
     assert ir.async_get(hass).async_get_issue(DOMAIN, ISSUE_ID) is None
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_addon_import_takes_keys_from_a_key_file(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    wmbusmeters: str,
+    tmp_path: Path,
+    radio: str,
+    run_until_played: RunUntilPlayed,
+) -> None:
+    """Taking over the add-on's setup whose meter file has no key: the summary's key-file
+    section gives it (a wrong password and a file of other meters are errors that change
+    nothing), the summary says where the key came from, and the created meter decodes."""
+    summary = await read_addon(
+        hass, tmp_path, wmbusmeters, radio, {"meter-0001": "name=Vand\nid=76348799\ndriver=auto\n"}
+    )
+    assert summary["description_placeholders"]["meters"] == "- Vand · auto · 76348799"
+    flow_id = summary["flow_id"]
+    configure = hass.config_entries.flow.async_configure
+
+    wrong = await upload(hass_client, "keys.kem", kem(METERS_IN_ORDER))
+    result = await configure(flow_id, file_section(wrong, "not the password"))
+    assert result["step_id"] == "import_summary"
+    assert result["errors"] == {"key_file_section": "key_file_password"}
+    others = METERS_IN_ORDER.replace("76348799", "11111111")
+    result = await configure(flow_id, file_section(await upload(hass_client, "k.kem", kem(others))))
+    assert result["errors"] == {"key_file_section": "key_file_no_import_meter"}
+    assert result["description_placeholders"]["meters"] == "- Vand · auto · 76348799"
+
+    file_id = await upload(hass_client, "building.zip", zipped("keys.kem2", kem(METERS_IN_ORDER)))
+    result = await configure(flow_id, file_section(file_id))
+    assert result["type"] is FlowResultType.FORM  # shown again, nothing created yet
+    assert result["errors"] == {}
+    text = result["description_placeholders"]
+    assert text["meters"] == "- Vand · auto · 76348799 · key from the key file"
+    assert KEY_A not in str(text)
+    assert not hass.config_entries.async_entries(DOMAIN)
+
+    result = await configure(flow_id, {"key_file_section": {}})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    saved = [dict(s.data) for s in entry.subentries.values()]
+    assert saved == [{"name": "Vand", "driver": "auto", "meter_id": "76348799", "key": KEY_A}]
+    assert PASSWORD not in str(entry.data) + str(saved)
+    await hass.async_block_till_done()
+    await run_until_played(entry)
+    state = hass.states.get("sensor.vand_total")
+    assert state is not None
+    assert state.state == "6.408"
     await hass.config_entries.async_unload(entry.entry_id)

@@ -39,6 +39,7 @@ from .drivers import DriverCatalog
 from .meters import meter_owner
 from .units import FieldKind, kind_from_description
 from .wmbus.config import MBUS
+from .wmbus.kem import KeyFileMeter
 from .wmbus.setup_files import ImportedMeter, ImportedSetup, Skipped, read_setup
 from .wmbus.upgrades import renamed_driver
 
@@ -112,6 +113,8 @@ class ImportPlan:
     meters: list[ImportedMeter] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     takeovers: list[Takeover] = field(default_factory=list)
+    #: The meters whose key a utility's key file gave (shown as such in the summary).
+    keys_from_file: set[str] = field(default_factory=set)
 
     @property
     def receiver_possible(self) -> bool:
@@ -140,6 +143,19 @@ def plan_import(hass: HomeAssistant, setup: ImportedSetup, catalog: DriverCatalo
             plan.meters.append(meter)
     _plan_takeovers(hass, plan)
     return plan
+
+
+def take_keys(plan: ImportPlan, from_file: list[KeyFileMeter]) -> int:
+    """The keys of a utility's key file for the imported meters it lists (the utility's key
+    replaces one the setup's file has: the file was given for that); how many it gave."""
+    keys = {meter.meter_id: meter.key for meter in from_file}
+    given = 0
+    for index, meter in enumerate(plan.meters):
+        if (key := keys.get(meter.meter_id.lower())) is not None:
+            plan.meters[index] = replace(meter, key=key)
+            plan.keys_from_file.add(meter.meter_id)
+            given += 1
+    return given
 
 
 def _plan_takeovers(hass: HomeAssistant, plan: ImportPlan) -> None:
@@ -314,7 +330,13 @@ async def async_summary(hass: HomeAssistant, plan: ImportPlan) -> dict[str, str]
         )
     meters = [
         f"- {_md(m.name)} · {m.driver} · {m.meter_id}"
-        + (f" · {reason('has_key')}" if m.key else "")
+        + (
+            f" · {reason('key_from_file')}"
+            if m.meter_id in plan.keys_from_file
+            else f" · {reason('has_key')}"
+            if m.key
+            else ""
+        )
         for m in plan.meters
     ]
     skipped = [f"- {_md(s.what)}: {reason(s.reason)}" for s in plan.skipped]

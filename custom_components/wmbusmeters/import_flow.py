@@ -19,7 +19,9 @@ from .addon_import import (
     default_root,
     plan_import,
     release_problem,
+    take_keys,
 )
+from .compat import vol
 from .const import (
     CONF_COMMAND,
     CONF_DEVICE,
@@ -33,6 +35,7 @@ from .const import (
 )
 from .drivers import async_get_catalog
 from .forms import CONF_SETUP_PATH, import_setup_schema, receiver_data
+from .key_files import SECTION_KEY_FILE, async_read_key_file, key_file_section
 from .validation import probe_command, validate_receiver
 from .wmbus.bundled import default_command
 from .wmbus.setup_files import SetupFileError
@@ -92,6 +95,15 @@ class ImportSetupSteps(ConfigFlow):
         stopped first) and the receiver is created with its meters."""
         plan = self._import
         errors: dict[str, str] = {}
+        if user_input is not None and SECTION_KEY_FILE in user_input:
+            # A utility's key file for meters the setup has without their key: their keys
+            # are taken and the summary shown again (nothing is created with this submit).
+            user_input = dict(user_input)
+            from_file = await async_read_key_file(self.hass, user_input, errors)
+            if from_file is not None and not take_keys(plan, from_file):
+                errors[SECTION_KEY_FILE] = "key_file_no_import_meter"
+            if from_file is not None or errors:
+                return self._show_summary(errors, await async_summary(self.hass, plan))
         if user_input is not None and plan.setup.device is not None and plan.receiver_possible:
             device = plan.setup.device
             data = {
@@ -132,8 +144,13 @@ class ImportSetupSteps(ConfigFlow):
                 )
         elif user_input is not None:
             errors["base"] = "setup_no_radio"
+        return self._show_summary(errors, await async_summary(self.hass, plan))
+
+    def _show_summary(self, errors: dict[str, str], summary: dict[str, str]) -> ConfigFlowResult:
+        # (the key file section starts empty each time: an upload is deleted once read)
         return self.async_show_form(
             step_id="import_summary",
+            data_schema=vol.Schema(key_file_section()),
             errors=errors,
-            description_placeholders=await async_summary(self.hass, plan),
+            description_placeholders=summary,
         )

@@ -60,6 +60,24 @@ def _read_upload(hass: HomeAssistant, file_id: str, password: str) -> list[KeyFi
     return read_key_file(data, password)
 
 
+async def async_read_key_file(
+    hass: HomeAssistant, user_input: dict[str, Any], errors: dict[str, str]
+) -> list[KeyFileMeter] | None:
+    """The meters of the key file in the form's section (which leaves the input: nothing of it
+    is saved); None without a file, or with an error under the section."""
+    given: Mapping[str, Any] = user_input.pop(SECTION_KEY_FILE, None) or {}
+    file_id = given.get(CONF_KEY_FILE)
+    if not file_id:
+        return None
+    try:
+        return await hass.async_add_executor_job(
+            _read_upload, hass, str(file_id), str(given.get(CONF_KEY_FILE_PASSWORD) or "")
+        )
+    except KeyFileError as err:
+        errors[SECTION_KEY_FILE] = err.translation_key
+        return None
+
+
 async def async_key_from_file(
     hass: HomeAssistant,
     user_input: dict[str, Any],
@@ -72,18 +90,8 @@ async def async_key_from_file(
     the form that differs from the file's is an error, unless it is the meter's current key
     (a form shows it prefilled: the file replaces it). The section leaves the input either
     way (nothing of it is saved)."""
-    given: Mapping[str, Any] = user_input.pop(SECTION_KEY_FILE, None) or {}
-    file_id = given.get(CONF_KEY_FILE)
-    if not file_id:
-        return None
-    try:
-        meters = await hass.async_add_executor_job(
-            _read_upload, hass, str(file_id), str(given.get(CONF_KEY_FILE_PASSWORD) or "")
-        )
-    except KeyFileError as err:
-        errors[SECTION_KEY_FILE] = err.translation_key
-        return None
-    if meter_id is not None:
+    meters = await async_read_key_file(hass, user_input, errors)
+    if meters is not None and meter_id is not None:
         found = next((m for m in meters if m.meter_id == meter_id.lower()), None)
         if found is None:
             errors[SECTION_KEY_FILE] = "key_file_meter_missing"
