@@ -60,6 +60,7 @@ MISSED_POLLS_BEFORE_UNAVAILABLE: Final = 3
 EVENT_TELEGRAM: Final = "wmbusmeters_telegram"
 
 SERVICE_RESTART: Final = "restart"
+SERVICE_ANALYZE: Final = "analyze"
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 
 #: Where each receiver's rendered wmbusmeters configuration lives, under HA's config dir.

@@ -1,22 +1,52 @@
-"""The `wmbusmeters.restart` service action."""
+"""The service actions: `wmbusmeters.restart`, and `wmbusmeters.analyze` (what the receiver's
+wmbusmeters makes of one telegram: wmbus/analyze.py)."""
 
 from __future__ import annotations
 
 import asyncio
 
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
-from homeassistant.core import HomeAssistant, ServiceCall, callback
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
 from .compat import get_config_entry, vol
-from .const import ATTR_CONFIG_ENTRY_ID, DOMAIN, SERVICE_RESTART
+from .const import (
+    ATTR_CONFIG_ENTRY_ID,
+    CONF_DRIVER,
+    CONF_KEY,
+    DOMAIN,
+    SERVICE_ANALYZE,
+    SERVICE_RESTART,
+)
+from .meters import meter_owner, meter_subentries
 from .runtime import WmbusData
 from .supervisor import ReceiverSupervisor
+from .wmbus.analyze import AnalyzeError, analyze, normalize_telegram
+from .wmbus.config import WmbusConfigError, normalize_key
+from .wmbus.errors import WmbusError
 
 RESTART_TIMEOUT = 30.0
 
 RESTART_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
+
+ATTR_TELEGRAM = "telegram"
+ATTR_DRIVER = "driver"
+ATTR_KEY = "key"
+ANALYZE_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Required(ATTR_TELEGRAM): vol.All(cv.string, vol.Length(max=2048)),
+        vol.Optional(ATTR_DRIVER): vol.All(cv.string, vol.Length(max=64)),
+        vol.Optional(ATTR_KEY): vol.All(cv.string, vol.Length(max=128)),
+    }
+)
 
 
 def _supervisors(hass: HomeAssistant, entry_id: str | None) -> list[ReceiverSupervisor]:
@@ -76,7 +106,71 @@ async def _async_restart(call: ServiceCall) -> None:
         ) from err
 
 
+def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )
+
+
+def _saved_meter(hass: HomeAssistant, meter_id: str) -> tuple[str, str] | None:
+    """The driver and key of the configured meter with this id (on any receiver)."""
+    if (entry := meter_owner(hass, meter_id)) is None:
+        return None
+    sub = next(s for s in meter_subentries(entry) if s.unique_id == meter_id)
+    return str(sub.data[CONF_DRIVER]), str(sub.data.get(CONF_KEY) or "")
+
+
+async def _async_analyze(call: ServiceCall) -> ServiceResponse:
+    """What the receiver's wmbusmeters makes of a telegram: its drivers, its reading of the
+    bytes, the values and whether the key works (the given one, else the saved meter's)."""
+    hass = call.hass
+    supervisors = _supervisors(hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
+    if len({supervisor.runner.command for supervisor in supervisors}) > 1:
+        # (receivers running different programs: which one's answer is wanted)
+        raise _invalid("analyze_which_receiver")
+    entry = supervisors[0].entry
+    try:
+        telegram = normalize_telegram(call.data[ATTR_TELEGRAM])
+    except AnalyzeError as err:
+        raise _invalid(err.translation_key) from err
+    key: str | None = None
+    if given := str(call.data.get(ATTR_KEY) or "").strip():
+        try:
+            key = normalize_key(given)
+        except WmbusConfigError as err:
+            raise _invalid("analyze_invalid_key") from err  # (the key is never echoed)
+    driver = str(call.data.get(ATTR_DRIVER) or "").strip() or None
+    catalog = entry.runtime_data.catalog
+    if driver is not None and catalog.names and driver not in catalog.names:
+        raise _invalid("analyze_unknown_driver", driver=driver[:64])
+    try:
+        found = await analyze(
+            supervisors[0].runner.command,
+            telegram,
+            driver=driver,
+            key=key,
+            saved=lambda meter_id: _saved_meter(hass, meter_id),
+        )
+    except AnalyzeError as err:
+        raise _invalid(err.translation_key) from err
+    except WmbusError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="analyze_failed",
+            translation_placeholders={"title": entry.title},
+        ) from err
+    version = catalog.info.version if catalog.info is not None else None
+    return {"receiver": entry.title, "wmbusmeters": version, **found.as_dict()}
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the service actions (from async_setup: the action-setup rule)."""
     hass.services.async_register(DOMAIN, SERVICE_RESTART, _async_restart, schema=RESTART_SCHEMA)
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_ANALYZE,
+        _async_analyze,
+        schema=ANALYZE_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )

@@ -72,7 +72,7 @@ class BundledAlteredProbeError(ProbeError):
     translation_key = "bundled_altered"
 
 
-async def _refuse_altered(command: str) -> None:
+async def refuse_altered(command: str) -> None:
     """No question is put to a bundled binary its release did not build (bundled.py)."""
     if problem := await asyncio.to_thread(bundled_problem, command):
         raise BundledAlteredProbeError(f"{command}: {problem} does not match SHA256SUMS")
@@ -143,17 +143,15 @@ def check_command(command: str) -> None:
         raise NotExecutableError(command)
 
 
-async def run(command: str, *args: str, timeout: float | None = None) -> str:
-    """Run the command with these arguments; its stdout, if it exits 0 in time."""
-    timeout = PROBE_TIMEOUT if timeout is None else timeout
-    await _refuse_altered(command)
+async def start(command: str, *args: str, stderr: int) -> asyncio.subprocess.Process:
+    """The command started with its stdout piped (stdin closed); why not, as a ProbeError."""
     try:
-        proc = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             command,
             *args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
         )
     except FileNotFoundError as err:
         raise CommandNotFoundError(command) from err
@@ -161,6 +159,13 @@ async def run(command: str, *args: str, timeout: float | None = None) -> str:
         raise NotExecutableError(command) from err
     except OSError as err:  # e.g. ENOEXEC: not a program
         raise NotWmbusmetersError(f"{command}: {err.strerror}") from err
+
+
+async def run(command: str, *args: str, timeout: float | None = None) -> str:
+    """Run the command with these arguments; its stdout, if it exits 0 in time."""
+    timeout = PROBE_TIMEOUT if timeout is None else timeout
+    await refuse_altered(command)
+    proc = await start(command, *args, stderr=asyncio.subprocess.DEVNULL)
     try:
         stdout, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError as err:
@@ -236,7 +241,7 @@ async def detect_dongle(command: str, device_spec: str, timeout: float | None = 
     It is stopped as soon as it has answered: SIGKILL, since it holds no state worth saving
     and 2.0.0 takes seconds to honour SIGTERM.
     """
-    await _refuse_altered(command)
+    await refuse_altered(command)
     try:
         proc = await asyncio.create_subprocess_exec(
             command,
