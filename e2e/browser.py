@@ -2,7 +2,8 @@
 
 Run by scripts/smoke-develop against the demo of scripts/develop: log in, open the
 integration, add a meter through the subentry flow, open a meter's device page and see its
-values, fix the wrong key through Settings → Repairs, and see that meter's values appear.
+values, fix the wrong key through Settings → Repairs by uploading the utility's key file
+(not typing it), and see that meter's values appear.
 
     python e2e/browser.py URL [NAME]
 
@@ -21,8 +22,19 @@ import time
 
 from playwright.async_api import Page, TimeoutError as PlaywrightTimeout, async_playwright
 
+# (run as a script from the checkout: the demo's key-file builder is beside it)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from demo import key_file
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "e2e"
-RIGHT_KEY = "28F64A24988064A079AA2C807D6102AE"  # demo/simulation_demo.txt
+#: The utility's key file the wrong-key repair is fixed with: it holds the right key of the
+#: demo's encrypted meter (demo/simulation_demo.txt) and another meter's.
+KEY_FILE_METERS = {
+    "76348799": "28F64A24988064A079AA2C807D6102AE",
+    "80363608": "00112233445566778899AABBCCDDEEFF",
+}
+KEY_FILE_PASSWORD = "Forsyning2026"  # noqa: S105  (the demo file's)
+KEY_FILE_SECTION = "Use a key file from your utility"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -61,6 +73,86 @@ async def open_device(page: Page, base: str, name: str) -> None:
     await page.wait_for_url("**/config/devices/device/**")
 
 
+async def fix_key_with_file(page: Page, base: str, out: Path) -> None:
+    """Step 5: the wrong-key repair fixed by uploading the utility's key file (not typing the
+    key) through the form's file selector."""
+    print("5. fix the wrong key in Settings → Repairs", flush=True)
+    await page.goto(f"{base}/config/repairs")
+    await page.get_by_text("Meter Vand køkken cannot be read").click()
+    await page.get_by_text("Wrong key for Vand køkken").wait_for()
+    # (the description is markdown, rendered by a worker after the dialog opens)
+    await page.get_by_text("cannot decrypt the telegrams of meter Vand køkken").wait_for()
+    await shot(page, out, "5-repair")
+    await page.get_by_role("heading", name=KEY_FILE_SECTION).click()
+    await page.locator("input[name='key_file_password']").wait_for()
+    await page.locator("input[type='file']").set_input_files(
+        files=[
+            {
+                "name": "forsyning.kem",
+                "mimeType": "application/octet-stream",
+                "buffer": (
+                    key_file.kem(key_file.meters_in_order(KEY_FILE_METERS), KEY_FILE_PASSWORD)
+                ),
+            }
+        ]
+    )
+    await page.get_by_text("forsyning.kem").first.wait_for()
+    await page.locator("input[name='key_file_password']").fill(KEY_FILE_PASSWORD)
+    await shot(page, out, "5-repair-key-file")
+    await page.get_by_role("button", name="Submit").click()
+    await page.get_by_text("Success").first.wait_for()
+    await shot(page, out, "5-repair-fixed")
+
+
+async def steps(page: Page, base: str, out: Path) -> None:
+    """The user's journey, step by step."""
+    print("1. log in as the demo user", flush=True)
+    await page.goto(base)
+    await page.get_by_label("Username").fill("demo")
+    await page.get_by_label("Password", exact=True).first.fill("demo-1234")
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/home/**")
+    await shot(page, out, "1-logged-in")
+
+    print("2. Settings → Devices & services → wmbusmeters", flush=True)
+    await page.goto(f"{base}/config/integrations/integration/wmbusmeters")
+    await page.get_by_text("Koldt vand").first.wait_for()
+    await shot(page, out, "2-integration")
+
+    print("3. add a meter through the subentry flow", flush=True)
+    await page.get_by_role("button", name="Add meter").first.click()
+    # The form's collapsed key-file section opens (issue 31: a key file instead of typing)
+    await page.get_by_role("heading", name=KEY_FILE_SECTION).click()
+    await page.get_by_text("Instead of typing the key").first.wait_for()
+    # (waits until the opening panel stands still: the screenshot shows it open)
+    await page.locator("input[name='key_file_password']").scroll_into_view_if_needed()
+    await shot(page, out, "3-key-file-section")
+    await page.locator("input[name='name']").fill("Garage")
+    await page.locator("input[name='meter_id']").fill("12345678")
+    await page.get_by_role("button", name="Submit").click()
+    await page.get_by_text("Created configuration for Garage").wait_for()
+    await shot(page, out, "3-meter-added")
+    await page.get_by_role("button", name="Finish").click()
+
+    print("4. a meter's device page shows its values and its alarms", flush=True)
+    await open_device(page, base, "Koldt vand")
+    await page.get_by_text("20.02 m³").first.wait_for()
+    # Its alarm sensors (there before any alarm), and its empty texts (time_leaking...)
+    # as the frontend translates state `none`, not as blank rows.
+    await page.get_by_text("Dry pipe", exact=True).first.wait_for()
+    await page.get_by_text("Leak", exact=True).first.wait_for()
+    # (a regular expression is case-sensitive: an untranslated `none` does not match)
+    await page.get_by_text(re.compile(r"\bNone\b")).filter(visible=True).first.wait_for()
+    await shot(page, out, "4-device")
+
+    await fix_key_with_file(page, base, out)
+
+    print("6. the meter's values appear", flush=True)
+    await open_device(page, base, "Vand køkken")
+    await page.get_by_text("6.41 m³").first.wait_for(timeout=60_000)
+    await shot(page, out, "6-fixed-meter")
+
+
 async def run(base: str, out: Path) -> None:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
@@ -69,53 +161,11 @@ async def run(base: str, out: Path) -> None:
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(30_000)
 
-        print("1. log in as the demo user", flush=True)
-        await page.goto(base)
-        await page.get_by_label("Username").fill("demo")
-        await page.get_by_label("Password", exact=True).first.fill("demo-1234")
-        await page.keyboard.press("Enter")
-        await page.wait_for_url("**/home/**")
-        await shot(page, out, "1-logged-in")
-
-        print("2. Settings → Devices & services → wmbusmeters", flush=True)
-        await page.goto(f"{base}/config/integrations/integration/wmbusmeters")
-        await page.get_by_text("Koldt vand").first.wait_for()
-        await shot(page, out, "2-integration")
-
-        print("3. add a meter through the subentry flow", flush=True)
-        await page.get_by_role("button", name="Add meter").first.click()
-        await page.locator("input[name='name']").fill("Garage")
-        await page.locator("input[name='meter_id']").fill("12345678")
-        await page.get_by_role("button", name="Submit").click()
-        await page.get_by_text("Created configuration for Garage").wait_for()
-        await shot(page, out, "3-meter-added")
-        await page.get_by_role("button", name="Finish").click()
-
-        print("4. a meter's device page shows its values and its alarms", flush=True)
-        await open_device(page, base, "Koldt vand")
-        await page.get_by_text("20.02 m³").first.wait_for()
-        # Its alarm sensors (there before any alarm), and its empty texts (time_leaking...)
-        # as the frontend translates state `none`, not as blank rows.
-        await page.get_by_text("Dry pipe", exact=True).first.wait_for()
-        await page.get_by_text("Leak", exact=True).first.wait_for()
-        # (a regular expression is case-sensitive: an untranslated `none` does not match)
-        await page.get_by_text(re.compile(r"\bNone\b")).filter(visible=True).first.wait_for()
-        await shot(page, out, "4-device")
-
-        print("5. fix the wrong key in Settings → Repairs", flush=True)
-        await page.goto(f"{base}/config/repairs")
-        await page.get_by_text("Meter Vand køkken cannot be read").click()
-        await page.get_by_text("Wrong key for Vand køkken").wait_for()
-        await shot(page, out, "5-repair")
-        await page.locator("input[name='key']").fill(RIGHT_KEY)
-        await page.get_by_role("button", name="Submit").click()
-        await page.get_by_text("Success").first.wait_for()
-        await shot(page, out, "5-repair-fixed")
-
-        print("6. the meter's values appear", flush=True)
-        await open_device(page, base, "Vand køkken")
-        await page.get_by_text("6.41 m³").first.wait_for(timeout=60_000)
-        await shot(page, out, "6-fixed-meter")
+        try:
+            await steps(page, base, out)
+        except Exception:
+            await shot(page, out, "failed")  # (what the page showed when a step gave up)
+            raise
         await browser.close()
 
 

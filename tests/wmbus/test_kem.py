@@ -4,11 +4,9 @@ in both layouts utilities use, plain and zipped; and what must be refused."""
 
 from __future__ import annotations
 
-import base64
 import io
 import zipfile
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 import pytest
 
 from custom_components.wmbusmeters.wmbus.kem import (
@@ -21,6 +19,7 @@ from custom_components.wmbusmeters.wmbus.kem import (
     WrongPasswordError,
     read_key_file,
 )
+from demo import key_file
 
 PASSWORD = "Forsyning2026"
 KEY_A = "28F64A24988064A079AA2C807D6102AE"
@@ -42,23 +41,9 @@ DEVICES = f"""<?xml version="1.0" encoding="utf-8"?>
 </Devices>"""
 
 
-def encrypt(plain: str, password: str = PASSWORD) -> bytes:
-    secret = password.encode().ljust(16, b"\0")
-    data = plain.encode()
-    data += bytes([16 - len(data) % 16]) * (16 - len(data) % 16)  # (PKCS#7, as .NET writes it)
-    encryptor = Cipher(algorithms.AES(secret), modes.CBC(secret)).encryptor()
-    return encryptor.update(data) + encryptor.finalize()
-
-
 def kem(plain: str, password: str = PASSWORD) -> bytes:
-    """A KEM file: XML encryption with the cipher text in CipherValue."""
-    value = base64.b64encode(encrypt(plain, password)).decode()
-    return (
-        '<?xml version="1.0"?><EncryptedData xmlns="http://www.w3.org/2001/04/xmlenc#">'
-        '<EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/>'
-        f"<CipherData><CipherValue>{value[:40]}\n{value[40:]}</CipherValue></CipherData>"
-        "</EncryptedData>"
-    ).encode()
+    """A KEM file of this plain XML (demo/key_file.py: the documented scheme)."""
+    return key_file.kem(plain, password)
 
 
 def zipped(name: str, data: bytes) -> bytes:
