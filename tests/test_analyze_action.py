@@ -9,10 +9,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import ServiceValidationError, Unauthorized
 from homeassistant.helpers.translation import async_get_translations
 import pytest
+from pytest_homeassistant_custom_component.common import MockUser
 
 from custom_components.wmbusmeters.const import DOMAIN
 from custom_components.wmbusmeters.wmbus import analyze as analyze_module
@@ -82,9 +83,10 @@ async def test_a_telegram_of_a_saved_meter(
         ({"telegram": KAMSTRUP[:20]}, "analyze_unreadable"),
         ({"telegram": KAMSTRUP, "key": "not a key " + KEY[:8]}, "analyze_invalid_key"),
         ({"telegram": KAMSTRUP, "driver": "nosuchdriver"}, "analyze_unknown_driver"),
+        ({"telegram": KAMSTRUP, "driver": KEY.lower()}, "analyze_unknown_driver"),
         ({"telegram": KAMSTRUP, "config_entry_id": "nope"}, None),
     ],
-    ids=["not hex", "cut", "bad key", "unknown driver", "unknown receiver"],
+    ids=["not hex", "cut", "bad key", "unknown driver", "key as driver", "unknown receiver"],
 )
 async def test_bad_input_is_a_translated_error(
     hass: HomeAssistant,
@@ -100,6 +102,25 @@ async def test_bad_input_is_a_translated_error(
     if translation_key is not None:
         assert err.value.translation_key == translation_key
     assert KEY[:8] not in str(err.value)
+    assert KEY[:8].lower() not in str(err.value.translation_placeholders)
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_for_administrators_only(
+    hass: HomeAssistant, wmbusmeters: str, encrypted: Path, hass_read_only_user: MockUser
+) -> None:
+    """It runs programs and may be given a key: a user who is not an administrator may not."""
+    entry = receiver_entry(wmbusmeters, encrypted)
+    await setup_receiver(hass, entry)
+    with pytest.raises(Unauthorized):
+        await hass.services.async_call(
+            DOMAIN,
+            "analyze",
+            {"telegram": KAMSTRUP},
+            blocking=True,
+            return_response=True,
+            context=Context(user_id=hass_read_only_user.id),
+        )
     await hass.config_entries.async_unload(entry.entry_id)
 
 

@@ -98,13 +98,15 @@ async def test_meter_form_takes_the_key_and_offers_the_others(
     assert saved["80363608"]["key"] == KEY_B
     assert saved["80363608"]["name"] == "1002"  # the utility's number of the meter
     assert PASSWORD not in str(saved)
-    # The upload was deleted once read: the same id is no file any more.
+    # The upload was deleted once read (HA's upload folder is empty), and the same id sent
+    # again (a form that kept it) is to be chosen again, not read as nothing.
+    assert not [p for p in Path(tempfile.gettempdir()).rglob("*") if p.is_file()]
     again = await add_meter(
         hass,
         entry.entry_id,
         {"name": "X", "meter_id": "11111111", "driver": "auto", **file_section(file_id)},
     )
-    assert again["errors"] == {"key_file_section": "key_file_invalid"}
+    assert again["errors"] == {"key_file_section": "key_file_choose_again"}
     await run_until_played(entry)
     await until(
         hass,
@@ -135,6 +137,11 @@ async def test_meter_form_errors_save_nothing(
         file_id = await upload(hass_client, "keys.kem", data)
         result = await add_meter(hass, entry.entry_id, {**form, **file_section(file_id, password)})
         assert result["errors"] == errors
+    # A password without a file: the file was meant, not forgotten silently.
+    result = await add_meter(
+        hass, entry.entry_id, {**form, "key_file_section": {"key_file_password": PASSWORD}}
+    )
+    assert result["errors"] == {"key_file_section": "key_file_not_chosen"}
     file_id = await upload(hass_client, "keys.kem", kem(METERS_IN_ORDER))
     result = await add_meter(hass, entry.entry_id, {**form, "key": KEY_B, **file_section(file_id)})
     assert result["errors"] == {"key": "key_and_key_file"}
@@ -206,7 +213,9 @@ async def test_addon_import_takes_keys_from_a_key_file(
     assert KEY_A not in str(text)
     assert not hass.config_entries.async_entries(DOMAIN)
 
-    result = await configure(flow_id, {"key_file_section": {}})
+    # Confirmed with the same upload still in the form (as a frontend that keeps it sends):
+    # its keys were taken, it is not read again nor an error.
+    result = await configure(flow_id, file_section(file_id))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     entry = result["result"]
     saved = [dict(s.data) for s in entry.subentries.values()]

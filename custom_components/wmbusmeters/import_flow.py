@@ -35,7 +35,7 @@ from .const import (
 )
 from .drivers import async_get_catalog
 from .forms import CONF_SETUP_PATH, import_setup_schema, receiver_data
-from .key_files import SECTION_KEY_FILE, async_read_key_file, key_file_section
+from .key_files import SECTION_KEY_FILE, async_read_key_file, key_file_section, keys_taken
 from .validation import probe_command, validate_receiver
 from .wmbus.bundled import default_command
 from .wmbus.setup_files import SetupFileError
@@ -98,10 +98,12 @@ class ImportSetupSteps(ConfigFlow):
         if user_input is not None and SECTION_KEY_FILE in user_input:
             # A utility's key file for meters the setup has without their key: their keys
             # are taken and the summary shown again (nothing is created with this submit).
-            user_input = dict(user_input)
-            from_file = await async_read_key_file(self.hass, user_input, errors)
+            section = dict(user_input)
+            from_file = await async_read_key_file(self.hass, section, errors)
             if from_file is not None and not take_keys(plan, from_file):
                 errors[SECTION_KEY_FILE] = "key_file_no_import_meter"
+            elif from_file is not None:
+                keys_taken(self.hass, user_input)
             if from_file is not None or errors:
                 return self._show_summary(errors, await async_summary(self.hass, plan))
         if user_input is not None and plan.setup.device is not None and plan.receiver_possible:

@@ -5,6 +5,7 @@ password is stored, logged or put in diagnostics: only the key of the form's met
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,15 +19,19 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.util.hass_dict import HassKey
 
 from .compat import vol
-from .const import CONF_KEY, CONF_METER_ID
+from .const import CONF_KEY, CONF_METER_ID, DOMAIN
 from .wmbus.kem import MAX_FILE, KeyFileError, KeyFileMeter, KeyFileTooLargeError, read_key_file
 
 #: The meter form's collapsed section, and its fields.
 SECTION_KEY_FILE = "key_file_section"
 CONF_KEY_FILE = "key_file"
 CONF_KEY_FILE_PASSWORD = "key_file_password"  # noqa: S105  (a field name)
+#: The uploads read lately (id -> whether their keys were taken), the oldest forgotten first.
+_READ_UPLOADS: HassKey[OrderedDict[str, bool]] = HassKey(f"{DOMAIN}_key_file_uploads")
+MAX_REMEMBERED = 64
 #: What the file selector offers (the browser's filter; the content is what is checked).
 ACCEPT = ".kem,.kem2,.zip"
 
@@ -66,16 +71,36 @@ async def async_read_key_file(
     """The meters of the key file in the form's section (which leaves the input: nothing of it
     is saved); None without a file, or with an error under the section."""
     given: Mapping[str, Any] = user_input.pop(SECTION_KEY_FILE, None) or {}
-    file_id = given.get(CONF_KEY_FILE)
+    file_id = str(given.get(CONF_KEY_FILE) or "")
+    password = str(given.get(CONF_KEY_FILE_PASSWORD) or "")
     if not file_id:
+        if password:
+            # (a password alone: the file was meant, and would otherwise be silently missed)
+            errors[SECTION_KEY_FILE] = "key_file_not_chosen"
         return None
+    read = hass.data.setdefault(_READ_UPLOADS, OrderedDict())
+    if file_id in read:
+        # A form shown again may send the upload it was given before, deleted once read: one
+        # whose keys were taken is done with; any other must be chosen again.
+        if not read[file_id]:
+            errors[SECTION_KEY_FILE] = "key_file_choose_again"
+        return None
+    read[file_id] = False
+    while len(read) > MAX_REMEMBERED:
+        read.popitem(last=False)
     try:
-        return await hass.async_add_executor_job(
-            _read_upload, hass, str(file_id), str(given.get(CONF_KEY_FILE_PASSWORD) or "")
-        )
+        return await hass.async_add_executor_job(_read_upload, hass, file_id, password)
     except KeyFileError as err:
         errors[SECTION_KEY_FILE] = err.translation_key
         return None
+
+
+def keys_taken(hass: HomeAssistant, user_input: Mapping[str, Any]) -> None:
+    """The form's key file gave its keys (the form is shown again with them): the same
+    upload sent again with the next submit is done with, not an error."""
+    given: Mapping[str, Any] = user_input.get(SECTION_KEY_FILE) or {}
+    if file_id := str(given.get(CONF_KEY_FILE) or ""):
+        hass.data.setdefault(_READ_UPLOADS, OrderedDict())[file_id] = True
 
 
 async def async_key_from_file(

@@ -15,6 +15,8 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.service import async_register_admin_service
+from homeassistant.util.hass_dict import HassKey
 
 from .compat import get_config_entry, vol
 from .const import (
@@ -28,14 +30,17 @@ from .const import (
 from .meters import meter_owner, meter_subentries
 from .runtime import WmbusData
 from .supervisor import ReceiverSupervisor
-from .wmbus.analyze import AnalyzeError, analyze, normalize_telegram
+from .wmbus.analyze import AnalyzeError, UnknownDriverError, analyze, normalize_telegram
 from .wmbus.config import WmbusConfigError, normalize_key
 from .wmbus.errors import WmbusError
+from .wmbus.probe import BundledAlteredProbeError
 
 RESTART_TIMEOUT = 30.0
 
 RESTART_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 
+#: The lock that lets one analysis run at a time.
+_ANALYZING: HassKey[asyncio.Lock] = HassKey(f"{DOMAIN}_analyzing")
 ATTR_TELEGRAM = "telegram"
 ATTR_DRIVER = "driver"
 ATTR_KEY = "key"
@@ -142,17 +147,27 @@ async def _async_analyze(call: ServiceCall) -> ServiceResponse:
     driver = str(call.data.get(ATTR_DRIVER) or "").strip() or None
     catalog = entry.runtime_data.catalog
     if driver is not None and catalog.names and driver not in catalog.names:
-        raise _invalid("analyze_unknown_driver", driver=driver[:64])
-    try:
-        found = await analyze(
-            supervisors[0].runner.command,
-            telegram,
-            driver=driver,
-            key=key,
-            saved=lambda meter_id: _saved_meter(hass, meter_id),
+        # (what the message shows of it is redacted: a key pasted into the wrong field)
+        raise _invalid(
+            UnknownDriverError.translation_key, **UnknownDriverError(driver).placeholders
         )
+    try:
+        # One analysis at a time: each runs wmbusmeters twice (a script calling it in a loop
+        # waits its turn instead of starting processes without end).
+        async with hass.data.setdefault(_ANALYZING, asyncio.Lock()):
+            found = await analyze(
+                supervisors[0].runner.command,
+                telegram,
+                driver=driver,
+                key=key,
+                saved=lambda meter_id: _saved_meter(hass, meter_id),
+            )
     except AnalyzeError as err:
-        raise _invalid(err.translation_key) from err
+        raise _invalid(err.translation_key, **err.placeholders) from err
+    except BundledAlteredProbeError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="bundled_altered"
+        ) from err
     except WmbusError as err:
         raise HomeAssistantError(
             translation_domain=DOMAIN,
@@ -167,7 +182,9 @@ async def _async_analyze(call: ServiceCall) -> ServiceResponse:
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the service actions (from async_setup: the action-setup rule)."""
     hass.services.async_register(DOMAIN, SERVICE_RESTART, _async_restart, schema=RESTART_SCHEMA)
-    hass.services.async_register(
+    # For administrators only: it runs programs, and may be given a key.
+    async_register_admin_service(
+        hass,
         DOMAIN,
         SERVICE_ANALYZE,
         _async_analyze,

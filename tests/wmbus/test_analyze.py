@@ -17,6 +17,7 @@ from custom_components.wmbusmeters.wmbus.analyze import (
     AnalyzeTimeoutError,
     KeyVerdict,
     NotATelegramError,
+    UnknownDriverError,
     UnreadableTelegramError,
     analyze,
     normalize_telegram,
@@ -51,8 +52,18 @@ def no_key_in(found: object) -> None:
         (f"0x{KAMSTRUP}", KAMSTRUP),
         (f"{KAMSTRUP[:20]}_{KAMSTRUP[20:]}", KAMSTRUP),
         (" ".join(KAMSTRUP[i : i + 2] for i in range(0, len(KAMSTRUP), 2)), KAMSTRUP),
+        (f"telegram=|{KAMSTRUP[:20]}_{KAMSTRUP[20:]}|+0", KAMSTRUP),
+        (", ".join(f"0x{KAMSTRUP[i : i + 2]}" for i in range(0, len(KAMSTRUP), 2)), KAMSTRUP),
     ],
-    ids=["simulation line", "lower case", "0x", "header_content", "spaced bytes"],
+    ids=[
+        "simulation line",
+        "lower case",
+        "0x",
+        "header_content",
+        "spaced bytes",
+        "--logtelegrams line",
+        "0x bytes",
+    ],
 )
 def test_telegram_as_users_copy_it(raw: str, expected: str) -> None:
     assert normalize_telegram(raw) == expected
@@ -134,6 +145,21 @@ async def test_the_saved_meter_and_a_forced_driver(wmbusmeters: str) -> None:
     assert forced.auto_driver == "kamheat"
 
 
+async def test_drivers_wmbusmeters_would_misread(wmbusmeters: str) -> None:
+    """A driver the binary lacks is said to be unknown (the catalogue may be empty); one whose
+    name looks like hex (abbb23: wmbusmeters would take it for a key on its command line) is
+    tried in the replay only, and the telegram in the clear is not called encrypted."""
+    with pytest.raises(UnknownDriverError) as err:
+        await analyze(wmbusmeters, PLAIN_HEAT, driver="nosuchdriver")
+    assert err.value.placeholders == {"driver": "nosuchdriver"}
+    hexlike = await analyze(wmbusmeters, PLAIN_HEAT, driver="abbb23")
+    assert not hexlike.encrypted
+    assert hexlike.auto_driver == "kamheat"
+    assert not any("Wrong key" in line for line in hexlike.listing)
+    pasted_key = UnknownDriverError(KEY.lower())
+    assert KEY.lower() not in str(pasted_key.placeholders)
+
+
 async def test_a_meter_no_driver_knows(wmbusmeters: str) -> None:
     found = await analyze(wmbusmeters, UNKNOWN)
     assert found.auto_driver is None
@@ -185,8 +211,8 @@ async def test_a_hang_is_bounded_in_time(stand_in: Path, tmp_path: Path) -> None
     stand_in.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 600\n")
     stand_in.chmod(stat.S_IRWXU)
     with pytest.raises(AnalyzeTimeoutError):
-        await analyze(str(stand_in), KAMSTRUP, timeout=1.0)
-    # (killed and reaped: no process left behind)
+        await analyze(str(stand_in), KAMSTRUP, timeout=3.0)
+    # (killed and reaped: no process left behind; the stand-in writes its pid first thing)
     assert not Path(f"/proc/{pid_file.read_text().strip()}").exists()
 
 

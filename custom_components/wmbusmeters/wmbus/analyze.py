@@ -25,6 +25,7 @@ from enum import StrEnum
 import json
 from pathlib import Path
 import re
+import shutil
 import tempfile
 from typing import Any
 
@@ -43,14 +44,17 @@ MAX_OUTPUT = 64 * 1024
 MAX_LINES = 400
 MAX_LINE = 300
 
-_SEPARATORS = re.compile(r"[\s|_:]+")
+_SEPARATORS = re.compile(r"[\s|_:,]+")
+_LOGGED_AGE = re.compile(r"\|\+\d+\s*$")
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 _HEADER = re.compile(r"^(Auto|Similar|Using) driver\s*:\s*(.*?)\s*$")
 _DRIVER_SCORE = re.compile(r"^(\S+)(?:\s+(\d+)/(\d+))?$")
 #: A listing line: offset, then two flag characters (`C!` understood, `C?` not, `CE`
 #: encrypted), then `:`.
 _LISTED = re.compile(r"^\d{3}\s(..):")
-_MFCT = re.compile(r"dll-mfct \(([^)]*)\)")
+_MFCT = re.compile(r"(?:dll|tpl)-mfct \(([^)]*)\)")
+#: What wmbusmeters says of a driver it does not have (then it exits).
+_NO_SUCH_DRIVER = re.compile(r"^No such driver (\S+)", re.MULTILINE)
 _NOT_FOUND = "not found!"
 
 
@@ -58,6 +62,7 @@ class AnalyzeError(WmbusError):
     """The telegram cannot be analysed; `translation_key` says why."""
 
     translation_key = "analyze_failed"
+    placeholders: dict[str, str] = {}  # noqa: RUF012  (replaced per instance, never mutated)
 
 
 class NotATelegramError(AnalyzeError):
@@ -70,6 +75,17 @@ class UnreadableTelegramError(AnalyzeError):
     """wmbusmeters could not read even the telegram's header."""
 
     translation_key = "analyze_unreadable"
+
+
+class UnknownDriverError(AnalyzeError):
+    """The binary has no driver of that name."""
+
+    translation_key = "analyze_unknown_driver"
+
+    def __init__(self, driver: str) -> None:
+        """The driver as the message may show it: a key pasted into the field is not."""
+        super().__init__("no such driver")
+        self.placeholders = {"driver": redact(driver)[:64]}
 
 
 class AnalyzeTimeoutError(AnalyzeError):
@@ -130,13 +146,12 @@ class Analysis:
 
 
 def normalize_telegram(raw: str) -> str:
-    """The telegram as upper-case hex: a simulation line's `telegram=|…|`, `_` between
-    header and content, spaces and a `0x` are accepted (as users copy them from logs)."""
-    text = raw.strip()
-    text = text.removeprefix("telegram=")
-    text = _SEPARATORS.sub("", text)
-    if text[:2] in ("0x", "0X"):
-        text = text[2:]
+    """The telegram as upper-case hex: a simulation line's `telegram=|…|` and the line
+    `--logtelegrams` prints (`|+0` after it), `_` between header and content, spaces and
+    `0x` are accepted (as users copy them from logs)."""
+    text = raw.strip().removeprefix("telegram=")
+    # (--logtelegrams ends the line with `|+<seconds>`; bytes may each carry a `0x`)
+    text = _SEPARATORS.sub("", _LOGGED_AGE.sub("", text)).replace("0x", "").replace("0X", "")
     if not _HEX.fullmatch(text) or len(text) % 2 or not MIN_BYTES <= len(text) // 2 <= MAX_BYTES:
         raise NotATelegramError
     return text.upper()
@@ -163,11 +178,18 @@ async def analyze(
     are as a meter's form would save them; without them, those of the meter with the
     telegram's id where one is configured (`saved`), else `auto` and none."""
     if driver is not None:
-        validate_driver(driver)
+        try:
+            validate_driver(driver)
+        except WmbusError as err:
+            raise UnknownDriverError(driver) from err
     await refuse_altered(command)
-    forced = driver not in (None, "auto")
+    # (wmbusmeters reads a hex-looking item of --analyze=...: as a key: such a driver, abbb23,
+    # is forced in the replay only)
+    forced = driver not in (None, "auto") and not _HEX.fullmatch(str(driver))
     option = f"--analyze=plain:{driver}" if forced else "--analyze=plain"
     out, _, truncated = await _capture(command, [option, telegram], timeout)
+    if _NO_SUCH_DRIVER.search(out) and driver is not None:
+        raise UnknownDriverError(driver)
     found = _read_analysis(out)
     if found is None:
         raise UnreadableTelegramError
@@ -253,14 +275,18 @@ async def _replay(
 ) -> None:
     """Decode the telegram as a receiver with this one meter would: the values, and what
     wmbusmeters says of its key."""
-    with tempfile.TemporaryDirectory(prefix="wmbusmeters-analyze-") as folder:
-        # (the key is only in the meter file render_config writes: 0600 in a 0700 directory)
-        root = Path(folder)
-        simulation = root / "simulation_analyze.txt"
-        await asyncio.to_thread(simulation.write_text, f"telegram=|{telegram}|\n")
-        config = ReceiverConfig(str(simulation), meters=(meter,))
-        args = await asyncio.to_thread(render_config, config, root / "config")
+    # The key is only in the meter file render_config writes (0600, in a 0700 directory).
+    # All file work is done in a thread; the directory is removed once the thread that wrote
+    # it is done, even when the call is cancelled meanwhile.
+    prepare = asyncio.ensure_future(asyncio.to_thread(_prepare, telegram, meter))
+    try:
+        _, args = await asyncio.shield(prepare)
         out, err, truncated = await _capture(command, args, timeout)
+    finally:
+        cleanup = asyncio.ensure_future(_remove_after(prepare))
+        _CLEANUPS.add(cleanup)
+        cleanup.add_done_callback(_CLEANUPS.discard)
+        await asyncio.shield(cleanup)
     analysis.truncated |= truncated
     decoded: dict[str, Any] | None = None
     for line in out.splitlines():
@@ -287,6 +313,33 @@ async def _replay(
             analysis.used_driver = str(decoded.get("meter") or analysis.used_driver)
     analysis.values.pop("name", None)
     analysis.key = _verdict(analysis.encrypted, bool(meter.key), problem, decoded is not None)
+
+
+#: Removals under way (a task is only weakly held by the loop).
+_CLEANUPS: set[asyncio.Future[None]] = set()
+
+
+def _prepare(telegram: str, meter: MeterConfig) -> tuple[Path, list[str]]:
+    """A private directory (0700) with the simulation file and the configuration, and the
+    arguments to run it (blocking; nothing is left behind if it fails)."""
+    root = Path(tempfile.mkdtemp(prefix="wmbusmeters-analyze-"))
+    try:
+        simulation = root / "simulation_analyze.txt"
+        simulation.write_text(f"telegram=|{telegram}|\n")
+        config = ReceiverConfig(str(simulation), meters=(meter,))
+        return root, render_config(config, root / "config")
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+async def _remove_after(prepare: asyncio.Future[tuple[Path, list[str]]]) -> None:
+    """Remove the directory once the thread that writes it is done."""
+    try:
+        root, _ = await prepare
+    except (Exception, asyncio.CancelledError):
+        return  # (_prepare removed what it had made)
+    await asyncio.to_thread(shutil.rmtree, root, ignore_errors=True)
 
 
 def _verdict(
