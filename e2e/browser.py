@@ -2,8 +2,9 @@
 
 Run by scripts/smoke-develop against the demo of scripts/develop: log in, open the
 integration, add a meter through the subentry flow, open a meter's device page and see its
-values, fix the wrong key through Settings → Repairs by uploading the utility's key file
-(not typing it), and see that meter's values appear.
+values, see the add-receiver flow and the wrong-key repair in German in a German browser, fix
+the wrong key through Settings → Repairs by uploading the utility's key file (not typing it),
+and see that meter's values appear.
 
     python e2e/browser.py URL [NAME]
 
@@ -15,18 +16,25 @@ own). Exits non-zero on failure.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 import re
 import sys
 import time
 
-from playwright.async_api import Page, TimeoutError as PlaywrightTimeout, async_playwright
+from playwright.async_api import (
+    Browser,
+    Page,
+    TimeoutError as PlaywrightTimeout,
+    async_playwright,
+)
 
+REPO = Path(__file__).resolve().parent.parent
 # (run as a script from the checkout: the demo's key-file builder is beside it)
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from demo import key_file
+sys.path.insert(0, str(REPO))
+from demo import key_file  # noqa: E402
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "e2e"
+ARTIFACTS = REPO / "artifacts" / "e2e"
 #: The utility's key file the wrong-key repair is fixed with: it holds the right key of the
 #: demo's encrypted meter (demo/simulation_demo.txt) and another meter's.
 KEY_FILE_METERS = {
@@ -52,6 +60,14 @@ async def shot(page: Page, out: Path, name: str) -> None:
     print(f"  screenshot {path.relative_to(ARTIFACTS.parents[1])}", flush=True)
 
 
+async def last_shot(page: Page, out: Path, name: str) -> None:
+    """What the page showed when a step gave up (never hiding that step's error)."""
+    try:
+        await shot(page, out, name)
+    except Exception as err:  # (the step's error is the one to report)
+        print(f"  no screenshot: {err}", flush=True)
+
+
 async def open_device(page: Page, base: str, name: str) -> None:
     """From the integration page, the device row of a meter (its second mention).
 
@@ -73,16 +89,58 @@ async def open_device(page: Page, base: str, name: str) -> None:
     await page.wait_for_url("**/config/devices/device/**")
 
 
+async def log_in(page: Page, base: str) -> None:
+    """Log in as the demo user (by the form's field names: the page may be in any language)."""
+    await page.goto(base)
+    await page.locator("input[name='username']").fill("demo")
+    await page.locator("input[name='password']").fill("demo-1234")
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/home/**")
+
+
+async def in_german(browser: Browser, base: str, out: Path) -> None:
+    """Step 5: a user whose browser speaks German sees the add-receiver flow and the wrong-key
+    repair in German (issue 29); the texts looked for are the integration's own de.json."""
+    print("5. a German browser: the add-receiver flow and the repair in German", flush=True)
+    german = json.loads((REPO / "custom_components/wmbusmeters/translations/de.json").read_text())
+    context = await browser.new_context(locale="de-DE", viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        await log_in(page, base)
+        await page.goto(f"{base}/config/integrations/dashboard/add?domain=wmbusmeters")
+        # (the frontend asks first whether to set the integration up: "OK" in German too)
+        await page.get_by_role("button", name="OK", exact=True).click()
+        menu = german["config"]["step"]["user"]
+        await page.get_by_text(menu["title"]).wait_for()
+        await page.get_by_text(menu["menu_options"]["mqtt_raw"]).wait_for()
+        await shot(page, out, "5-de-config-flow")
+        await page.keyboard.press("Escape")
+        await page.goto(f"{base}/config/repairs")
+        issue = german["issues"]["decryption_failed"]
+        await page.get_by_text(issue["title"].format(name="Vand køkken")).click()
+        step = issue["fix_flow"]["step"]["wrong_key"]
+        await page.get_by_text(step["title"].format(name="Vand køkken")).wait_for()
+        await page.get_by_role("heading", name=step["data"]["key_file_section"]).wait_for()
+        await page.get_by_text(step["description"][:40]).wait_for()  # (markdown, by a worker)
+        await shot(page, out, "5-de-repair")
+    except Exception:
+        await last_shot(page, out, "failed-de")
+        raise
+    finally:
+        await context.close()
+
+
 async def fix_key_with_file(page: Page, base: str, out: Path) -> None:
-    """Step 5: the wrong-key repair fixed by uploading the utility's key file (not typing the
+    """Step 6: the wrong-key repair fixed by uploading the utility's key file (not typing the
     key) through the form's file selector."""
-    print("5. fix the wrong key in Settings → Repairs", flush=True)
+    print("6. fix the wrong key in Settings → Repairs", flush=True)
     await page.goto(f"{base}/config/repairs")
     await page.get_by_text("Meter Vand køkken cannot be read").click()
     await page.get_by_text("Wrong key for Vand køkken").wait_for()
     # (the description is markdown, rendered by a worker after the dialog opens)
     await page.get_by_text("cannot decrypt the telegrams of meter Vand køkken").wait_for()
-    await shot(page, out, "5-repair")
+    await shot(page, out, "6-repair")
     await page.get_by_role("heading", name=KEY_FILE_SECTION).click()
     await page.locator("input[name='key_file_password']").wait_for()
     await page.locator("input[type='file']").set_input_files(
@@ -98,20 +156,16 @@ async def fix_key_with_file(page: Page, base: str, out: Path) -> None:
     )
     await page.get_by_text("forsyning.kem").first.wait_for()
     await page.locator("input[name='key_file_password']").fill(KEY_FILE_PASSWORD)
-    await shot(page, out, "5-repair-key-file")
+    await shot(page, out, "6-repair-key-file")
     await page.get_by_role("button", name="Submit").click()
     await page.get_by_text("Success").first.wait_for()
-    await shot(page, out, "5-repair-fixed")
+    await shot(page, out, "6-repair-fixed")
 
 
-async def steps(page: Page, base: str, out: Path) -> None:
+async def steps(browser: Browser, page: Page, base: str, out: Path) -> None:
     """The user's journey, step by step."""
     print("1. log in as the demo user", flush=True)
-    await page.goto(base)
-    await page.get_by_label("Username").fill("demo")
-    await page.get_by_label("Password", exact=True).first.fill("demo-1234")
-    await page.keyboard.press("Enter")
-    await page.wait_for_url("**/home/**")
+    await log_in(page, base)
     await shot(page, out, "1-logged-in")
 
     print("2. Settings → Devices & services → wmbusmeters", flush=True)
@@ -145,12 +199,13 @@ async def steps(page: Page, base: str, out: Path) -> None:
     await page.get_by_text(re.compile(r"\bNone\b")).filter(visible=True).first.wait_for()
     await shot(page, out, "4-device")
 
+    await in_german(browser, base, out)
     await fix_key_with_file(page, base, out)
 
-    print("6. the meter's values appear", flush=True)
+    print("7. the meter's values appear", flush=True)
     await open_device(page, base, "Vand køkken")
     await page.get_by_text("6.41 m³").first.wait_for(timeout=60_000)
-    await shot(page, out, "6-fixed-meter")
+    await shot(page, out, "7-fixed-meter")
 
 
 async def run(base: str, out: Path) -> None:
@@ -162,11 +217,12 @@ async def run(base: str, out: Path) -> None:
         page.set_default_timeout(30_000)
 
         try:
-            await steps(page, base, out)
+            await steps(browser, page, base, out)
         except Exception:
-            await shot(page, out, "failed")  # (what the page showed when a step gave up)
+            await last_shot(page, out, "failed")
             raise
-        await browser.close()
+        finally:
+            await browser.close()
 
 
 def main() -> None:
