@@ -124,6 +124,7 @@ async def in_german(browser: Browser, base: str, out: Path) -> None:
         await page.get_by_role("heading", name=step["data"]["key_file_section"]).wait_for()
         await page.get_by_text(step["description"][:40]).wait_for()  # (markdown, by a worker)
         await shot(page, out, "5-de-repair")
+        await page.keyboard.press("Escape")  # (leaves no fix flow open for the next step)
     except Exception:
         await last_shot(page, out, "failed-de")
         raise
