@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.exceptions import ServiceValidationError, Unauthorized
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.helpers.translation import async_get_translations
 import pytest
 from pytest_homeassistant_custom_component.common import MockUser
@@ -144,3 +144,23 @@ async def test_every_analyze_error_has_text(hass: HomeAssistant) -> None:
         texts = await async_get_translations(hass, language, "exceptions", [DOMAIN])
         for key in keys:
             assert texts.get(f"component.{DOMAIN}.exceptions.{key}.message"), (language, key)
+
+
+async def test_a_program_that_hangs_is_an_error_of_the_program(
+    hass: HomeAssistant, wmbusmeters: str, encrypted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hang (a fault the real binary cannot be made to show: the analysis is replaced by one
+    that times out, as tests/wmbus/test_analyze.py's stand-in does) is Home Assistant's
+    error, not a validation error of the call's data, and translated."""
+    entry = receiver_entry(wmbusmeters, encrypted)
+    await setup_receiver(hass, entry)
+
+    async def hangs(*_: object, **__: object) -> None:
+        raise analyze_module.AnalyzeTimeoutError
+
+    monkeypatch.setattr("custom_components.wmbusmeters.services.analyze", hangs)
+    with pytest.raises(HomeAssistantError) as err:
+        await call(hass, telegram=KAMSTRUP)
+    assert not isinstance(err.value, ServiceValidationError)
+    assert err.value.translation_key == "analyze_timeout"
+    await hass.config_entries.async_unload(entry.entry_id)

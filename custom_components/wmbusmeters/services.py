@@ -30,7 +30,13 @@ from .const import (
 from .meters import meter_owner, meter_subentries
 from .runtime import WmbusData
 from .supervisor import ReceiverSupervisor
-from .wmbus.analyze import AnalyzeError, UnknownDriverError, analyze, normalize_telegram
+from .wmbus.analyze import (
+    AnalyzeError,
+    AnalyzeTimeoutError,
+    UnknownDriverError,
+    analyze,
+    normalize_telegram,
+)
 from .wmbus.config import WmbusConfigError, normalize_key
 from .wmbus.errors import WmbusError
 from .wmbus.probe import BundledAlteredProbeError
@@ -162,6 +168,11 @@ async def _async_analyze(call: ServiceCall) -> ServiceResponse:
                 key=key,
                 saved=lambda meter_id: _saved_meter(hass, meter_id),
             )
+    except AnalyzeTimeoutError as err:
+        # (not the input's fault: an error of the program, not of the call's data)
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key=err.translation_key
+        ) from err
     except AnalyzeError as err:
         raise _invalid(err.translation_key, **err.placeholders) from err
     except BundledAlteredProbeError as err:
