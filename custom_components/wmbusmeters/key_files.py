@@ -78,7 +78,7 @@ async def async_read_key_file(
             # (a password alone: the file was meant, and would otherwise be silently missed)
             errors[SECTION_KEY_FILE] = "key_file_not_chosen"
         return None
-    read = hass.data.setdefault(_READ_UPLOADS, OrderedDict())
+    read = _uploads(hass)
     if file_id in read:
         # A form shown again may send the upload it was given before, deleted once read: one
         # whose keys were taken is done with; any other must be chosen again.
@@ -100,7 +100,11 @@ def keys_taken(hass: HomeAssistant, user_input: Mapping[str, Any]) -> None:
     upload sent again with the next submit is done with, not an error."""
     given: Mapping[str, Any] = user_input.get(SECTION_KEY_FILE) or {}
     if file_id := str(given.get(CONF_KEY_FILE) or ""):
-        hass.data.setdefault(_READ_UPLOADS, OrderedDict())[file_id] = True
+        _uploads(hass)[file_id] = True
+
+
+def _uploads(hass: HomeAssistant) -> OrderedDict[str, bool]:
+    return hass.data.setdefault(_READ_UPLOADS, OrderedDict())
 
 
 async def async_key_from_file(

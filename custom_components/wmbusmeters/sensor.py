@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +27,7 @@ from .meters import MeterState, listener_config, mqtt_config
 from .runtime import WmbusConfigEntry, WmbusData
 from .supervisor import ReceiverSupervisor
 from .wmbus import Telegram
-from .wmbus.listener import DROPPED
+from .wmbus.listener import DROPPED, SourceStats
 from .wmbus.mqtt_frames import DROPPED as MQTT_DROPPED
 
 PARALLEL_UPDATES = 0
@@ -92,9 +92,20 @@ def _network_total(s: ReceiverSupervisor, *keys: str) -> int | None:
     return sum(totals[k] for k in keys)
 
 
-def _last_heard(s: ReceiverSupervisor) -> datetime | None:
-    heard = s.listener.last_heard if s.listener is not None else None
+def _utc(heard: float | None) -> datetime | None:
     return dt_util.utc_from_timestamp(heard) if heard is not None else None
+
+
+def _last_heard(s: ReceiverSupervisor) -> datetime | None:
+    return _utc(s.listener.last_heard if s.listener is not None else None)
+
+
+def _counts(table: Mapping[str, SourceStats]) -> dict[str, dict[str, int | float | None]]:
+    """Each source's (or topic's) counters, without when it was last heard."""
+    return {
+        source: {k: v for k, v in stats.as_dict().items() if k != "last_heard"}
+        for source, stats in table.items()
+    }
 
 
 def _per_source(s: ReceiverSupervisor) -> dict[str, Any] | None:
@@ -102,10 +113,7 @@ def _per_source(s: ReceiverSupervisor) -> dict[str, Any] | None:
     if s.listener is None:
         return None
     return {
-        "sources": {
-            source: {k: v for k, v in stats.as_dict().items() if k != "last_heard"}
-            for source, stats in s.listener.sources.items()
-        },
+        "sources": _counts(s.listener.sources),
         "connections": s.listener.connections,
     }
 
@@ -145,8 +153,7 @@ def _mqtt_total(s: ReceiverSupervisor, *keys: str) -> int | None:
 
 
 def _mqtt_last_heard(s: ReceiverSupervisor) -> datetime | None:
-    heard = s.mqtt.gate.last_heard if s.mqtt is not None else None
-    return dt_util.utc_from_timestamp(heard) if heard is not None else None
+    return _utc(s.mqtt.gate.last_heard if s.mqtt is not None else None)
 
 
 def _per_topic(s: ReceiverSupervisor) -> dict[str, Any] | None:
@@ -154,10 +161,7 @@ def _per_topic(s: ReceiverSupervisor) -> dict[str, Any] | None:
     if s.mqtt is None:
         return None
     return {
-        "topics": {
-            topic: {k: v for k, v in stats.as_dict().items() if k != "last_heard"}
-            for topic, stats in s.mqtt.gate.topics.items()
-        },
+        "topics": _counts(s.mqtt.gate.topics),
         "duplicates": _mqtt_total(s, "duplicate"),
     }
 

@@ -152,15 +152,13 @@ async def _async_analyze(call: ServiceCall) -> ServiceResponse:
             raise _invalid("analyze_invalid_key") from err  # (the key is never echoed)
     driver = str(call.data.get(ATTR_DRIVER) or "").strip() or None
     catalog = entry.runtime_data.catalog
-    if driver is not None and catalog.names and driver not in catalog.names:
-        # (what the message shows of it is redacted: a key pasted into the wrong field)
-        raise _invalid(
-            UnknownDriverError.translation_key, **UnknownDriverError(driver).placeholders
-        )
     try:
+        if driver is not None and catalog.names and driver not in catalog.names:
+            # (said as wmbusmeters' own "No such driver" is: the name shown redacted)
+            raise UnknownDriverError(driver)
         # One analysis at a time: each runs wmbusmeters twice (a script calling it in a loop
         # waits its turn instead of starting processes without end).
-        async with hass.data.setdefault(_ANALYZING, asyncio.Lock()):
+        async with hass.data[_ANALYZING]:
             found = await analyze(
                 supervisors[0].runner.command,
                 telegram,
@@ -193,6 +191,7 @@ async def _async_analyze(call: ServiceCall) -> ServiceResponse:
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the service actions (from async_setup: the action-setup rule)."""
     hass.services.async_register(DOMAIN, SERVICE_RESTART, _async_restart, schema=RESTART_SCHEMA)
+    hass.data[_ANALYZING] = asyncio.Lock()
     # For administrators only: it runs programs, and may be given a key.
     async_register_admin_service(
         hass,
